@@ -1,0 +1,269 @@
+"""The batch format shared by every model, and the schema that describes it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_lsrec.api_export import keras_lsrec_export
+
+HISTORY = "history_"
+TARGET = "target_"
+TIME = "time"
+
+
+@keras_lsrec_export
+class SequenceSchema:
+    """Describes a batch of long behaviour sequences and builds its inputs.
+
+    A batch is a dict of integer arrays. For every id field `f` (at least
+    `item`, usually `category`, any others such as `shop`):
+
+    - `target_<f>`: shape `(B,)`, the item to score (or `(B, C)` when the
+      schema has `candidates=C`: a candidate set per request);
+    - `history_<f>`: shape `(B, L)`, the behaviour sequence, most recent event
+      last, left-padded with 0.
+
+    With `time_vocab_size` set, `history_time` `(B, L)` carries a reverse
+    position or bucketed time gap per event (the target implicitly has 0).
+    Id 0 is padding in every field; the mask is `history_item != 0`. Ids of a
+    field lie in `[0, vocab_sizes[f])`.
+
+    The models accept any `L` at call time (the inputs have a dynamic length);
+    `max_len` is the longest history the data helpers accept.
+
+    Args:
+        vocab_sizes: mapping field name -> vocabulary size (ids `0..size-1`,
+            0 = padding). Must contain `"item"`.
+        max_len: the longest history `L` the data may carry.
+        candidates: `None` for one target per row, or the number `C` of
+            candidates per request (list-wise models).
+        time_vocab_size: vocabulary size of `history_time`, or `None` when the
+            batch has no time feature.
+
+    Example:
+
+    >>> schema = SequenceSchema({"item": 1000, "category": 20}, max_len=200)
+    >>> sorted(schema.inputs())
+    ['history_category', 'history_item', 'target_category', 'target_item']
+    """
+
+    def __init__(
+        self,
+        vocab_sizes: Mapping[str, int],
+        max_len: int,
+        candidates: int | None = None,
+        time_vocab_size: int | None = None,
+    ) -> None:
+        if not isinstance(vocab_sizes, Mapping) or "item" not in vocab_sizes:
+            raise ValueError(
+                "`vocab_sizes` must be a mapping that contains the field 'item'. "
+                f"Received: vocab_sizes={vocab_sizes!r}"
+            )
+        for field, size in vocab_sizes.items():
+            if not isinstance(field, str) or not field.isidentifier():
+                raise ValueError(
+                    f"Field names must be identifiers. Received: field={field!r}"
+                )
+            if field == TIME:
+                raise ValueError(
+                    "The field name 'time' is reserved for `history_time`; "
+                    "use `time_vocab_size` instead."
+                )
+            if not _is_int(size) or size < 2:
+                raise ValueError(
+                    f"Vocabulary size of field `{field}` must be an integer >= 2 "
+                    f"(id 0 is padding). Received: {size!r}"
+                )
+        if not _is_int(max_len) or max_len < 1:
+            raise ValueError(f"`max_len` must be a positive integer. Received: {max_len!r}")
+        if candidates is not None and (not _is_int(candidates) or candidates < 1):
+            raise ValueError(
+                f"`candidates` must be None or a positive integer. Received: {candidates!r}"
+            )
+        if time_vocab_size is not None and (
+            not _is_int(time_vocab_size) or time_vocab_size < 2
+        ):
+            raise ValueError(
+                "`time_vocab_size` must be None or an integer >= 2. "
+                f"Received: {time_vocab_size!r}"
+            )
+        self.vocab_sizes = {str(k): int(v) for k, v in vocab_sizes.items()}
+        self.max_len = int(max_len)
+        self.candidates = None if candidates is None else int(candidates)
+        self.time_vocab_size = None if time_vocab_size is None else int(time_vocab_size)
+
+    # -- names -------------------------------------------------------------
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The id fields, `item` first."""
+        return ("item",) + tuple(f for f in self.vocab_sizes if f != "item")
+
+    @property
+    def has_time(self) -> bool:
+        return self.time_vocab_size is not None
+
+    @property
+    def target_shape(self) -> tuple[int | None, ...]:
+        """Shape of one `target_<f>` input without the batch axis."""
+        return () if self.candidates is None else (self.candidates,)
+
+    def input_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        """Per-key shapes without the batch axis (`None` = dynamic length)."""
+        shapes: dict[str, tuple[int | None, ...]] = {}
+        for field in self.fields:
+            shapes[TARGET + field] = self.target_shape
+        for field in self.fields:
+            shapes[HISTORY + field] = (None,)
+        if self.has_time:
+            shapes[HISTORY + TIME] = (None,)
+        return shapes
+
+    def inputs(self, dtype: str = "int32") -> dict[str, keras.KerasTensor]:
+        """The `keras.Input` dict of this batch format (dynamic history length)."""
+        return {
+            name: keras.Input(shape=shape, dtype=dtype, name=name)
+            for name, shape in self.input_shapes().items()
+        }
+
+    def vocab_size(self, key: str) -> int:
+        """Vocabulary size behind an input key such as `history_category`."""
+        field = key.removeprefix(HISTORY).removeprefix(TARGET)
+        if field == TIME:
+            assert self.time_vocab_size is not None
+            return self.time_vocab_size
+        return self.vocab_sizes[field]
+
+    # -- validation --------------------------------------------------------
+    def validate(self, batch: Mapping[str, Any], labels: Any = None) -> None:
+        """Raise a `ValueError` naming the field if `batch` breaks the format.
+
+        Checks: every key present and no unknown key; integer dtypes; ranks;
+        one batch size; one history length, at most `max_len`; ids in
+        `[0, vocab_size)`. With `labels`, also their shape and 0/1 values.
+        """
+        if not isinstance(batch, Mapping):
+            raise ValueError(
+                "A batch must be a dict of arrays keyed by input name. "
+                f"Received: {type(batch).__name__}"
+            )
+        expected = self.input_shapes()
+        missing = [k for k in expected if k not in batch]
+        if missing:
+            raise ValueError(
+                f"Missing field(s) {missing} in the batch. Expected keys: "
+                f"{sorted(expected)}; received: {sorted(batch)}"
+            )
+        unknown = [k for k in batch if k not in expected]
+        if unknown:
+            raise ValueError(
+                f"Unknown field(s) {unknown} in the batch; the schema expects "
+                f"{sorted(expected)}. Remove them or add the field to the schema."
+            )
+        batch_size = None
+        length = None
+        for key, shape in expected.items():
+            value = np.asarray(batch[key])
+            if not np.issubdtype(value.dtype, np.integer):
+                raise ValueError(
+                    f"`{key}` must hold integer ids. Received dtype {value.dtype}."
+                )
+            if value.ndim != len(shape) + 1:
+                raise ValueError(
+                    f"`{key}` must have rank {len(shape) + 1} (shape "
+                    f"{('B',) + tuple('L' if d is None else d for d in shape)}). "
+                    f"Received shape {value.shape}."
+                )
+            if batch_size is None:
+                batch_size = value.shape[0]
+            elif value.shape[0] != batch_size:
+                raise ValueError(
+                    f"`{key}` has batch size {value.shape[0]}, other fields have "
+                    f"{batch_size}."
+                )
+            if key.startswith(HISTORY):
+                if length is None:
+                    length = value.shape[1]
+                elif value.shape[1] != length:
+                    raise ValueError(
+                        f"`{key}` has length {value.shape[1]}, other history fields "
+                        f"have {length}."
+                    )
+                if value.shape[1] > self.max_len:
+                    raise ValueError(
+                        f"`{key}` has length {value.shape[1]} > max_len="
+                        f"{self.max_len}. Keep the most recent events with "
+                        "`pad_histories(..., truncate=True)` or raise `max_len`."
+                    )
+            elif shape and shape[0] is not None and value.shape[1] != shape[0]:
+                raise ValueError(
+                    f"`{key}` must have {shape[0]} candidates. Received shape "
+                    f"{value.shape}."
+                )
+            if value.size:
+                low, high = int(value.min()), int(value.max())
+                vocab = self.vocab_size(key)
+                if low < 0:
+                    raise ValueError(f"`{key}` holds a negative id ({low}).")
+                if high >= vocab:
+                    raise ValueError(
+                        f"`{key}` holds id {high}, outside the vocabulary "
+                        f"[0, {vocab}) of field `{key.split('_', 1)[1]}`."
+                    )
+        if labels is not None:
+            y = np.asarray(labels)
+            want = (batch_size,) + self.target_shape
+            if y.shape != want:
+                raise ValueError(f"Labels must have shape {want}. Received {y.shape}.")
+            if y.size and not np.isin(y, (0, 1)).all():
+                raise ValueError("Labels must be 0 or 1.")
+
+    # -- serialization -----------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "vocab_sizes": dict(self.vocab_sizes),
+            "max_len": self.max_len,
+            "candidates": self.candidates,
+            "time_vocab_size": self.time_vocab_size,
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> SequenceSchema:
+        return cls(**config)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SequenceSchema) and self.get_config() == other.get_config()
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"SequenceSchema({args})"
+
+
+def pad_histories(
+    sequences: Sequence[Sequence[int]], max_len: int, truncate: bool = False
+) -> np.ndarray:
+    """Left-pad id sequences (oldest first) with 0 into an `(N, max_len)` array.
+
+    A sequence longer than `max_len` raises a `ValueError` unless
+    `truncate=True`, which keeps its `max_len` most recent events.
+    """
+    out = np.zeros((len(sequences), max_len), dtype="int32")
+    for row, seq in enumerate(sequences):
+        seq = np.asarray(seq, dtype="int64")
+        if len(seq) > max_len:
+            if not truncate:
+                raise ValueError(
+                    f"Sequence {row} has {len(seq)} events > max_len={max_len}. "
+                    "Pass `truncate=True` to keep the most recent events."
+                )
+            seq = seq[-max_len:]
+        if len(seq):
+            out[row, max_len - len(seq) :] = seq
+    return out
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)

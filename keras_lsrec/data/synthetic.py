@@ -1,0 +1,172 @@
+"""Synthetic long-sequence CTR data with a planted long-range signal.
+
+Ground truth (documented, so results can be checked against it):
+
+- Items `1..num_items` belong to categories `1..num_categories`
+  (`category(i) = 1 + (i - 1) % num_categories`).
+- Each user has `long_interests` long-term categories `A` and
+  `recent_interests` recent categories `R` (disjoint). The user's history has
+  `n` events, `n` uniform in `[recent_window + 30, max_len]`. Events OLDER than
+  the last `recent_window` come from `A` with probability `signal` and from the
+  other categories (not in `A` or `R`) otherwise; the last `recent_window`
+  events come from `R` with probability `signal` and from the other categories
+  otherwise. So `A` is visible only in the far past.
+- Each example draws the target's category from `A`, `R` or the rest with
+  equal probability, and the click from
+  `P(click) = sigmoid(bias + long_weight * [c in A] + recent_weight * [c in R])`.
+
+A model that reads only the last `recent_window` events cannot tell `A` from
+the rest, so it loses a large part of the attainable AUC; the exact
+probabilities are returned (`Split.probability`) to compute the Bayes AUC.
+Users are split into train / validation / test, so no user is in two splits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from keras_lsrec.data.schema import SequenceSchema
+
+
+@dataclass
+class Split:
+    """One split: `x` in the batch format, labels `y`, `users`, true P(click)."""
+
+    x: dict[str, np.ndarray]
+    y: np.ndarray
+    users: np.ndarray
+    probability: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class SyntheticData:
+    schema: SequenceSchema
+    train: Split
+    validation: Split
+    test: Split
+
+
+def generate(
+    num_users: int = 2000,
+    examples_per_user: int = 8,
+    max_len: int = 200,
+    num_items: int = 500,
+    num_categories: int = 40,
+    recent_window: int = 50,
+    long_interests: int = 2,
+    recent_interests: int = 2,
+    signal: float = 0.5,
+    bias: float = -1.5,
+    long_weight: float = 3.0,
+    recent_weight: float = 2.5,
+    splits: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+) -> SyntheticData:
+    """Generate the data described in the module docstring.
+
+    Returns a `SyntheticData` with the schema (fields `item`, `category` and a
+    reverse-position `history_time`, vocabulary `max_len + 1`) and the three
+    splits. Deterministic for a given `seed`.
+    """
+    if max_len < recent_window + 30:
+        raise ValueError(
+            f"`max_len` must be >= recent_window + 30 = {recent_window + 30} so the "
+            f"far past exists. Received: max_len={max_len}"
+        )
+    if long_interests + recent_interests >= num_categories:
+        raise ValueError(
+            "`long_interests + recent_interests` must leave other categories. "
+            f"Received: {long_interests} + {recent_interests} >= {num_categories}"
+        )
+    if num_items < num_categories:
+        raise ValueError(
+            f"`num_items` ({num_items}) must be >= `num_categories` ({num_categories})."
+        )
+    if len(splits) != 3 or abs(sum(splits) - 1.0) > 1e-6 or min(splits) < 0:
+        raise ValueError(f"`splits` must be 3 fractions summing to 1. Received: {splits}")
+    rng = np.random.default_rng(seed)
+    schema = SequenceSchema(
+        {"item": num_items + 1, "category": num_categories + 1},
+        max_len=max_len,
+        time_vocab_size=max_len + 1,
+    )
+    items_by_category = [
+        np.arange(c, num_items + 1, num_categories) for c in range(1, num_categories + 1)
+    ]
+    categories = np.arange(1, num_categories + 1)
+
+    n_rows = num_users * examples_per_user
+    hist_item = np.zeros((num_users, max_len), dtype="int32")
+    hist_cat = np.zeros((num_users, max_len), dtype="int32")
+    hist_time = np.zeros((num_users, max_len), dtype="int32")
+    tgt_item = np.zeros(n_rows, dtype="int32")
+    tgt_cat = np.zeros(n_rows, dtype="int32")
+    prob = np.zeros(n_rows, dtype="float64")
+
+    def draw_items(cats: np.ndarray) -> np.ndarray:
+        return np.array([rng.choice(items_by_category[c - 1]) for c in cats], "int32")
+
+    for u in range(num_users):
+        chosen = rng.choice(categories, long_interests + recent_interests, replace=False)
+        long_set, recent_set = chosen[:long_interests], chosen[long_interests:]
+        others = np.setdiff1d(categories, chosen)
+        n = int(rng.integers(recent_window + 30, max_len + 1))
+        n_far = n - recent_window
+        far = np.where(
+            rng.random(n_far) < signal,
+            rng.choice(long_set, n_far),
+            rng.choice(others, n_far),
+        )
+        recent = np.where(
+            rng.random(recent_window) < signal,
+            rng.choice(recent_set, recent_window),
+            rng.choice(others, recent_window),
+        )
+        cats = np.concatenate([far, recent]).astype("int32")
+        hist_cat[u, max_len - n :] = cats
+        hist_item[u, max_len - n :] = draw_items(cats)
+        hist_time[u, max_len - n :] = np.arange(n, 0, -1)
+
+        kind = rng.integers(0, 3, examples_per_user)
+        target_cats = np.where(
+            kind == 0,
+            rng.choice(long_set, examples_per_user),
+            np.where(
+                kind == 1,
+                rng.choice(recent_set, examples_per_user),
+                rng.choice(others, examples_per_user),
+            ),
+        ).astype("int32")
+        rows = slice(u * examples_per_user, (u + 1) * examples_per_user)
+        tgt_cat[rows] = target_cats
+        tgt_item[rows] = draw_items(target_cats)
+        logit = bias + long_weight * (kind == 0) + recent_weight * (kind == 1)
+        prob[rows] = 1.0 / (1.0 + np.exp(-logit))
+
+    labels = (rng.random(n_rows) < prob).astype("float32")
+    users = np.repeat(np.arange(num_users), examples_per_user)
+    order = rng.permutation(num_users)
+    n_train = int(round(splits[0] * num_users))
+    n_val = int(round(splits[1] * num_users))
+    user_parts = (order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :])
+
+    def make_split(part: np.ndarray) -> Split:
+        rows = np.flatnonzero(np.isin(users, part))
+        rows = rows[rng.permutation(len(rows))]
+        owner = users[rows]
+        x = {
+            "target_item": tgt_item[rows],
+            "target_category": tgt_cat[rows],
+            "history_item": hist_item[owner],
+            "history_category": hist_cat[owner],
+            "history_time": hist_time[owner],
+        }
+        return Split(x=x, y=labels[rows], users=owner, probability=prob[rows])
+
+    train, validation, test = (make_split(p) for p in user_parts)
+    return SyntheticData(schema=schema, train=train, validation=validation, test=test)

@@ -1,0 +1,17 @@
+"""Reusable layers of long-sequence CTR models (keras + keras.ops only)."""
+
+from keras_lsrec.layers.decoupled_embedding import DecoupledEmbedding
+from keras_lsrec.layers.dice import Dice
+from keras_lsrec.layers.field_embedding import FieldEmbedding
+from keras_lsrec.layers.mlp import MLP
+from keras_lsrec.layers.target_attention import TargetAttention
+from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
+
+__all__ = [
+    "MLP",
+    "DecoupledEmbedding",
+    "Dice",
+    "FieldEmbedding",
+    "TargetAttention",
+    "TopKRetrieval",
+]

@@ -1,0 +1,100 @@
+"""Embedding of several id fields, concatenated."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_lsrec.api_export import keras_lsrec_export
+
+
+@keras_lsrec_export
+class FieldEmbedding(keras.layers.Layer):
+    """Looks up one embedding table per id field and concatenates the results.
+
+    For ids `{f: x_f}` with the same shape `S`, returns
+    `concat_f(E_f[x_f])` of shape `S + (len(fields) * output_dim,)`, fields in
+    the order of `vocab_sizes`. Id 0 is padding; masking is left to the
+    attention layers (the mask is `ids["item"] != 0`).
+
+    Args:
+        vocab_sizes: mapping field -> vocabulary size.
+        output_dim: embedding size of every field.
+        embeddings_initializer: initializer of the tables.
+        embeddings_regularizer: optional regularizer of the tables.
+
+    Call arguments:
+        inputs: dict field -> integer ids; every field of `vocab_sizes`.
+
+    Example:
+
+    >>> emb = FieldEmbedding({"item": 100, "category": 10}, output_dim=8)
+    >>> emb({"item": np.array([[1, 2]]), "category": np.array([[3, 3]])}).shape
+    (1, 2, 16)
+    """
+
+    def __init__(
+        self,
+        vocab_sizes: Mapping[str, int],
+        output_dim: int,
+        embeddings_initializer: Any = "uniform",
+        embeddings_regularizer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not vocab_sizes:
+            raise ValueError("`vocab_sizes` must name at least one field.")
+        if not isinstance(output_dim, int) or output_dim < 1:
+            raise ValueError(
+                f"`output_dim` must be a positive integer. Received: `output_dim={output_dim}`"
+            )
+        self.vocab_sizes = dict(vocab_sizes)
+        self.output_dim = output_dim
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = keras.regularizers.get(embeddings_regularizer)
+        self.tables = {
+            field: keras.layers.Embedding(
+                size,
+                output_dim,
+                embeddings_initializer=self.embeddings_initializer,
+                embeddings_regularizer=self.embeddings_regularizer,
+                dtype=self.dtype_policy,
+                name=f"{field}_embedding",
+            )
+            for field, size in self.vocab_sizes.items()
+        }
+
+    def build(self, input_shape: Mapping[str, tuple]) -> None:
+        for field, table in self.tables.items():
+            table.build(input_shape.get(field, (None,)))
+        self.built = True
+
+    def call(self, inputs: Mapping[str, Any]):
+        missing = [f for f in self.vocab_sizes if f not in inputs]
+        if missing:
+            raise ValueError(f"Missing id field(s) {missing}. Received: {sorted(inputs)}")
+        parts = [self.tables[f](inputs[f]) for f in self.vocab_sizes]
+        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+
+    def compute_output_shape(self, input_shape: Mapping[str, tuple]) -> tuple:
+        shape = tuple(input_shape["item"] if "item" in input_shape else next(iter(input_shape.values())))
+        return shape + (len(self.vocab_sizes) * self.output_dim,)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "vocab_sizes": dict(self.vocab_sizes),
+                "output_dim": self.output_dim,
+                "embeddings_initializer": keras.initializers.serialize(
+                    self.embeddings_initializer
+                ),
+                "embeddings_regularizer": keras.regularizers.serialize(
+                    self.embeddings_regularizer
+                ),
+            }
+        )
+        return config

@@ -1,0 +1,54 @@
+"""Mask helpers shared by the attention layers (internal)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def mask_value(dtype: str) -> float:
+    """The most negative finite value of `dtype`: a padded logit.
+
+    Unlike `-2**32 + 1` it never overflows float16 or bfloat16, and
+    `mask_value - max(logits)` stays finite, so a softmax over an all-padding
+    row is uniform (then zeroed by the mask) instead of NaN.
+    """
+    name = keras.backend.standardize_dtype(dtype)
+    if name == "bfloat16":
+        return -3.3895313892515355e38
+    return float(np.finfo(name).min)
+
+
+def masked_logits(logits, mask):
+    """Replace logits where `mask` is False by `mask_value(logits.dtype)`."""
+    if mask is None:
+        return logits
+    fill = ops.cast(mask_value(logits.dtype), logits.dtype)
+    return ops.where(mask, logits, fill)
+
+
+def normalize(logits, mask, normalizer: str):
+    """Attention weights over the last axis.
+
+    `"softmax"`: softmax over valid positions; `"sigmoid"`: independent
+    `sigmoid(logit)` per position (not summing to 1). Padding weighs exactly 0
+    in both, so an all-padding row gives all-zero weights.
+    """
+    if normalizer == "softmax":
+        weights = ops.softmax(masked_logits(logits, mask), axis=-1)
+    else:
+        weights = ops.sigmoid(logits)
+    if mask is not None:
+        weights = weights * ops.cast(mask, weights.dtype)
+    return weights
+
+
+def batch_gather(values, indices):
+    """`out[b, j] = values[b, indices[b, j]]` for `values` of shape (B, L, ...)."""
+    shape = ops.shape(values)
+    batch, length = shape[0], shape[1]
+    offsets = ops.expand_dims(ops.arange(batch, dtype=indices.dtype) * length, -1)
+    flat = ops.reshape(values, (-1,) + tuple(shape[2:]))
+    picked = ops.take(flat, ops.reshape(indices + offsets, (-1,)), axis=0)
+    return ops.reshape(picked, (batch, ops.shape(indices)[1]) + tuple(shape[2:]))

@@ -1,0 +1,100 @@
+"""The search stage of two-stage models (SIM, TWIN, DARE)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_lsrec.api_export import keras_lsrec_export
+from keras_lsrec.layers.masking import batch_gather, masked_logits, mask_value
+
+
+@keras_lsrec_export
+class TopKRetrieval(keras.layers.Layer):
+    """Keeps the `k` behaviours with the highest relevance scores.
+
+    Given scores `s` (B, L) and a mask of valid events, the layer takes the
+    indices of the `k` largest masked scores and gathers the behaviour tensors
+    at those indices. Padding is never retrieved as a valid event: when a row
+    has fewer than `k` valid events, the remaining slots are returned with
+    `retrieved_mask = False` (their content is unspecified and must be
+    ignored, which every attention layer here does through the mask). Any `L`
+    works, including `L < k` and an `L` unknown until call time.
+    The retrieved events come in order of decreasing score.
+
+    Cost: O(L) for the scores the caller computes, plus the top-k selection;
+    everything after it is O(k).
+
+    Args:
+        k: number of behaviours to keep.
+
+    Call arguments:
+        scores: `(B, L)` relevance of each event to the target.
+        items: a tensor `(B, L, ...)` or a list / tuple / dict of such tensors,
+            all gathered at the same indices.
+        mask: boolean `(B, L)` of valid events, or `None`.
+
+    Returns:
+        `(retrieved, retrieved_mask)`: `items` with `L` replaced by `k`, and
+        the boolean `(B, k)` mask of retrieved slots holding a valid event.
+
+    Example:
+
+    >>> scores = np.array([[0.1, 0.9, 0.5, 0.0]], "float32")
+    >>> items = np.arange(4).reshape(1, 4, 1).astype("float32")
+    >>> mask = np.array([[True, True, True, False]])
+    >>> got, got_mask = TopKRetrieval(k=2)(scores, items, mask=mask)
+    >>> keras.ops.convert_to_numpy(got)[0, :, 0]
+    array([1., 2.], dtype=float32)
+    """
+
+    def __init__(self, k: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"`k` must be a positive integer. Received: `k={k!r}`")
+        self.k = k
+        # `mask` is an explicit call argument; outputs carry no Keras mask.
+        self.supports_masking = True
+
+    def call(self, scores, items, mask=None):
+        if mask is None:
+            mask = ops.ones_like(scores, dtype="bool")
+        mask = ops.cast(mask, "bool")
+        scores = masked_logits(scores, mask)
+        length = scores.shape[1]
+        if length is None or length < self.k:
+            # Pad the scores (not the items) so top-k is always defined; the
+            # padded slots are clamped to a real index and masked out below.
+            pad = ops.full(
+                (ops.shape(scores)[0], self.k), mask_value(scores.dtype), scores.dtype
+            )
+            padded = ops.concatenate([scores, pad], axis=1)
+            _, indices = ops.top_k(padded, self.k, sorted=True)
+            in_range = indices < ops.shape(scores)[1]
+            indices = ops.minimum(indices, ops.shape(scores)[1] - 1)
+        else:
+            _, indices = ops.top_k(scores, self.k, sorted=True)
+            in_range = None
+        indices = ops.cast(indices, "int32")
+        retrieved_mask = batch_gather(mask, indices)
+        if in_range is not None:
+            retrieved_mask = ops.logical_and(retrieved_mask, in_range)
+        retrieved = keras.tree.map_structure(lambda x: batch_gather(x, indices), items)
+        return retrieved, retrieved_mask
+
+    def compute_output_shape(self, scores_shape, items_shape, mask_shape=None):
+        def shape_of(shape):
+            return (shape[0], self.k) + tuple(shape[2:])
+
+        items_out = keras.tree.map_shape_structure(shape_of, items_shape)
+        return items_out, (scores_shape[0], self.k)
+
+    def compute_mask(self, inputs, previous_mask=None):
+        return None
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"k": self.k})
+        return config

@@ -1,0 +1,198 @@
+"""Wiring shared by every model: inputs, embeddings per field, masks, the tower."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_lsrec.data.schema import HISTORY, TARGET, TIME, SequenceSchema
+from keras_lsrec.layers.mlp import MLP
+
+
+def field_vocab_sizes(schema: SequenceSchema) -> dict[str, int]:
+    """Vocabulary per embedded field: the id fields, then `time` if present."""
+    sizes = dict((f, schema.vocab_sizes[f]) for f in schema.fields)
+    if schema.has_time:
+        sizes[TIME] = schema.time_vocab_size
+    return sizes
+
+
+def split_inputs(inputs: Mapping[str, Any], schema: SequenceSchema, window: int | None = None):
+    """Returns `(target_ids, history_ids, mask)` keyed by field.
+
+    The target's `time` id is 0 (the target happens now). With `window`, keeps
+    the last `window` events of the (left-padded) history.
+    """
+    target = {f: inputs[TARGET + f] for f in schema.fields}
+    history = {f: inputs[HISTORY + f] for f in schema.fields}
+    if schema.has_time:
+        target[TIME] = ops.zeros_like(inputs[TARGET + "item"])
+        history[TIME] = inputs[HISTORY + TIME]
+    if window is not None:
+        history = {f: ids[:, -window:] for f, ids in history.items()}
+    mask = ops.not_equal(history["item"], 0)
+    return target, history, mask
+
+
+def tower_input(target, interest, target_representation: bool):
+    """`[target, interest]`, plus `target * interest` (TR) when asked."""
+    parts = [target, interest]
+    if target_representation:
+        parts.append(target * interest)
+    return ops.concatenate(parts, axis=-1)
+
+
+def click_probability(tower: keras.layers.Layer, features):
+    """Applies a tower ending in one logit; returns P(click) as float32 `(B,)`."""
+    logit = ops.cast(tower(features), "float32")
+    return ops.sigmoid(ops.squeeze(logit, -1))
+
+
+def make_tower(
+    units: Sequence[int],
+    activation: str,
+    input_batch_norm: bool,
+    dropout: float,
+    l2: float,
+    name: str = "tower",
+) -> MLP:
+    """The prediction tower: hidden layers, then one logit."""
+    return MLP(
+        hidden_units=units,
+        activation=activation,
+        input_batch_norm=input_batch_norm,
+        dropout=dropout,
+        output_units=1,
+        kernel_regularizer=keras.regularizers.L2(l2) if l2 else None,
+        name=name,
+    )
+
+
+class _Auxiliary:
+    """Holds an auxiliary head outside Keras' tracking (its layers are the model's)."""
+
+    def __init__(self, graph: keras.Model, weight: float) -> None:
+        self.graph = graph
+        self.weight = weight
+        self.prediction = None
+
+
+class SequenceModel(keras.Model):
+    """Base of the functional models built from a `SequenceSchema`.
+
+    Subclasses build their graph from `schema.inputs()` and call
+    `super().__init__(schema=..., inputs=..., outputs=...)`. The base
+
+    - validates dict inputs given to `fit`, `evaluate` and `predict` against
+      the schema (`schema.validate`), so out-of-vocabulary, negative or float
+      ids, a wrong rank or a missing field fail early with the field's name;
+    - supports one auxiliary click head trained with its own binary
+      cross-entropy term, `auxiliary=(probability_tensor, weight)`: in
+      training the model also evaluates that head and `compute_loss` adds
+      `weight * BCE(y, auxiliary)` to the compiled loss. Prediction, evaluation
+      and export see only the main output;
+    - keeps the constructor's `hyperparameters` (each also an attribute) and
+      serializes them with the schema in `get_config`, so `from_config` and
+      `.keras` files rebuild the same model.
+    """
+
+    def __init__(
+        self,
+        schema: SequenceSchema,
+        inputs: Mapping[str, Any],
+        outputs: Any,
+        hyperparameters: Mapping[str, Any],
+        auxiliary: tuple[Any, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.schema = schema
+        self.hyperparameters = dict(hyperparameters)
+        for key, value in self.hyperparameters.items():
+            setattr(self, key, value)
+        self._auxiliary = None
+        if auxiliary is not None and auxiliary[1]:
+            graph = keras.Model(inputs=inputs, outputs=[outputs, auxiliary[0]])
+            self._auxiliary = _Auxiliary(graph, float(auxiliary[1]))
+
+    # -- training with an auxiliary head ----------------------------------
+    def call(self, inputs, training=None, mask=None):
+        if training and self._auxiliary is not None:
+            prediction, auxiliary = self._auxiliary.graph(inputs, training=training)
+            self._auxiliary.prediction = auxiliary
+            return prediction
+        return super().call(inputs, training=training, mask=mask)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = super().compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+        )
+        aux = self._auxiliary
+        if aux is not None and aux.prediction is not None and y is not None:
+            prediction, aux.prediction = aux.prediction, None
+            if training:
+                y_true = ops.reshape(ops.cast(y, "float32"), (-1, 1))
+                bce = keras.losses.binary_crossentropy(y_true, ops.reshape(prediction, (-1, 1)))
+                loss = loss + ops.cast(aux.weight, loss.dtype) * ops.cast(ops.mean(bce), loss.dtype)
+        return loss
+
+    # -- early input validation --------------------------------------------
+    def _validate(self, x: Any) -> None:
+        if isinstance(x, Mapping):
+            self.schema.validate(x)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._validate(x)
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)) and validation:
+            self._validate(validation[0])
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._validate(x)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._validate(x)
+        return super().predict(x, *args, **kwargs)
+
+    # -- serialization -----------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "schema": self.schema.get_config(),
+            **self.hyperparameters,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]):
+        config = dict(config)
+        schema = config.pop("schema")
+        if not isinstance(schema, SequenceSchema):
+            schema = SequenceSchema.from_config(schema)
+        return cls(schema=schema, **config)
+
+
+def check_positive(**values: Any) -> None:
+    """Raise `ValueError("... Received: `name=value`")` for a non-positive int."""
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer. Received: `{name}={value!r}`")
+
+
+def check_single_target(schema: SequenceSchema, model: str) -> None:
+    if schema.candidates is not None:
+        raise ValueError(
+            f"{model} scores one target per row; it needs a schema with "
+            f"`candidates=None`. Received: `candidates={schema.candidates}`"
+        )
+
+
+def dot_scores(query, keys):
+    """`<query_b, keys_bi>` for `query` (B, D) and `keys` (B, L, D): (B, L)."""
+    return ops.einsum("bd,bld->bl", query, keys)
+

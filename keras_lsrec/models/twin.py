@@ -1,0 +1,91 @@
+"""TWIN: one shared table, dot-product top-k search, then target attention."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from keras_lsrec.api_export import keras_lsrec_export
+from keras_lsrec.data.schema import SequenceSchema
+from keras_lsrec.layers.field_embedding import FieldEmbedding
+from keras_lsrec.layers.target_attention import TargetAttention
+from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
+from keras_lsrec.models.base import (
+    SequenceModel,
+    check_positive,
+    check_single_target,
+    click_probability,
+    dot_scores,
+    field_vocab_sizes,
+    make_tower,
+    split_inputs,
+    tower_input,
+)
+
+
+@keras_lsrec_export
+class TWIN(SequenceModel):
+    """Two-stage model whose search and attention share one embedding table.
+
+    Search (GSU): `s_i = <e_i, e_t>` over the whole sequence, keep the top `k`
+    valid events. Attention (ESU): scaled dot-product target attention over
+    the `k` (`num_heads` heads), and the tower scores
+    `[e_t, h, e_t * h]` (target representation, TR). Search and attention use
+    the same embeddings, so their scores are consistent ("twins"), and the
+    attention logits and the representation compete for one table, which is
+    what DARE separates.
+
+    Args:
+        schema: the `SequenceSchema` of the data.
+        embedding_dim: size of each field's embedding.
+        k: behaviours kept by the search.
+        num_heads: heads of the target attention.
+        mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
+            (see `DIN`).
+
+    Reference:
+        Chang et al., "TWIN: TWo-stage Interest Network for Lifelong User
+        Behavior Modeling in CTR Prediction at Kuaishou", KDD 2023.
+    """
+
+    def __init__(
+        self,
+        schema: SequenceSchema,
+        embedding_dim: int = 16,
+        k: int = 20,
+        num_heads: int = 1,
+        mlp_units: Sequence[int] = (200, 80),
+        mlp_activation: str = "prelu",
+        input_batch_norm: bool = True,
+        dropout: float = 0.0,
+        l2: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        check_single_target(schema, "TWIN")
+        check_positive(embedding_dim=embedding_dim, k=k, num_heads=num_heads)
+        inputs = schema.inputs()
+        target_ids, history_ids, mask = split_inputs(inputs, schema)
+        embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name="embedding")
+        target = embedding(target_ids)
+        history = embedding(history_ids)
+        retrieved, retrieved_mask = TopKRetrieval(k, name="search")(
+            dot_scores(target, history), history, mask=mask
+        )
+        interest = TargetAttention(scorer="dot", num_heads=num_heads, name="attention")(
+            target, retrieved, mask=retrieved_mask
+        )
+        tower = make_tower(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        outputs = click_probability(tower, tower_input(target, interest, True))
+        hyperparameters = dict(
+            embedding_dim=embedding_dim,
+            k=k,
+            num_heads=num_heads,
+            mlp_units=list(mlp_units),
+            mlp_activation=mlp_activation,
+            input_batch_norm=input_batch_norm,
+            dropout=dropout,
+            l2=l2,
+        )
+        super().__init__(
+            schema=schema, inputs=inputs, outputs=outputs, hyperparameters=hyperparameters, **kwargs
+        )

@@ -1,0 +1,120 @@
+"""Shared test helpers: layer and model round trips, gradients per backend."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import keras
+import numpy as np
+
+BACKEND = keras.backend.backend()
+
+
+def to_numpy(x: Any) -> Any:
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, x)
+
+
+def assert_close(actual: Any, expected: Any, atol: float = 1e-5, rtol: float = 1e-5) -> None:
+    np.testing.assert_allclose(to_numpy(actual), expected, atol=atol, rtol=rtol)
+
+
+def symbolic_inputs(arrays: Mapping[str, np.ndarray]) -> dict[str, keras.KerasTensor]:
+    return {
+        name: keras.Input(shape=value.shape[1:], dtype=str(value.dtype), name=name)
+        for name, value in arrays.items()
+    }
+
+
+def run_layer_test(
+    layer: keras.layers.Layer,
+    inputs: Mapping[str, np.ndarray],
+    call: Callable[[keras.layers.Layer, Mapping[str, Any]], Any],
+    expected_shape: tuple,
+    tmp_path: Any,
+    trainable: bool = True,
+) -> None:
+    """Config round trip, eager and functional output shape and dtype, `fit`,
+    and `.keras` save -> load -> identical output.
+
+    `call(layer, inputs)` wires the layer to a dict of arrays or of
+    `keras.Input`s and returns ONE tensor.
+    """
+    config = layer.get_config()
+    clone = layer.__class__.from_config(config)
+    assert clone.get_config() == config
+
+    eager = call(layer, dict(inputs))
+    assert tuple(eager.shape) == tuple(expected_shape)
+    assert keras.backend.standardize_dtype(eager.dtype) == layer.compute_dtype
+    assert np.all(np.isfinite(to_numpy(eager)))
+
+    symbolic = symbolic_inputs(inputs)
+    fresh = layer.__class__.from_config(config)
+    model = keras.Model(symbolic, call(fresh, symbolic))
+    assert tuple(model.output.shape)[1:] == tuple(expected_shape)[1:]
+    before = model.predict(dict(inputs), verbose=0)
+    path = os.path.join(str(tmp_path), "layer.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded.predict(dict(inputs), verbose=0), before, atol=1e-6)
+
+    if trainable:
+        assert model.trainable_weights
+        model.compile(optimizer="adam", loss="mse")
+        target = np.zeros(before.shape, "float32")
+        history = model.fit(dict(inputs), target, epochs=1, batch_size=len(target), verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+
+
+def variable_gradients(
+    model: keras.Model, x: Mapping[str, np.ndarray], loss_fn: Callable[[Any], Any]
+) -> dict[str, float]:
+    """`{variable.path: |d loss_fn(model(x)) / d variable|}` on the current backend."""
+    variables = model.trainable_variables
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_fn(model(x, training=False))
+        grads = tape.gradient(loss, variables)
+    elif BACKEND == "jax":
+        import jax
+
+        non_trainable = [v.value for v in model.non_trainable_variables]
+
+        def scalar(trainable):
+            outputs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            return loss_fn(outputs)
+
+        grads = jax.grad(scalar)([v.value for v in variables])
+    else:
+        import torch
+
+        model.zero_grad()
+        x_t = {k: torch.as_tensor(v) for k, v in x.items()}
+        loss = loss_fn(model(x_t, training=False))
+        loss.backward()
+        grads = [v.value.grad for v in variables]
+    norms = {}
+    for variable, grad in zip(variables, grads):
+        norms[variable.path] = 0.0 if grad is None else float(np.abs(to_numpy(grad)).sum())
+    return norms
+
+
+def right_pad_rows(arrays: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray]:
+    """Move each row's padding (where `mask` is False) to the right, keeping order."""
+    out = [np.zeros_like(a) for a in arrays]
+    for row in range(mask.shape[0]):
+        keep = mask[row]
+        for src, dst in zip(arrays, out):
+            dst[row, : keep.sum()] = src[row][keep]
+    return out
+
+
+def right_pad_batch(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The same batch with every `history_*` field right-padded."""
+    keys = [k for k in batch if k.startswith("history_")]
+    moved = right_pad_rows([batch[k] for k in keys], batch["history_item"] != 0)
+    return {**batch, **dict(zip(keys, moved))}
