@@ -17,7 +17,8 @@ class FieldEmbedding(keras.layers.Layer):
 
     For ids `{f: x_f}` with the same shape `S`, returns
     `concat_f(E_f[x_f])` of shape `S + (len(fields) * output_dim,)`, fields in
-    the order of `vocab_sizes`. Id 0 is padding; masking is left to the
+    the order of `vocab_sizes`, in the compute dtype (tables are looked up in
+    the variable dtype, so mixed precision keeps float32 gradient sums). Id 0 is padding; masking is left to the
     attention layers (the mask is `ids["item"] != 0`).
 
     Args:
@@ -61,7 +62,10 @@ class FieldEmbedding(keras.layers.Layer):
                 output_dim,
                 embeddings_initializer=self.embeddings_initializer,
                 embeddings_regularizer=self.embeddings_regularizer,
-                dtype=self.dtype_policy,
+                # Look up in the variable dtype and cast after: under mixed
+                # precision the gradient rows are then summed per id in float32
+                # (summing loss-scaled float16 rows overflows to inf/NaN).
+                dtype=self.dtype_policy.variable_dtype,
                 name=f"{field}_embedding",
             )
             for field, size in self.vocab_sizes.items()
@@ -77,7 +81,8 @@ class FieldEmbedding(keras.layers.Layer):
         if missing:
             raise ValueError(f"Missing id field(s) {missing}. Received: {sorted(inputs)}")
         parts = [self.tables[f](inputs[f]) for f in self.vocab_sizes]
-        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+        output = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+        return ops.cast(output, self.compute_dtype)
 
     def compute_output_shape(self, input_shape: Mapping[str, tuple]) -> tuple:
         shape = tuple(input_shape["item"] if "item" in input_shape else next(iter(input_shape.values())))

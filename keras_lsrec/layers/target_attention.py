@@ -203,6 +203,17 @@ class TargetAttention(keras.layers.Layer):
         value_dim = (keys_shape if values_shape is None else values_shape)[-1]
         return (query_shape[0], value_dim)
 
+    def compute_output_spec(self, query, keys, values=None, mask=None, return_weights=False):
+        shape = self.compute_output_shape(
+            query.shape, keys.shape, None if values is None else values.shape
+        )
+        output = keras.KerasTensor(shape, dtype=self.compute_dtype)
+        if not return_weights:
+            return output
+        heads = () if self.num_heads == 1 else (self.num_heads,)
+        weights = keras.KerasTensor((keys.shape[0],) + heads + (keys.shape[1],), self.compute_dtype)
+        return output, weights
+
     def compute_mask(self, inputs, previous_mask=None):
         return None
 

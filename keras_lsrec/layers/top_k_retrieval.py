@@ -91,6 +91,13 @@ class TopKRetrieval(keras.layers.Layer):
         items_out = keras.tree.map_shape_structure(shape_of, items_shape)
         return items_out, (scores_shape[0], self.k)
 
+    def compute_output_spec(self, scores, items, mask=None):
+        def spec_of(x):
+            return keras.KerasTensor((x.shape[0], self.k) + tuple(x.shape[2:]), x.dtype)
+
+        retrieved = keras.tree.map_structure(spec_of, items)
+        return retrieved, keras.KerasTensor((scores.shape[0], self.k), "bool")
+
     def compute_mask(self, inputs, previous_mask=None):
         return None
 

@@ -117,6 +117,9 @@ class SequenceModel(keras.Model):
         if auxiliary is not None and auxiliary[1]:
             graph = keras.Model(inputs=inputs, outputs=[outputs, auxiliary[0]])
             self._auxiliary = _Auxiliary(graph, float(auxiliary[1]))
+            # Track the head's own layers so their weights train, save and load.
+            main = {id(layer) for layer in self.layers}
+            self.auxiliary_layers = [layer for layer in graph.layers if id(layer) not in main]
 
     # -- training with an auxiliary head ----------------------------------
     def call(self, inputs, training=None, mask=None):

@@ -124,7 +124,7 @@ class DARE(SequenceModel):
         target_att, target_rep = embedding(target_ids)
         history_att, history_rep = embedding(history_ids)
         scale = query_scale(schema, attention_dim, score_scaling)
-        query = target_att * ops.cast(scale, target_att.dtype)
+        query = ops.multiply(target_att, ops.convert_to_tensor(scale, target_att.dtype))
         (retrieved_att, retrieved_rep), retrieved_mask = TopKRetrieval(k, name="search")(
             dot_scores(query, history_att), (history_att, history_rep), mask=mask
         )
