@@ -3,7 +3,13 @@
 import keras
 import numpy as np
 import pytest
-from test_case import BACKEND, right_pad_batch, run_model_test, to_numpy, variable_gradients
+from test_case import (
+    BACKEND,
+    right_pad_batch,
+    run_model_test,
+    to_numpy,
+    variable_gradients,
+)
 
 import keras_lsrec
 from keras_lsrec.data import SequenceSchema, synthetic

@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
-from keras_lsrec.layers.masking import batch_gather, masked_logits, mask_value
+from keras_lsrec.layers.masking import batch_gather, mask_value, masked_logits
 
 
 @keras_lsrec_export
