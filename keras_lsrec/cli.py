@@ -12,6 +12,7 @@ QUICKSTART_MODELS = (
     ("DIN", "din", {}),
     ("TWIN", "twin", {}),
     ("DARE", "dare", {}),
+    ("SAM", "sam", {}),
 )
 
 
@@ -68,7 +69,8 @@ def quickstart(args: argparse.Namespace) -> int:
     )
     verbose = 1 if sys.stdout.isatty() else 2
     rows = []
-    for label, name, kwargs in QUICKSTART_MODELS:
+    chosen = [m for m in QUICKSTART_MODELS if not args.models or m[0].lower() in args.models]
+    for label, name, kwargs in chosen:
         keras.utils.set_random_seed(args.seed)
         model = models.get(name)(data.schema, **kwargs)
         model.compile(
@@ -108,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     quick = commands.add_parser(
         "quickstart",
-        help="train DIN@50, DIN, TWIN and DARE on embedded synthetic data and print a table",
-        description="Trains DIN@50, DIN, TWIN and DARE on synthetic long-sequence data "
+        help="train DIN@50, DIN, TWIN, DARE and SAM on embedded synthetic data and print a table",
+        description="Trains DIN@50, DIN, TWIN, DARE and SAM on synthetic long-sequence data "
         "(no download) and prints AUC / GAUC / logloss / train samples per second. "
         "The backend is KERAS_BACKEND (default tensorflow).",
     )
@@ -120,7 +122,18 @@ def main(argv: list[str] | None = None) -> int:
     quick.add_argument("--batch-size", type=int, default=256)
     quick.add_argument("--learning-rate", type=float, default=0.005)
     quick.add_argument("--seed", type=int, default=0)
+    labels = [label.lower() for label, _, _ in QUICKSTART_MODELS]
+    quick.add_argument(
+        "--models",
+        type=lambda text: [m.strip().lower() for m in text.split(",")],
+        default=None,
+        help=f"comma-separated subset of {','.join(labels)} (default: all)",
+    )
     args = parser.parse_args(argv)
+    if args.command == "quickstart" and args.models:
+        unknown = sorted(set(args.models) - set(labels))
+        if unknown:
+            parser.error(f"--models: unknown {unknown}; choose from {labels}")
     if args.command == "quickstart":
         return quickstart(args)
     return 2

@@ -13,7 +13,7 @@ from test_case import (
 
 import keras_lsrec
 from keras_lsrec.data import SequenceSchema, synthetic
-from keras_lsrec.models import DARE, DIN, TWIN
+from keras_lsrec.models import DARE, DIN, SAM, TWIN
 from keras_lsrec.models.base import dot_scores, split_inputs
 from keras_lsrec.models.dare import query_scale
 
@@ -24,6 +24,11 @@ CASES = {
     "din_dice_sigmoid": (
         DIN,
         dict(embedding_dim=4, normalizer="sigmoid", mlp_activation="dice", target_representation=False, mlp_units=(8,)),
+    ),
+    "sam": (SAM, dict(embedding_dim=4, num_passes=2, enhance_steps=2, **SMALL)),
+    "sam_softmax_unfed": (
+        SAM,
+        dict(embedding_dim=4, normalizer="softmax", feed_memory=False, enhance_steps=0, attention_units=(6, 3), **SMALL),
     ),
     "twin": (TWIN, dict(embedding_dim=4, k=5, num_heads=2, **SMALL)),
     "dare": (DARE, dict(attention_dim=2, representation_dim=4, k=5, **SMALL)),
@@ -53,7 +58,9 @@ def test_model_round_trips(case, data, tmp_path):
     run_model_test(cls(data.schema, **kwargs), x, y, tmp_path)
 
 
-@pytest.mark.parametrize("case", ["din", "din_dice_sigmoid", "twin", "dare", "dare_joint_no_aux"])
+@pytest.mark.parametrize(
+    "case", ["din", "din_dice_sigmoid", "twin", "dare", "dare_joint_no_aux", "sam", "sam_softmax_unfed"]
+)
 def test_model_same_on_left_and_right_padding(case, data):
     cls, kwargs = CASES[case]
     model = cls(data.schema, **kwargs)
@@ -82,7 +89,7 @@ def test_models_accept_any_history_length(data):
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-@pytest.mark.parametrize("case", ["din", "twin", "dare"])
+@pytest.mark.parametrize("case", ["din", "twin", "dare", "sam"])
 def test_models_train_under_mixed_precision(policy, case, data):
     if BACKEND == "tensorflow" and policy == "mixed_float16" and case == "dare":
         # Known open issue: under TF + float16, DARE's embedding tables
@@ -147,6 +154,8 @@ def test_bad_input_is_rejected_with_the_field_name(mutate, match, data):
         (lambda s: DARE(s, auxiliary_loss_weight=-1), "auxiliary_loss_weight"),
         (lambda s: DIN(s, history_window=0), "history_window"),
         (lambda s: TWIN(s, num_heads=0), "num_heads"),
+        (lambda s: SAM(s, num_passes=0), "num_passes"),
+        (lambda s: SAM(s, enhance_steps=-2), "enhance_steps"),
         (lambda s: TWIN(SequenceSchema({"item": 5}, 4, candidates=3)), "candidates"),
     ],
 )
@@ -158,6 +167,7 @@ def test_bad_hyperparameters_are_rejected(build, match, data):
 def test_get_returns_the_class():
     assert keras_lsrec.models.get("dare") is DARE
     assert keras_lsrec.models.get("DIN") is DIN
+    assert keras_lsrec.models.get("sam") is SAM
     with pytest.raises(ValueError, match="Unknown model"):
         keras_lsrec.models.get("dien")
 

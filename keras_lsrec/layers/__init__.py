@@ -4,6 +4,7 @@ from keras_lsrec.layers.decoupled_embedding import DecoupledEmbedding
 from keras_lsrec.layers.dice import Dice
 from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.mlp import MLP
+from keras_lsrec.layers.sparse_attentive_memory import SparseAttentiveMemory
 from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
 
@@ -12,6 +13,7 @@ __all__ = [
     "DecoupledEmbedding",
     "Dice",
     "FieldEmbedding",
+    "SparseAttentiveMemory",
     "TargetAttention",
     "TopKRetrieval",
 ]

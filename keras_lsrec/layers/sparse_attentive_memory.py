@@ -1,0 +1,244 @@
+"""SAM: an iterative memory read of the whole behaviour sequence, O(L)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_lsrec.api_export import keras_lsrec_export
+from keras_lsrec.layers.masking import normalize
+
+NORMALIZERS = ("sigmoid", "softmax")
+
+
+@keras_lsrec_export
+class SparseAttentiveMemory(keras.layers.Layer):
+    """Refines a memory of the target over a few passes through the whole sequence.
+
+    The target embedding `q` `(B, d)` is the query and the behaviours
+    `k_i` `(B, L, d)` are a knowledge base. The memory starts as `m_0 = q`.
+    Pass `t = 1..T` (`num_passes`):
+
+    - point-wise dual-query attention: a per-pass MLP scores every behaviour
+      from `[q - k_i, q * k_i, m - k_i, m * k_i]` (`hidden_units`,
+      `activation`, then one linear unit), `w_ti = sigmoid(a_ti)` (the paper:
+      point-wise, not summing to 1) or a softmax over the valid events;
+      padding weighs exactly 0;
+    - read: `r_t = sum_i w_ti k_i`;
+    - write: `m_t = GRU(input=r_t, state=m_{t-1})`, one GRU cell shared by
+      all passes.
+
+    With `feed_memory=True` (the paper's iterative mode) pass `t + 1` queries
+    with `m_t`; with `False` every pass queries with `m = m_0 = q`, which is
+    what the released code's default mode computes.
+
+    Memory enhancement (`enhance_steps > 0`): a second GRU cell runs
+    `enhance_steps` steps from the state `m_T`, each step's input being
+    `[Dense_s(state), q]` (one Dense per step, as in the released code).
+
+    Output: `concat(m_1, ..., m_T[, enhanced])`, shape
+    `(B, (T + [enhance_steps > 0]) * d)`. Every pass costs O(L d h) (`h` the
+    first hidden size) and there are only `T + enhance_steps` sequential
+    steps, whatever L is. The first scorer layer is evaluated with one
+    per-row kernel, `k_i (diag(q) W_qk + diag(m) W_mk - W_q - W_m)` plus a
+    per-row bias, the same function as the concatenation form without
+    materialising `(B, L, 4d)`.
+
+    Both GRU cells are Keras `GRUCell(reset_after=False)`: `z, r =
+    sigmoid(x W + h U + b)`, `h~ = tanh(x W_h + (r * h) U_h + b_h)`,
+    `h' = z * h + (1 - z) * h~`, the formulation of the released code.
+
+    The released code also projects each pass's raw weight vector (length L)
+    with a Dense layer; that ties the layer to one L, so it is not offered.
+
+    Masking: `mask` (B, L) marks valid events. An all-padding history reads
+    `r_t = 0` on every pass and gives a finite memory.
+
+    Args:
+        num_passes: T, the number of memory passes (paper: 2-3).
+        normalizer: `"sigmoid"` (paper) or `"softmax"`.
+        hidden_units: hidden sizes of each pass's scorer (released: `(8,)`).
+        activation: their activation (released: sigmoid).
+        feed_memory: query each pass with the memory written by the previous one.
+        enhance_steps: steps of the memory enhancement GRU; 0 turns it off.
+        kernel_initializer: initializer of the scorer and projection kernels.
+        kernel_regularizer: regularizer of those kernels.
+
+    Call arguments:
+        query: `(B, d)`, the target.
+        keys: `(B, L, d)`, the behaviours (also the values).
+        mask: boolean `(B, L)`, or `None` when every event is valid.
+        return_weights: also return the weights of every pass, `(B, T, L)`.
+
+    Example:
+
+    >>> memory = SparseAttentiveMemory(num_passes=2, enhance_steps=0)
+    >>> q, k = np.ones((2, 8), "float32"), np.ones((2, 30, 8), "float32")
+    >>> memory(q, k).shape
+    (2, 16)
+
+    Reference:
+        Lin et al., "Sparse Attentive Memory Network for Click-through Rate
+        Prediction with Long Sequences", CIKM 2022.
+    """
+
+    def __init__(
+        self,
+        num_passes: int = 3,
+        normalizer: str = "sigmoid",
+        hidden_units: Sequence[int] = (8,),
+        activation: Any = "sigmoid",
+        feed_memory: bool = True,
+        enhance_steps: int = 3,
+        kernel_initializer: Any = "glorot_uniform",
+        kernel_regularizer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(num_passes, int) or num_passes < 1:
+            raise ValueError(f"`num_passes` must be a positive integer. Received: `num_passes={num_passes!r}`")
+        if normalizer not in NORMALIZERS:
+            raise ValueError(
+                f"`normalizer` must be one of {NORMALIZERS}. Received: `normalizer={normalizer!r}`"
+            )
+        if not isinstance(enhance_steps, int) or enhance_steps < 0:
+            raise ValueError(
+                f"`enhance_steps` must be a non-negative integer. Received: `enhance_steps={enhance_steps!r}`"
+            )
+        hidden_units = tuple(int(u) for u in hidden_units)
+        if not hidden_units or any(u < 1 for u in hidden_units):
+            raise ValueError(
+                f"`hidden_units` must be non-empty and positive. Received: `hidden_units={hidden_units}`"
+            )
+        self.num_passes = num_passes
+        self.normalizer = normalizer
+        self.hidden_units = hidden_units
+        self.activation = keras.activations.get(activation)
+        self.feed_memory = bool(feed_memory)
+        self.enhance_steps = enhance_steps
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.supports_masking = True
+
+    def _dense(self, units: int, name: str, input_dim: int) -> keras.layers.Dense:
+        layer = keras.layers.Dense(
+            units,
+            kernel_initializer=self.kernel_initializer,
+            kernel_regularizer=self.kernel_regularizer,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+        layer.build((None, input_dim))
+        return layer
+
+    def build(self, query_shape, keys_shape) -> None:
+        dim = keys_shape[-1]
+        if query_shape[-1] != dim:
+            raise ValueError(
+                "SparseAttentiveMemory needs query and keys of one size. "
+                f"Received: query dim {query_shape[-1]}, key dim {dim}"
+            )
+        self.dim = dim
+        units = self.hidden_units + (1,)
+        self.score_kernels, self.score_biases, self.score_layers = [], [], []
+        for t in range(self.num_passes):
+            self.score_kernels.append(
+                self.add_weight(
+                    name=f"pass_{t}_score_kernel",
+                    shape=(4 * dim, units[0]),
+                    initializer=self.kernel_initializer,
+                    regularizer=self.kernel_regularizer,
+                )
+            )
+            self.score_biases.append(
+                self.add_weight(name=f"pass_{t}_score_bias", shape=(units[0],), initializer="zeros")
+            )
+            # Flat list: pass t owns score_layers[t * depth : (t + 1) * depth].
+            self.score_layers.extend(
+                self._dense(size, f"pass_{t}_score_dense_{i + 1}", units[i]) for i, size in enumerate(units[1:])
+            )
+        self.memory_cell = keras.layers.GRUCell(
+            dim, reset_after=False, dtype=self.dtype_policy, name="memory_cell"
+        )
+        self.memory_cell.build((None, dim))
+        if self.enhance_steps:
+            self.enhance_projections = [
+                self._dense(dim, f"enhance_dense_{s}", dim) for s in range(self.enhance_steps)
+            ]
+            self.enhance_cell = keras.layers.GRUCell(
+                dim, reset_after=False, dtype=self.dtype_policy, name="enhance_cell"
+            )
+            self.enhance_cell.build((None, 2 * dim))
+        self.built = True
+
+    def _logits(self, t: int, query, memory, keys):
+        """Scorer of pass `t` over `[q - k, q * k, m - k, m * k]`, `(B, L)`."""
+        w_q, w_qk, w_m, w_mk = ops.split(ops.cast(self.score_kernels[t], keys.dtype), 4, axis=0)
+        # (B, d, h): the kernel applied to k_i, different in every row.
+        kernel = (
+            ops.expand_dims(query, -1) * w_qk + ops.expand_dims(memory, -1) * w_mk - (w_q + w_m)
+        )
+        per_row = ops.matmul(query, w_q) + ops.matmul(memory, w_m) + ops.cast(self.score_biases[t], keys.dtype)
+        hidden = ops.einsum("bld,bdh->blh", keys, kernel) + ops.expand_dims(per_row, 1)
+        depth = len(self.hidden_units)
+        for layer in self.score_layers[t * depth : (t + 1) * depth]:
+            hidden = layer(self.activation(hidden))
+        return ops.squeeze(hidden, -1)
+
+    def call(self, query, keys, mask=None, return_weights: bool = False):
+        query = ops.cast(query, self.compute_dtype)
+        keys = ops.cast(keys, self.compute_dtype)
+        if mask is not None:
+            mask = ops.cast(mask, "bool")
+        memory, memories, all_weights = query, [], []
+        for t in range(self.num_passes):
+            attention_memory = memory if self.feed_memory else query
+            weights = normalize(self._logits(t, query, attention_memory, keys), mask, self.normalizer)
+            read = ops.einsum("bl,bld->bd", weights, keys)
+            memory, _ = self.memory_cell(read, [memory])
+            memories.append(memory)
+            all_weights.append(weights)
+        if self.enhance_steps:
+            state = memory
+            for projection in self.enhance_projections:
+                state, _ = self.enhance_cell(ops.concatenate([projection(state), query], -1), [state])
+            memories.append(state)
+        output = ops.concatenate(memories, axis=-1)
+        if return_weights:
+            return output, ops.stack(all_weights, axis=1)
+        return output
+
+    def _output_dim(self, dim):
+        return None if dim is None else dim * (self.num_passes + (1 if self.enhance_steps else 0))
+
+    def compute_output_shape(self, query_shape, keys_shape):
+        return (query_shape[0], self._output_dim(keys_shape[-1]))
+
+    def compute_output_spec(self, query, keys, mask=None, return_weights=False):
+        output = keras.KerasTensor(self.compute_output_shape(query.shape, keys.shape), self.compute_dtype)
+        if not return_weights:
+            return output
+        weights = keras.KerasTensor((keys.shape[0], self.num_passes, keys.shape[1]), self.compute_dtype)
+        return output, weights
+
+    def compute_mask(self, inputs, previous_mask=None):
+        return None
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "num_passes": self.num_passes,
+                "normalizer": self.normalizer,
+                "hidden_units": list(self.hidden_units),
+                "activation": keras.activations.serialize(self.activation),
+                "feed_memory": self.feed_memory,
+                "enhance_steps": self.enhance_steps,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+            }
+        )
+        return config

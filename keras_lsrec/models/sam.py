@@ -1,0 +1,110 @@
+"""SAM: iterative memory over the whole behaviour sequence, O(L)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+
+from keras_lsrec.api_export import keras_lsrec_export
+from keras_lsrec.data.schema import SequenceSchema
+from keras_lsrec.layers.field_embedding import FieldEmbedding
+from keras_lsrec.layers.sparse_attentive_memory import SparseAttentiveMemory
+from keras_lsrec.models.base import (
+    SequenceModel,
+    check_positive,
+    check_single_target,
+    click_probability,
+    field_vocab_sizes,
+    make_tower,
+    split_inputs,
+)
+
+
+@keras_lsrec_export
+class SAM(SequenceModel):
+    """Sparse Attentive Memory network: every behaviour read, a constant number of steps.
+
+    One embedding table per field (item, category, ..., time); the target's
+    embedding initialises a memory that `SparseAttentiveMemory` refines over
+    `num_passes` point-wise dual-query passes through the WHOLE sequence
+    (nothing is searched away), then optionally enhances. The tower scores
+    `[target, memories]`. Cost O(num_passes * L) per row, with no top-k.
+
+    Args:
+        schema: the `SequenceSchema` of the data.
+        embedding_dim: size of each field's embedding.
+        num_passes: memory passes (paper and default: 3).
+        normalizer: `"sigmoid"` (paper) or `"softmax"` attention weights.
+        attention_units: hidden sizes of each pass's scorer (released: `(8,)`).
+        attention_activation: their activation.
+        feed_memory: query each pass with the previous pass's memory (the
+            paper); `False` reproduces the released code's default mode.
+        enhance_steps: steps of the memory enhancement; 0 turns it off.
+        mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
+            (see `DIN`).
+
+    Example:
+
+    >>> schema = keras_lsrec.data.SequenceSchema({"item": 100, "category": 10}, 1000)
+    >>> model = SAM(schema, embedding_dim=8, num_passes=2)
+    >>> model.compile(optimizer="adam", loss="binary_crossentropy")
+
+    Reference:
+        Lin et al., "Sparse Attentive Memory Network for Click-through Rate
+        Prediction with Long Sequences", CIKM 2022.
+    """
+
+    def __init__(
+        self,
+        schema: SequenceSchema,
+        embedding_dim: int = 16,
+        num_passes: int = 3,
+        normalizer: str = "sigmoid",
+        attention_units: Sequence[int] = (8,),
+        attention_activation: str = "sigmoid",
+        feed_memory: bool = True,
+        enhance_steps: int = 3,
+        mlp_units: Sequence[int] = (200, 80),
+        mlp_activation: str = "prelu",
+        input_batch_norm: bool = True,
+        dropout: float = 0.0,
+        l2: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        check_single_target(schema, "SAM")
+        check_positive(embedding_dim=embedding_dim, num_passes=num_passes)
+        inputs = schema.inputs()
+        target_ids, history_ids, mask = split_inputs(inputs, schema)
+        embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name="embedding")
+        target = embedding(target_ids)
+        memories = SparseAttentiveMemory(
+            num_passes=num_passes,
+            normalizer=normalizer,
+            hidden_units=attention_units,
+            activation=attention_activation,
+            feed_memory=feed_memory,
+            enhance_steps=enhance_steps,
+            kernel_regularizer=keras.regularizers.L2(l2) if l2 else None,
+            name="memory",
+        )(target, embedding(history_ids), mask=mask)
+        tower = make_tower(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        outputs = click_probability(tower, keras.ops.concatenate([target, memories], axis=-1))
+        hyperparameters = dict(
+            embedding_dim=embedding_dim,
+            num_passes=num_passes,
+            normalizer=normalizer,
+            attention_units=list(attention_units),
+            attention_activation=attention_activation,
+            feed_memory=feed_memory,
+            enhance_steps=enhance_steps,
+            mlp_units=list(mlp_units),
+            mlp_activation=mlp_activation,
+            input_batch_norm=input_batch_norm,
+            dropout=dropout,
+            l2=l2,
+        )
+        super().__init__(
+            schema=schema, inputs=inputs, outputs=outputs, hyperparameters=hyperparameters, **kwargs
+        )
