@@ -102,16 +102,3 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def random_batch(schema: Any, batch: int, length: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """A full-length batch (no padding) of random ids in the schema's vocabularies."""
-    rng = np.random.default_rng(seed)
-    x = {}
-    for name, shape in schema.input_shapes().items():
-        size = schema.vocab_size(name)
-        dims = (batch,) + tuple(length if d is None else d for d in shape)
-        x[name] = rng.integers(1, size, dims).astype("int32")
-    if "history_time" in x:
-        x["history_time"] = np.broadcast_to(np.arange(length, 0, -1, dtype="int32"), (batch, length)).copy()
-    return x

@@ -86,7 +86,7 @@ def worker(args: argparse.Namespace) -> None:
             if need > args.memory_budget_gib:
                 common.emit(**row, oom=f"needs ~{need:.0f} GiB")
                 continue
-        x = common.random_batch(schema, args.batch, length)
+        x = schema.random_batch(args.batch, length, padded=False, dtype="int32")
         times = common.time_calls(lambda: model.predict_on_batch(x), warmup=2, repeats=args.repeats)
         common.emit(
             **row, ms=common.median_ms(times), peak_mib=common.peak_rss_mib() - baseline, runs=len(times)

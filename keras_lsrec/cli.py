@@ -105,6 +105,15 @@ def quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def export(args: argparse.Namespace) -> int:
+    from keras_lsrec import serving
+
+    path = serving.export(args.model_file, base_dir=args.base_dir, version=args.version, serving_root=args.serving_root)
+    report = serving.check(path)
+    print(f"exported {path} (serving_default, serving_int32; {sum(report.ops.values())} ops, GPU check passed)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lsrec", description="keras_lsrec command line.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -129,7 +138,20 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help=f"comma-separated subset of {','.join(labels)} (default: all)",
     )
+    exporter = commands.add_parser(
+        "export",
+        help="export a .keras model as a versioned SavedModel for TF Serving",
+        description="Writes saved_models/<name>/<version>/ (or --base-dir) with serving_default and warm-up "
+        "requests, updates models.config beside it, and checks that the graph runs on a GPU TF Serving. "
+        "Works whatever KERAS_BACKEND trained the model.",
+    )
+    exporter.add_argument("model_file", help="the model's .keras file")
+    exporter.add_argument("--base-dir", default=None, help="model directory (default saved_models/<file stem>)")
+    exporter.add_argument("--version", type=int, default=None, help="version number (default: next)")
+    exporter.add_argument("--serving-root", default="/models", help="where the server mounts saved_models/")
     args = parser.parse_args(argv)
+    if args.command == "export":
+        return export(args)
     if args.command == "quickstart" and args.models:
         unknown = sorted(set(args.models) - set(labels))
         if unknown:

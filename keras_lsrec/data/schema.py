@@ -138,6 +138,29 @@ class SequenceSchema:
         return self.vocab_sizes[field]
 
     # -- validation --------------------------------------------------------
+    def random_batch(
+        self, rows: int, length: int | None = None, padded: bool = True, seed: int = 0, dtype: str = "int64"
+    ) -> dict[str, np.ndarray]:
+        """A valid batch of random ids in this format (warm-up requests, benchmarks).
+
+        Histories have `length` events (default `max_len`), left-padded to a
+        random number of valid events per row when `padded`, full otherwise;
+        `history_time` is the reverse position (capped to its vocabulary).
+        """
+        rng = np.random.default_rng(seed)
+        length = self.max_len if length is None else length
+        valid = rng.integers(1, length + 1, rows) if padded else np.full(rows, length)
+        mask = np.arange(length)[None, :] >= (length - valid)[:, None]
+        batch = {}
+        for key, shape in self.input_shapes().items():
+            dims = (rows,) + tuple(length if d is None else d for d in shape)
+            ids = rng.integers(1, self.vocab_size(key), dims)
+            batch[key] = np.where(mask, ids, 0) if key.startswith(HISTORY) else ids
+        if self.has_time:
+            reverse = np.minimum(np.arange(length, 0, -1), self.time_vocab_size - 1)[None, :]
+            batch[HISTORY + TIME] = np.where(mask, reverse, 0)
+        return {key: value.astype(dtype) for key, value in batch.items()}
+
     def validate(self, batch: Mapping[str, Any], labels: Any = None) -> None:
         """Raise a `ValueError` naming the field if `batch` breaks the format.
 

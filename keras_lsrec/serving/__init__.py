@@ -1,0 +1,20 @@
+"""From a trained model to TF Serving: versioned SavedModel export, a GPU check, a client.
+
+This package needs tensorflow and tensorflow-serving-api (the `serving`
+extra); it is the one part of the library that is tensorflow-specific, since
+TF Serving runs TensorFlow graphs. Models trained on any backend export.
+"""
+
+from keras_lsrec.serving.check import CheckReport, ServingCheckError, check
+from keras_lsrec.serving.client import Client, ServingError
+from keras_lsrec.serving.export import export, update_model_config
+
+__all__ = [
+    "CheckReport",
+    "Client",
+    "ServingCheckError",
+    "ServingError",
+    "check",
+    "export",
+    "update_model_config",
+]

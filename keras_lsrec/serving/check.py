@@ -1,0 +1,104 @@
+"""Can a SavedModel's serving signature run on TF Serving's GPU build?"""
+
+from __future__ import annotations
+
+import collections
+import os
+from dataclasses import dataclass, field
+
+
+class ServingCheckError(ValueError):
+    """The exported graph would not run (fully) on a GPU TF Serving."""
+
+
+@dataclass
+class CheckReport:
+    """Ops reachable from the signature, by type and count, and any problems."""
+
+    signature: str
+    ops: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# Ops that exist on every device without a kernel of their own (function
+# calls and graph plumbing are resolved by the runtime, not by kernels).
+_NO_KERNEL_NEEDED = {"NoOp", "StatefulPartitionedCall", "PartitionedCall", "Placeholder", "_Arg", "_Retval"}
+
+
+def check(path: str, signature: str = "serving_default", raise_on_error: bool = True) -> CheckReport:
+    """Checks every op reachable from `signature` in the SavedModel at `path`.
+
+    Problems reported (all of them, not just the first):
+    - an `XlaCallModule` (a jax export: compiled for one platform);
+    - a node pinned to a CPU device;
+    - an op type without a GPU (or device-agnostic) kernel in this
+      TensorFlow build.
+
+    Host-memory ops such as `Assert` are fine: their kernel is
+    device-agnostic. Raises `ServingCheckError` listing the problems unless
+    `raise_on_error=False`; returns the `CheckReport` otherwise.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+    from tensorflow.python.framework import kernels
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    meta = proto.meta_graphs[0]
+    if signature not in meta.signature_def:
+        raise ServingCheckError(f"{path} has no signature {signature!r}; it has {sorted(meta.signature_def)}")
+    library = {f.signature.name: f for f in meta.graph_def.library.function}
+    graph_nodes = {n.name: n for n in meta.graph_def.node}
+
+    report = CheckReport(signature)
+    counts: collections.Counter = collections.Counter()
+    seen_functions: set[str] = set()
+
+    def visit_node(node, where: str) -> None:
+        counts[node.op] += 1
+        if node.device and "CPU" in node.device.upper():
+            report.problems.append(f"{where}/{node.name} ({node.op}) is pinned to {node.device}")
+        called = [node.op] if node.op in library else []
+        for attr in node.attr.values():
+            if attr.HasField("func"):
+                called.append(attr.func.name)
+            called.extend(f.name for f in attr.list.func)
+        for name in called:
+            visit_function(name)
+
+    def visit_function(name: str) -> None:
+        if name in seen_functions or name not in library:
+            return
+        seen_functions.add(name)
+        for node in library[name].node_def:
+            visit_node(node, name)
+
+    # Walk the top-level graph backwards from the signature's outputs.
+    pending = [t.name.split(":")[0] for t in meta.signature_def[signature].outputs.values()]
+    seen_nodes: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in seen_nodes or name not in graph_nodes:
+            continue
+        seen_nodes.add(name)
+        node = graph_nodes[name]
+        visit_node(node, "graph")
+        pending.extend(i.lstrip("^").split(":")[0] for i in node.input)
+
+    for op in sorted(counts):
+        if op in library or op in _NO_KERNEL_NEEDED:
+            continue
+        if op == "XlaCallModule":
+            report.problems.append("XlaCallModule found: a jax-compiled graph for one platform, not portable to GPU")
+            continue
+        devices = {k.device_type for k in kernels.get_registered_kernels_for_op(op).kernel}
+        if not devices & {"GPU", "DEFAULT"}:
+            report.problems.append(f"op {op} has no GPU kernel (kernels: {sorted(devices) or 'none'})")
+    report.ops = dict(sorted(counts.items()))
+    if report.problems and raise_on_error:
+        raise ServingCheckError(f"{path} [{signature}] would not run on a GPU server:\n- " + "\n- ".join(report.problems))
+    return report

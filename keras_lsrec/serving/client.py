@@ -1,0 +1,140 @@
+"""A TF Serving client for the batch format, over REST or gRPC."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+
+class ServingError(RuntimeError):
+    """A request TF Serving refused or could not answer (the message says why)."""
+
+
+class Client:
+    """Sends batches in the keras_lsrec batch format to a TF Serving model.
+
+    `target` chooses the protocol: `"http://host:8501"` (REST, `POST
+    /v1/models/<name>[/versions/<v>]:predict`, JSON in the columnar
+    `"inputs"` format) or `"host:8500"` / `"grpc://host:8500"` (gRPC
+    `PredictionService.Predict` from tensorflow-serving-api). Ids are sent as
+    int64, the dtype of the exported `serving_default` signature.
+
+    Before anything is sent, the batch is checked locally: a dict of integer
+    arrays of rank 1 (`target_*`) or 2 (`history_*`) with one batch size, and,
+    when a `schema` is given, `schema.validate` (missing or unknown fields,
+    ids outside the vocabulary, history longer than `max_len`). Server-side
+    refusals and timeouts raise `ServingError` with the server's message.
+
+    Example:
+
+    >>> client = Client("http://localhost:8501", "dare", schema=model.schema)
+    >>> client.predict(batch)  # (B,) float32 click probabilities
+    """
+
+    def __init__(
+        self,
+        target: str,
+        model_name: str,
+        signature_name: str = "serving_default",
+        version: int | None = None,
+        timeout: float = 10.0,
+        schema: Any = None,
+    ) -> None:
+        if not target:
+            raise ValueError("`target` must be 'http://host:port' (REST) or 'host:port' (gRPC).")
+        self.protocol = "rest" if target.startswith(("http://", "https://")) else "grpc"
+        self.target = target.rstrip("/") if self.protocol == "rest" else target.removeprefix("grpc://")
+        self.model_name = model_name
+        self.signature_name = signature_name
+        self.version = version
+        self.timeout = timeout
+        self.schema = schema
+        self._stub = None
+
+    # -- validation ----------------------------------------------------------
+    def _prepare(self, batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        if not isinstance(batch, Mapping) or not batch:
+            raise ValueError(f"The batch must be a non-empty dict of id arrays. Received: {type(batch).__name__}")
+        arrays = {key: np.asarray(value) for key, value in batch.items()}
+        sizes = set()
+        for key, value in arrays.items():
+            if not np.issubdtype(value.dtype, np.integer):
+                raise ValueError(f"`{key}` must hold integer ids. Received dtype {value.dtype}")
+            rank = 2 if key.startswith("history_") else 1
+            if value.ndim != rank:
+                raise ValueError(f"`{key}` must have rank {rank}. Received shape {value.shape}")
+            sizes.add(value.shape[0])
+        if len(sizes) > 1:
+            raise ValueError(f"Every field must have one batch size. Received: {sorted(sizes)}")
+        if self.schema is not None:
+            self.schema.validate(arrays)
+        return {key: value.astype("int64") for key, value in arrays.items()}
+
+    # -- transport -------------------------------------------------------------
+    def predict(self, batch: Mapping[str, Any]) -> np.ndarray:
+        """Click probabilities `(B,)` for `batch`."""
+        arrays = self._prepare(batch)
+        if self.protocol == "rest":
+            return self._predict_rest(arrays)
+        return self._predict_grpc(arrays)
+
+    def _predict_rest(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        version = f"/versions/{self.version}" if self.version is not None else ""
+        url = f"{self.target}/v1/models/{self.model_name}{version}:predict"
+        body = {"signature_name": self.signature_name, "inputs": {k: v.tolist() for k, v in arrays.items()}}
+        request = urllib.request.Request(
+            url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                payload = json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")
+            try:
+                detail = json.loads(detail).get("error", detail)
+            except ValueError:
+                pass
+            raise ServingError(f"{url} answered HTTP {error.code}: {detail}") from None
+        except (urllib.error.URLError, TimeoutError, OSError) as error:
+            raise ServingError(f"{url} unreachable or timed out after {self.timeout} s: {error}") from None
+        outputs = payload.get("outputs")
+        if isinstance(outputs, dict):
+            outputs = outputs.get("probability")
+        if outputs is None:
+            raise ServingError(f"{url} returned no 'probability' output: {str(payload)[:200]}")
+        return np.asarray(outputs, dtype="float32")
+
+    def _predict_grpc(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        import grpc
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+        if self._stub is None:
+            self._channel = grpc.insecure_channel(self.target)
+            self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = self.model_name
+        request.model_spec.signature_name = self.signature_name
+        if self.version is not None:
+            request.model_spec.version.value = self.version
+        for key, value in arrays.items():
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        try:
+            response = self._stub.Predict(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise ServingError(
+                f"gRPC {self.target} answered {error.code().name}: {error.details()}"
+            ) from None
+        if "probability" not in response.outputs:
+            raise ServingError(f"gRPC {self.target} returned no 'probability' output: {list(response.outputs)}")
+        return tf.make_ndarray(response.outputs["probability"]).astype("float32")
+
+    def close(self) -> None:
+        if self._stub is not None:
+            self._channel.close()
+            self._stub = None

@@ -1,0 +1,148 @@
+"""A test-only stand-in for TF Serving: its REST and gRPC predict APIs over `tf.saved_model.load`.
+
+TF Serving's binary cannot be installed on the CI machine. This server runs
+the exported SavedModel with the real TensorFlow runtime and answers the two
+wire protocols the way TF Serving does (URL scheme, JSON columnar format,
+`PredictionService.Predict`, INVALID_ARGUMENT for bad input, the server
+staying up), so the client and the export are tested end to end. It serves
+the highest version under `base_dir`, as TF Serving's default policy does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+
+class BadRequest(ValueError):
+    pass
+
+
+class ModelServer:
+    def __init__(self, base_dir: str) -> None:
+        self.name = os.path.basename(os.path.normpath(base_dir))
+        versions = sorted(int(d) for d in os.listdir(base_dir) if d.isdigit())
+        self.version = versions[-1]
+        self.model = tf.saved_model.load(os.path.join(base_dir, str(self.version)))
+
+    # -- the shared predict path ----------------------------------------------
+    def predict(self, name: str, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if name != self.name:
+            raise LookupError(f"Servable not found for request: Latest({name})")
+        if signature not in self.model.signatures:
+            raise BadRequest(f"Serving signature name: \"{signature}\" not found in signature def")
+        function = self.model.signatures[signature]
+        specs = function.structured_input_signature[1]
+        missing, unknown = sorted(set(specs) - set(inputs)), sorted(set(inputs) - set(specs))
+        if missing or unknown:
+            raise BadRequest(f"input mismatch: missing {missing}, unexpected {unknown}")
+        tensors = {}
+        for key, spec in specs.items():
+            value = inputs[key]
+            if value.dtype != spec.dtype.as_numpy_dtype:
+                raise BadRequest(f"Expects arg[{key}] to be {spec.dtype.name} but {value.dtype} is provided")
+            if value.ndim != spec.shape.rank:
+                raise BadRequest(f"{key}: expected rank {spec.shape.rank}, got shape {value.shape}")
+            tensors[key] = tf.constant(value)
+        try:
+            outputs = function(**tensors)
+        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
+            raise BadRequest(str(getattr(error, "message", error)).strip()) from None
+        return {key: value.numpy() for key, value in outputs.items()}
+
+    # -- REST -----------------------------------------------------------------
+    def _rest_handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, code: int, payload: dict) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path.rstrip("/") == f"/v1/models/{server.name}":
+                    status = {"version": str(server.version), "state": "AVAILABLE"}
+                    self._reply(200, {"model_version_status": [status]})
+                else:
+                    self._reply(404, {"error": f"Not found: {self.path}"})
+
+            def do_POST(self):
+                match = re.fullmatch(r"/v1/models/([^/:]+)(?:/versions/(\d+))?:predict", self.path)
+                if not match:
+                    return self._reply(404, {"error": f"Malformed request: POST {self.path}"})
+                try:
+                    body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                    if "inputs" not in body:
+                        raise BadRequest("Missing 'inputs' (this server speaks the columnar format)")
+                    inputs = {}
+                    for key, value in body["inputs"].items():
+                        array = np.asarray(value)
+                        # JSON carries no dtype: TF Serving converts numbers to the signature's type.
+                        if not np.issubdtype(array.dtype, np.integer):
+                            raise BadRequest(f"{key}: JSON value is not an integer array")
+                        inputs[key] = array.astype("int64")
+                    outputs = server.predict(match.group(1), body.get("signature_name", "serving_default"), inputs)
+                except LookupError as error:
+                    return self._reply(404, {"error": str(error)})
+                except (BadRequest, ValueError) as error:
+                    return self._reply(400, {"error": str(error)})
+                payload = {k: v.tolist() for k, v in outputs.items()}
+                self._reply(200, {"outputs": next(iter(payload.values())) if len(payload) == 1 else payload})
+
+        return Handler
+
+    # -- gRPC -----------------------------------------------------------------
+    def _grpc_servicer(self):
+        server = self
+
+        class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+            def Predict(self, request, context):
+                inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
+                try:
+                    outputs = server.predict(
+                        request.model_spec.name, request.model_spec.signature_name or "serving_default", inputs
+                    )
+                except LookupError as error:
+                    context.abort(grpc.StatusCode.NOT_FOUND, str(error))
+                except BadRequest as error:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+                response = predict_pb2.PredictResponse()
+                response.model_spec.name = server.name
+                response.model_spec.version.value = server.version
+                for key, value in outputs.items():
+                    response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+                return response
+
+        return Servicer()
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self) -> ModelServer:
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), self._rest_handler())
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        self.rest_url = f"http://127.0.0.1:{self.http.server_address[1]}"
+        self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(self._grpc_servicer(), self.grpc)
+        port = self.grpc.add_insecure_port("127.0.0.1:0")
+        self.grpc.start()
+        self.grpc_target = f"127.0.0.1:{port}"
+        return self
+
+    def stop(self) -> None:
+        self.http.shutdown()
+        self.grpc.stop(None)
