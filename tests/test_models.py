@@ -68,6 +68,9 @@ def test_model_same_on_left_and_right_padding(case, data):
     left = model.predict(x, verbose=0)
     right = model.predict(right_pad_batch(x), verbose=0)
     np.testing.assert_allclose(right, left, atol=1e-5)
+    # Extra left padding (what a client padding to a fixed length sends) changes nothing.
+    longer = {k: (np.pad(v, ((0, 0), (7, 0))) if k.startswith("history_") else v) for k, v in x.items()}
+    np.testing.assert_allclose(model.predict_on_batch(longer), left, atol=1e-5)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

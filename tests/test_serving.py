@@ -174,6 +174,10 @@ def test_client_round_trip(protocol, server, exported, data):
     x = {k: v[:20] for k, v in data.test.x.items()}
     np.testing.assert_allclose(client.predict(x), model.predict(x, verbose=0), atol=1e-5)
     client.close()
+    padded = serving.Client(target, "dare", pad_to=2 * data.schema.max_len)
+    np.testing.assert_allclose(padded.predict(x), model.predict(x, verbose=0), atol=1e-5)
+    with pytest.raises(ValueError, match="pad_to"):
+        serving.Client(target, "dare", pad_to=3).predict(x)
 
 
 def corrupt(x, key, value):

@@ -30,6 +30,11 @@ class Client:
     ids outside the vocabulary, history longer than `max_len`). Server-side
     refusals and timeouts raise `ServingError` with the server's message.
 
+    `pad_to=L` left-pads every history with 0 to length L, so that TF
+    Serving's server-side batching can merge requests (it needs equal shapes;
+    its own `pad_variable_length_inputs` pads at the end with the first
+    element, a real id, which is wrong for this format).
+
     Example:
 
     >>> client = Client("http://localhost:8501", "dare", schema=model.schema)
@@ -44,6 +49,7 @@ class Client:
         version: int | None = None,
         timeout: float = 10.0,
         schema: Any = None,
+        pad_to: int | None = None,
     ) -> None:
         if not target:
             raise ValueError("`target` must be 'http://host:port' (REST) or 'host:port' (gRPC).")
@@ -54,6 +60,7 @@ class Client:
         self.version = version
         self.timeout = timeout
         self.schema = schema
+        self.pad_to = pad_to
         self._stub = None
 
     # -- validation ----------------------------------------------------------
@@ -73,7 +80,16 @@ class Client:
             raise ValueError(f"Every field must have one batch size. Received: {sorted(sizes)}")
         if self.schema is not None:
             self.schema.validate(arrays)
+        if self.pad_to is not None:
+            arrays = {key: self._left_pad(key, value) for key, value in arrays.items()}
         return {key: value.astype("int64") for key, value in arrays.items()}
+
+    def _left_pad(self, key: str, value: np.ndarray) -> np.ndarray:
+        if not key.startswith("history_"):
+            return value
+        if value.shape[1] > self.pad_to:
+            raise ValueError(f"`{key}` has {value.shape[1]} events, more than `pad_to={self.pad_to}`")
+        return np.pad(value, ((0, 0), (self.pad_to - value.shape[1], 0)))
 
     # -- transport -------------------------------------------------------------
     def predict(self, batch: Mapping[str, Any]) -> np.ndarray:
