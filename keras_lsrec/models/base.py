@@ -99,6 +99,15 @@ class SequenceModel(keras.Model):
       `.keras` files rebuild the same model.
     """
 
+    # Tuning knobs, as data (read by `keras_lsrec.tuning.hypermodel`): name ->
+    # ("choice", values) | ("int", low, high) | ("log", low, high) | ("bool",).
+    # Every name is a constructor argument; subclasses extend this dict.
+    SEARCH_SPACE: dict[str, tuple] = {
+        "mlp_units": ("choice", [(200, 80), (128, 64), (256, 128, 64)]),
+        "l2": ("choice", [0.0, 1e-6, 1e-5]),
+        "dropout": ("choice", [0.0, 0.1, 0.2]),
+    }
+
     def __init__(
         self,
         schema: SequenceSchema,

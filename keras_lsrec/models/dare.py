@@ -89,6 +89,15 @@ class DARE(SequenceModel):
         Embeddings", ICLR 2025 (arXiv 2410.02604).
     """
 
+    SEARCH_SPACE = {
+        **SequenceModel.SEARCH_SPACE,
+        "attention_dim": ("choice", [8, 16, 32, 64]),
+        "representation_dim": ("choice", [8, 16, 32, 64]),
+        "k": ("choice", [10, 20, 50]),
+        "auxiliary_loss_weight": ("choice", [0.0, 0.5, 1.0]),
+        "score_scaling": ("choice", ["per_field", "joint"]),
+    }
+
     def __init__(
         self,
         schema: SequenceSchema,

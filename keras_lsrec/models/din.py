@@ -64,6 +64,14 @@ class DIN(SequenceModel):
         Prediction", KDD 2018.
     """
 
+    SEARCH_SPACE = {
+        **SequenceModel.SEARCH_SPACE,
+        "embedding_dim": ("choice", [8, 16, 32]),
+        "attention_units": ("choice", [(80, 40), (64,), (32, 16)]),
+        "normalizer": ("choice", ["softmax", "sigmoid"]),
+        "mlp_activation": ("choice", ["prelu", "dice"]),
+    }
+
     def __init__(
         self,
         schema: SequenceSchema,

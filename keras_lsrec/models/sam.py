@@ -56,6 +56,15 @@ class SAM(SequenceModel):
         Prediction with Long Sequences", CIKM 2022.
     """
 
+    SEARCH_SPACE = {
+        **SequenceModel.SEARCH_SPACE,
+        "embedding_dim": ("choice", [8, 16, 32]),
+        "num_passes": ("int", 1, 4),
+        "normalizer": ("choice", ["sigmoid", "softmax"]),
+        "enhance_steps": ("choice", [0, 3]),
+        "feed_memory": ("bool",),
+    }
+
     def __init__(
         self,
         schema: SequenceSchema,

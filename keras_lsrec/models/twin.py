@@ -48,6 +48,13 @@ class TWIN(SequenceModel):
         Behavior Modeling in CTR Prediction at Kuaishou", KDD 2023.
     """
 
+    SEARCH_SPACE = {
+        **SequenceModel.SEARCH_SPACE,
+        "embedding_dim": ("choice", [8, 16, 32, 64]),
+        "k": ("choice", [10, 20, 50]),
+        "num_heads": ("choice", [1, 2, 4]),
+    }
+
     def __init__(
         self,
         schema: SequenceSchema,

@@ -1,0 +1,115 @@
+"""keras-tuner HyperModels for every model of the zoo (needs the `tuning` extra).
+
+Each model class declares its own knobs as data (`Model.SEARCH_SPACE`, next
+to its constructor); the training knobs every model shares (learning rate,
+batch size) are declared here, once. `hypermodel(name, schema, **fixed)`
+turns both into a `keras_tuner.HyperModel`; `fixed` pins any knob.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from keras_lsrec.data.schema import SequenceSchema
+from keras_lsrec.models import get as get_model
+
+TRAINING_SPACE: dict[str, tuple] = {
+    "learning_rate": ("log", 1e-4, 1e-2),
+    "batch_size": ("choice", [256, 512, 1024, 2048]),
+}
+
+
+def _encode(value: Any) -> Any:
+    """keras-tuner choices hold int/float/str/bool: tuples become '200-80'."""
+    return "-".join(str(v) for v in value) if isinstance(value, (tuple, list)) else value
+
+
+def _decode(value: Any, values: list) -> Any:
+    for candidate in values:
+        if _encode(candidate) == value:
+            return candidate
+    return value
+
+
+def search_space(name: str) -> dict[str, tuple]:
+    """The model's knobs followed by the training knobs."""
+    return {**get_model(name).SEARCH_SPACE, **TRAINING_SPACE}
+
+
+def _sample(hp: Any, knob: str, spec: tuple) -> Any:
+    kind = spec[0]
+    if kind == "choice":
+        return _decode(hp.Choice(knob, [_encode(v) for v in spec[1]]), spec[1])
+    if kind == "int":
+        return hp.Int(knob, spec[1], spec[2])
+    if kind == "log":
+        return hp.Float(knob, spec[1], spec[2], sampling="log")
+    if kind == "bool":
+        return hp.Boolean(knob)
+    raise ValueError(f"Unknown search-space kind {kind!r} for `{knob}`")
+
+
+def hypermodel(name: str, schema: SequenceSchema, objective_metric: str = "auc", **fixed: Any):
+    """A `keras_tuner.HyperModel` over model `name`'s knobs.
+
+    `build(hp)` samples every knob of `search_space(name)` not in `fixed`,
+    builds the model and compiles it with Adam(learning_rate), binary
+    cross-entropy and `keras.metrics.AUC(name="auc")`, so the tuner objective
+    is `"val_auc"` (direction max). `fit` trains with the sampled (or fixed)
+    `batch_size`. Pinned knobs are not searched and show in each trial as
+    fixed values.
+
+    Example:
+
+    >>> import keras_tuner
+    >>> tuner = keras_tuner.RandomSearch(
+    ...     hypermodel("dare", schema, k=20), objective=keras_tuner.Objective("val_auc", "max"),
+    ...     max_trials=20, directory="sweeps", project_name="dare")
+    >>> tuner.search(x, y, validation_data=(vx, vy), epochs=2)
+    """
+    import keras_tuner
+
+    cls = get_model(name)
+    space = search_space(name)
+    unknown = sorted(set(fixed) - set(space) - set(_constructor_args(cls)))
+    if unknown:
+        raise ValueError(f"Unknown knobs for {cls.__name__}: {unknown}. Searchable: {sorted(space)}")
+
+    class SequenceHyperModel(keras_tuner.HyperModel):
+        def build(self, hp):
+            values = {}
+            for knob, spec in space.items():
+                if knob in fixed:
+                    value = fixed[knob]
+                    if isinstance(value, (bool, int, float, str)):
+                        hp.Fixed(knob, value)
+                    values[knob] = value
+                else:
+                    values[knob] = _sample(hp, knob, spec)
+            model_args = {k: v for k, v in values.items() if k not in TRAINING_SPACE}
+            extra = {k: v for k, v in fixed.items() if k not in space}
+            model = cls(schema, **model_args, **extra)
+            model.compile(
+                optimizer=keras.optimizers.Adam(values["learning_rate"]),
+                loss="binary_crossentropy",
+                metrics=[keras.metrics.AUC(name=objective_metric)],
+            )
+            return model
+
+        def fit(self, hp, model, *args, **kwargs):
+            batch_size = fixed.get("batch_size") or hp.get("batch_size")
+            kwargs.setdefault("batch_size", batch_size)
+            return model.fit(*args, **kwargs)
+
+    return SequenceHyperModel(name=cls.__name__.lower())
+
+
+def _constructor_args(cls: type) -> list[str]:
+    import inspect
+
+    return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "schema", "kwargs")]
+
+
+__all__ = ["TRAINING_SPACE", "hypermodel", "search_space"]

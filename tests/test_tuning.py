@@ -1,0 +1,86 @@
+"""keras-tuner HyperModels: search spaces are real knobs, pins hold, a tiny sweep runs."""
+
+import inspect
+
+import keras
+import numpy as np
+import pytest
+
+keras_tuner = pytest.importorskip("keras_tuner")
+
+from keras_lsrec import models, tuning  # noqa: E402
+from keras_lsrec.data import synthetic  # noqa: E402
+
+NAMES = ["din", "twin", "dare", "sam"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic.generate(num_users=30, examples_per_user=4, max_len=80, num_items=50, num_categories=6, seed=2)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_search_space_knobs_are_constructor_arguments(name):
+    cls = models.get(name)
+    arguments = set(inspect.signature(cls.__init__).parameters)
+    model_knobs = set(cls.SEARCH_SPACE)
+    assert model_knobs <= arguments, model_knobs - arguments
+    assert {"learning_rate", "batch_size"} <= set(tuning.search_space(name))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_build_samples_the_space_and_pins_fixed_knobs(name, data):
+    fixed = {"mlp_units": (8,), "learning_rate": 0.003}
+    hypermodel = tuning.hypermodel(name, data.schema, **fixed)
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    assert isinstance(model, models.get(name))
+    assert model.mlp_units == [8]
+    assert hp.get("learning_rate") == 0.003
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.003)
+    searched = set(tuning.search_space(name)) - set(fixed)
+    assert searched <= set(hp.values)
+    for knob, spec in models.get(name).SEARCH_SPACE.items():
+        if knob not in fixed and spec[0] == "choice":
+            allowed = [list(v) if isinstance(v, tuple) else v for v in spec[1]]
+            assert getattr(model, knob) in allowed
+
+
+def test_unknown_fixed_knob_is_rejected(data):
+    with pytest.raises(ValueError, match="attention_size"):
+        tuning.hypermodel("dare", data.schema, attention_size=4)
+
+
+def test_random_search_runs_and_returns_a_model(data, tmp_path):
+    hypermodel = tuning.hypermodel(
+        "dare", data.schema, mlp_units=(8,), attention_dim=4, representation_dim=4, batch_size=64
+    )
+    tuner = keras_tuner.RandomSearch(
+        hypermodel,
+        objective=keras_tuner.Objective("val_auc", direction="max"),
+        max_trials=2,
+        seed=0,
+        directory=str(tmp_path),
+        project_name="dare",
+    )
+    tuner.search(
+        data.train.x, data.train.y, validation_data=(data.validation.x, data.validation.y), epochs=1, verbose=0
+    )
+    trials = tuner.oracle.get_best_trials(2)
+    assert len(trials) == 2 and all(np.isfinite(t.score) for t in trials)
+    best = tuner.get_best_models(1)[0]
+    assert best.predict(data.test.x, verbose=0).shape == data.test.y.shape
+    # Resuming the same project does not redo finished trials.
+    again = keras_tuner.RandomSearch(
+        hypermodel,
+        objective=keras_tuner.Objective("val_auc", direction="max"),
+        max_trials=2,
+        seed=0,
+        directory=str(tmp_path),
+        project_name="dare",
+        overwrite=False,
+    )
+    again.search(
+        data.train.x, data.train.y, validation_data=(data.validation.x, data.validation.y), epochs=1, verbose=0
+    )
+    assert len(again.oracle.trials) == 2
