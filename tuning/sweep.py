@@ -90,6 +90,10 @@ def make_tuner(config: dict[str, Any], hypermodel: Any):
     return cls(hypermodel, max_trials=config["trials"], **common)
 
 
+def _short(value: Any) -> Any:
+    return float(f"{value:.4g}") if isinstance(value, float) else value
+
+
 def write_results(tuner: Any, output: str) -> list[dict[str, Any]]:
     """`results.csv` and `results.md` in `output`, best trial first."""
     trials = [t for t in tuner.oracle.trials.values() if t.score is not None]
@@ -99,7 +103,7 @@ def write_results(tuner: Any, output: str) -> list[dict[str, Any]]:
     knobs = [k for k in knobs if not k.startswith("tuner/")]
     rows = [
         {"rank": i + 1, "trial": t.trial_id, tuner.oracle.objective.name: round(float(t.score), 5),
-         **{k: t.hyperparameters.values.get(k) for k in knobs}}
+         **{k: _short(t.hyperparameters.values.get(k)) for k in knobs}}
         for i, t in enumerate(trials)
     ]
     header = ["rank", "trial", tuner.oracle.objective.name] + knobs
