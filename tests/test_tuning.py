@@ -55,32 +55,28 @@ def test_random_search_runs_and_returns_a_model(data, tmp_path):
     hypermodel = tuning.hypermodel(
         "dare", data.schema, mlp_units=(8,), attention_dim=4, representation_dim=4, batch_size=64
     )
-    tuner = keras_tuner.RandomSearch(
-        hypermodel,
-        objective=keras_tuner.Objective("val_auc", direction="max"),
-        max_trials=2,
-        seed=0,
-        directory=str(tmp_path),
-        project_name="dare",
-    )
-    tuner.search(
-        data.train.x, data.train.y, validation_data=(data.validation.x, data.validation.y), epochs=1, verbose=0
-    )
+
+    def search():
+        """A 2-trial RandomSearch in the same project directory (resumed if present)."""
+        tuner = keras_tuner.RandomSearch(
+            hypermodel,
+            objective=keras_tuner.Objective("val_auc", direction="max"),
+            max_trials=2,
+            seed=0,
+            directory=str(tmp_path),
+            project_name="dare",
+            overwrite=False,
+        )
+        tuner.search(
+            data.train.x, data.train.y, validation_data=(data.validation.x, data.validation.y), epochs=1, verbose=0
+        )
+        return tuner
+
+    tuner = search()
     trials = tuner.oracle.get_best_trials(2)
     assert len(trials) == 2 and all(np.isfinite(t.score) for t in trials)
     best = tuner.get_best_models(1)[0]
     assert best.predict(data.test.x, verbose=0).shape == data.test.y.shape
     # Resuming the same project does not redo finished trials.
-    again = keras_tuner.RandomSearch(
-        hypermodel,
-        objective=keras_tuner.Objective("val_auc", direction="max"),
-        max_trials=2,
-        seed=0,
-        directory=str(tmp_path),
-        project_name="dare",
-        overwrite=False,
-    )
-    again.search(
-        data.train.x, data.train.y, validation_data=(data.validation.x, data.validation.y), epochs=1, verbose=0
-    )
+    again = search()
     assert len(again.oracle.trials) == 2
