@@ -1,4 +1,8 @@
-"""AUC, GAUC and logloss for CTR evaluation (numpy; no backend needed)."""
+"""AUC, GAUC, logloss and NDCG for CTR evaluation (numpy; no backend needed).
+
+Candidate sets: labels of shape `(N, C)` with -1 marking a missing candidate
+(the batch format's convention) are scored over the present candidates only.
+"""
 
 from __future__ import annotations
 
@@ -61,20 +65,61 @@ def logloss(labels: Any, probabilities: Any, epsilon: float = 1e-7) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
+def ndcg(labels: Any, scores: Any, k: int = 10) -> float:
+    """Mean NDCG@k over requests (rows) of a candidate set, binary gains.
+
+    `labels` and `scores` have shape `(N, C)`; labels of -1 (missing
+    candidates) are left out. Per request, `DCG@k = sum_{r <= k} y_(r) /
+    log2(r + 1)` over the present candidates sorted by score (ties keep the
+    candidate order), divided by the ideal DCG@k. Requests without a click
+    are skipped; NaN when every request is.
+    """
+    y = np.asarray(labels, dtype="float64")
+    s = np.asarray(scores, dtype="float64")
+    if y.ndim != 2 or y.shape != s.shape:
+        raise ValueError(f"labels and scores must both have shape (N, C). Received {y.shape} and {s.shape}")
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"`k` must be a positive integer. Received: k={k!r}")
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    values = []
+    for row_y, row_s in zip(y, s):
+        present = row_y >= 0
+        gains = row_y[present]
+        if gains.sum() <= 0:
+            continue
+        ranked = gains[np.argsort(-row_s[present], kind="stable")][:k]
+        ideal = np.sort(gains)[::-1][:k]
+        values.append((ranked * discounts[: len(ranked)]).sum() / (ideal * discounts[: len(ideal)]).sum())
+    return float(np.mean(values)) if values else float("nan")
+
+
 def evaluate(
     model: Any,
     x: Mapping[str, Any],
     y: Any,
     groups: Any = None,
     batch_size: int = 1024,
+    ndcg_at: tuple[int, ...] = (10,),
 ) -> dict[str, float]:
     """Scores `x` with `model.predict` and returns `{"auc", "gauc", "logloss"}`.
 
     `groups` holds the user of each row (for GAUC); without it GAUC is NaN.
+    For candidate sets (`y` of shape `(N, C)`), AUC, GAUC and logloss are
+    taken over the present candidates (label >= 0; every candidate of a row
+    belongs to that row's group), and `"ndcg@k"` is added for each k in `ndcg_at`.
     """
-    probabilities = np.asarray(model.predict(x, batch_size=batch_size, verbose=0)).ravel()
+    y = np.asarray(y)
+    probabilities = np.asarray(model.predict(x, batch_size=batch_size, verbose=0)).reshape(y.shape)
+    result: dict[str, float] = {}
+    if y.ndim == 2:
+        result.update({f"ndcg@{k}": ndcg(y, probabilities, k) for k in ndcg_at})
+        present = y >= 0
+        if groups is not None:
+            groups = np.broadcast_to(np.asarray(groups)[:, None], y.shape)[present]
+        y, probabilities = y[present], probabilities[present]
     return {
         "auc": auc(y, probabilities),
         "gauc": gauc(y, probabilities, groups) if groups is not None else float("nan"),
         "logloss": logloss(y, probabilities),
+        **result,
     }

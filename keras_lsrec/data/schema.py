@@ -13,6 +13,7 @@ from keras_lsrec.api_export import keras_lsrec_export
 HISTORY = "history_"
 TARGET = "target_"
 TIME = "time"
+VARIABLE = "variable"  # `candidates=VARIABLE`: a candidate axis of any size
 
 
 @keras_lsrec_export
@@ -23,7 +24,8 @@ class SequenceSchema:
     `item`, usually `category`, any others such as `shop`):
 
     - `target_<f>`: shape `(B,)`, the item to score (or `(B, C)` when the
-      schema has `candidates=C`: a candidate set per request);
+      schema has `candidates`: a candidate set per request, id 0 marking a
+      missing candidate in requests with fewer than C);
     - `history_<f>`: shape `(B, L)`, the behaviour sequence, most recent event
       last, left-padded with 0.
 
@@ -39,8 +41,13 @@ class SequenceSchema:
         vocab_sizes: mapping field name -> vocabulary size (ids `0..size-1`,
             0 = padding). Must contain `"item"`.
         max_len: the longest history `L` the data may carry.
-        candidates: `None` for one target per row, or the number `C` of
-            candidates per request (list-wise models).
+        candidates: `None` for one target per row; the number `C` of
+            candidates per request (list-wise models such as `IFA`); or
+            `"variable"` for a candidate axis whose size may change from batch
+            to batch. Labels then have the targets' shape `(B, C)`, with -1
+            where a candidate is missing (`target_item == 0`), the TF-Ranking
+            convention that `keras_lsrec.losses.CandidateSetLoss` and the
+            metrics follow.
         time_vocab_size: vocabulary size of `history_time`, or `None` when the
             batch has no time feature.
 
@@ -80,9 +87,10 @@ class SequenceSchema:
                 )
         if not _is_int(max_len) or max_len < 1:
             raise ValueError(f"`max_len` must be a positive integer. Received: {max_len!r}")
-        if candidates is not None and (not _is_int(candidates) or candidates < 1):
+        if candidates is not None and candidates != VARIABLE and (not _is_int(candidates) or candidates < 1):
             raise ValueError(
-                f"`candidates` must be None or a positive integer. Received: {candidates!r}"
+                f"`candidates` must be None, a positive integer or {VARIABLE!r}. "
+                f"Received: {candidates!r}"
             )
         if time_vocab_size is not None and (
             not _is_int(time_vocab_size) or time_vocab_size < 2
@@ -93,7 +101,7 @@ class SequenceSchema:
             )
         self.vocab_sizes = {str(k): int(v) for k, v in vocab_sizes.items()}
         self.max_len = int(max_len)
-        self.candidates = None if candidates is None else int(candidates)
+        self.candidates = candidates if candidates in (None, VARIABLE) else int(candidates)
         self.time_vocab_size = None if time_vocab_size is None else int(time_vocab_size)
 
     # -- names -------------------------------------------------------------
@@ -107,9 +115,16 @@ class SequenceSchema:
         return self.time_vocab_size is not None
 
     @property
+    def has_candidates(self) -> bool:
+        """Whether a row is a request with a candidate set `(B, C)`."""
+        return self.candidates is not None
+
+    @property
     def target_shape(self) -> tuple[int | None, ...]:
         """Shape of one `target_<f>` input without the batch axis."""
-        return () if self.candidates is None else (self.candidates,)
+        if self.candidates is None:
+            return ()
+        return (None,) if self.candidates == VARIABLE else (self.candidates,)
 
     def input_shapes(self) -> dict[str, tuple[int | None, ...]]:
         """Per-key shapes without the batch axis (`None` = dynamic length)."""
@@ -139,23 +154,38 @@ class SequenceSchema:
 
     # -- validation --------------------------------------------------------
     def random_batch(
-        self, rows: int, length: int | None = None, padded: bool = True, seed: int = 0, dtype: str = "int64"
+        self,
+        rows: int,
+        length: int | None = None,
+        padded: bool = True,
+        seed: int = 0,
+        dtype: str = "int64",
+        candidates: int = 10,
     ) -> dict[str, np.ndarray]:
         """A valid batch of random ids in this format (warm-up requests, benchmarks).
 
         Histories have `length` events (default `max_len`), left-padded to a
         random number of valid events per row when `padded`, full otherwise;
         `history_time` is the reverse position (capped to its vocabulary).
+        Candidate sets have the schema's C (`candidates` when it is
+        `"variable"`); when `padded`, each request keeps a random number >= 1
+        of them, the rest marked missing (id 0) at the end.
         """
         rng = np.random.default_rng(seed)
         length = self.max_len if length is None else length
         valid = rng.integers(1, length + 1, rows) if padded else np.full(rows, length)
         mask = np.arange(length)[None, :] >= (length - valid)[:, None]
+        width = self.candidates if _is_int(self.candidates) else candidates
+        kept = rng.integers(1, width + 1, rows) if padded else np.full(rows, width)
+        target_mask = (np.arange(width)[None, :] < kept[:, None]) if self.has_candidates else True
         batch = {}
         for key, shape in self.input_shapes().items():
-            dims = (rows,) + tuple(length if d is None else d for d in shape)
-            ids = rng.integers(1, self.vocab_size(key), dims)
-            batch[key] = np.where(mask, ids, 0) if key.startswith(HISTORY) else ids
+            if key.startswith(HISTORY):
+                ids = rng.integers(1, self.vocab_size(key), (rows, length))
+                batch[key] = np.where(mask, ids, 0)
+            else:
+                ids = rng.integers(1, self.vocab_size(key), (rows,) + ((width,) if shape else ()))
+                batch[key] = np.where(target_mask, ids, 0)
         if self.has_time:
             reverse = np.minimum(np.arange(length, 0, -1), self.time_vocab_size - 1)[None, :]
             batch[HISTORY + TIME] = np.where(mask, reverse, 0)
@@ -226,6 +256,11 @@ class SequenceSchema:
                     f"`{key}` must have {shape[0]} candidates. Received shape "
                     f"{value.shape}."
                 )
+            elif shape and value.shape != np.shape(batch[TARGET + "item"]):
+                raise ValueError(
+                    f"`{key}` has shape {value.shape}, `target_item` has "
+                    f"{np.shape(batch[TARGET + 'item'])}; every target field needs the same."
+                )
             if value.size:
                 low, high = int(value.min()), int(value.max())
                 vocab = self.vocab_size(key)
@@ -237,12 +272,29 @@ class SequenceSchema:
                         f"[0, {vocab}) of field `{key.split('_', 1)[1]}`."
                     )
         if labels is not None:
-            y = np.asarray(labels)
-            want = (batch_size,) + self.target_shape
-            if y.shape != want:
-                raise ValueError(f"Labels must have shape {want}. Received {y.shape}.")
-            if y.size and not np.isin(y, (0, 1)).all():
-                raise ValueError("Labels must be 0 or 1.")
+            self.validate_labels(batch[TARGET + "item"], labels)
+
+    def validate_labels(self, target_item: Any, labels: Any) -> None:
+        """Labels must have `target_item`'s shape, be 0/1 for real targets, and,
+        in a candidate set, -1 exactly where a candidate is missing (id 0)."""
+        target = np.asarray(target_item)
+        y = np.asarray(labels)
+        if y.shape != target.shape:
+            raise ValueError(
+                f"Labels must have the shape of `target_item`, {target.shape}. Received {y.shape}."
+            )
+        present = target != 0 if self.has_candidates else np.ones(target.shape, bool)
+        wrong = present & ~np.isin(y, (0, 1))
+        if wrong.any():
+            where = tuple(int(i) for i in np.argwhere(wrong)[0])
+            raise ValueError(f"Labels must be 0 or 1. Received labels{list(where)} = {y[where]!r}.")
+        missing = ~present & (y != -1)
+        if missing.any():
+            where = tuple(int(i) for i in np.argwhere(missing)[0])
+            raise ValueError(
+                f"labels{list(where)} = {y[where]!r}, but target_item{list(where)} = 0 marks a "
+                "missing candidate: label missing candidates -1 so that losses and metrics skip them."
+            )
 
     # -- serialization -----------------------------------------------------
     def get_config(self) -> dict[str, Any]:

@@ -15,6 +15,12 @@ Ground truth (documented, so results can be checked against it):
   equal probability, and the click from
   `P(click) = sigmoid(bias + long_weight * [c in A] + recent_weight * [c in R])`.
 
+With `candidates=C`, every example is a request: C candidates for one user,
+each drawn and labelled as above independently (the same planted signal), so
+labels have shape `(N, C)`. With `min_candidates < C`, a request keeps a
+uniform number in `[min_candidates, C]` of them; the missing ones are at the
+end, with id 0 in every target field, label -1 and probability NaN.
+
 A model that reads only the last `recent_window` events cannot tell `A` from
 the rest, so it loses a large part of the attainable AUC; the exact
 probabilities are returned (`Split.probability`) to compute the Bayes AUC.
@@ -42,6 +48,15 @@ class Split:
     def __len__(self) -> int:
         return len(self.y)
 
+    def flatten(self) -> Split:
+        """A candidate-set split as one row per present candidate (for single-target models)."""
+        if self.y.ndim == 1:
+            return self
+        present = self.y >= 0
+        rows = np.nonzero(present)[0]
+        x = {k: (v[present] if k.startswith("target_") else v[rows]) for k, v in self.x.items()}
+        return Split(x=x, y=self.y[present], users=self.users[rows], probability=self.probability[present])
+
 
 @dataclass
 class SyntheticData:
@@ -65,13 +80,15 @@ def generate(
     long_weight: float = 3.0,
     recent_weight: float = 2.5,
     splits: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    candidates: int | None = None,
+    min_candidates: int | None = None,
     seed: int = 0,
 ) -> SyntheticData:
     """Generate the data described in the module docstring.
 
     Returns a `SyntheticData` with the schema (fields `item`, `category` and a
-    reverse-position `history_time`, vocabulary `max_len + 1`) and the three
-    splits. Deterministic for a given `seed`.
+    reverse-position `history_time`, vocabulary `max_len + 1`; `candidates=C`
+    when given) and the three splits. Deterministic for a given `seed`.
     """
     if max_len < recent_window + 30:
         raise ValueError(
@@ -89,12 +106,21 @@ def generate(
         )
     if len(splits) != 3 or abs(sum(splits) - 1.0) > 1e-6 or min(splits) < 0:
         raise ValueError(f"`splits` must be 3 fractions summing to 1. Received: {splits}")
+    if candidates is not None and (not isinstance(candidates, int) or candidates < 1):
+        raise ValueError(f"`candidates` must be None or a positive integer. Received: candidates={candidates!r}")
+    min_candidates = candidates if min_candidates is None else min_candidates
+    if candidates is not None and not 1 <= min_candidates <= candidates:
+        raise ValueError(
+            f"`min_candidates` must be in [1, candidates={candidates}]. Received: min_candidates={min_candidates!r}"
+        )
     rng = np.random.default_rng(seed)
     schema = SequenceSchema(
         {"item": num_items + 1, "category": num_categories + 1},
         max_len=max_len,
+        candidates=candidates,
         time_vocab_size=max_len + 1,
     )
+    per_row = () if candidates is None else (candidates,)
     items_by_category = [
         np.arange(c, num_items + 1, num_categories) for c in range(1, num_categories + 1)
     ]
@@ -104,12 +130,13 @@ def generate(
     hist_item = np.zeros((num_users, max_len), dtype="int32")
     hist_cat = np.zeros((num_users, max_len), dtype="int32")
     hist_time = np.zeros((num_users, max_len), dtype="int32")
-    tgt_item = np.zeros(n_rows, dtype="int32")
-    tgt_cat = np.zeros(n_rows, dtype="int32")
-    prob = np.zeros(n_rows, dtype="float64")
+    tgt_item = np.zeros((n_rows,) + per_row, dtype="int32")
+    tgt_cat = np.zeros((n_rows,) + per_row, dtype="int32")
+    prob = np.zeros((n_rows,) + per_row, dtype="float64")
 
     def draw_items(cats: np.ndarray) -> np.ndarray:
-        return np.array([rng.choice(items_by_category[c - 1]) for c in cats], "int32")
+        flat = [rng.choice(items_by_category[c - 1]) for c in np.ravel(cats)]
+        return np.array(flat, "int32").reshape(np.shape(cats))
 
     for u in range(num_users):
         chosen = rng.choice(categories, long_interests + recent_interests, replace=False)
@@ -132,15 +159,12 @@ def generate(
         hist_item[u, max_len - n :] = draw_items(cats)
         hist_time[u, max_len - n :] = np.arange(n, 0, -1)
 
-        kind = rng.integers(0, 3, examples_per_user)
+        shape = (examples_per_user,) + per_row
+        kind = rng.integers(0, 3, shape)
         target_cats = np.where(
             kind == 0,
-            rng.choice(long_set, examples_per_user),
-            np.where(
-                kind == 1,
-                rng.choice(recent_set, examples_per_user),
-                rng.choice(others, examples_per_user),
-            ),
+            rng.choice(long_set, shape),
+            np.where(kind == 1, rng.choice(recent_set, shape), rng.choice(others, shape)),
         ).astype("int32")
         rows = slice(u * examples_per_user, (u + 1) * examples_per_user)
         tgt_cat[rows] = target_cats
@@ -148,7 +172,14 @@ def generate(
         logit = bias + long_weight * (kind == 0) + recent_weight * (kind == 1)
         prob[rows] = 1.0 / (1.0 + np.exp(-logit))
 
-    labels = (rng.random(n_rows) < prob).astype("float32")
+    labels = (rng.random(prob.shape) < prob).astype("float32")
+    if candidates is not None and min_candidates < candidates:
+        kept = rng.integers(min_candidates, candidates + 1, n_rows)
+        missing = np.arange(candidates)[None, :] >= kept[:, None]
+        tgt_item[missing] = 0
+        tgt_cat[missing] = 0
+        labels[missing] = -1
+        prob[missing] = np.nan
     users = np.repeat(np.arange(num_users), examples_per_user)
     order = rng.permutation(num_users)
     n_train = int(round(splits[0] * num_users))

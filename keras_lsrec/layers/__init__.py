@@ -1,8 +1,10 @@
 """Reusable layers of long-sequence CTR models (keras + keras.ops only)."""
 
+from keras_lsrec.layers.candidate_set_attention import CandidateSetAttention
 from keras_lsrec.layers.decoupled_embedding import DecoupledEmbedding
 from keras_lsrec.layers.dice import Dice
 from keras_lsrec.layers.field_embedding import FieldEmbedding
+from keras_lsrec.layers.linear_cross_attention import LinearCrossAttention
 from keras_lsrec.layers.mlp import MLP
 from keras_lsrec.layers.sparse_attentive_memory import SparseAttentiveMemory
 from keras_lsrec.layers.target_attention import TargetAttention
@@ -10,9 +12,11 @@ from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
 
 __all__ = [
     "MLP",
+    "CandidateSetAttention",
     "DecoupledEmbedding",
     "Dice",
     "FieldEmbedding",
+    "LinearCrossAttention",
     "SparseAttentiveMemory",
     "TargetAttention",
     "TopKRetrieval",

@@ -3,10 +3,11 @@
 from keras_lsrec.models.base import SequenceModel
 from keras_lsrec.models.dare import DARE
 from keras_lsrec.models.din import DIN
+from keras_lsrec.models.ifa import IFA
 from keras_lsrec.models.sam import SAM
 from keras_lsrec.models.twin import TWIN
 
-_MODELS = {cls.__name__.lower(): cls for cls in (DIN, TWIN, DARE, SAM)}
+_MODELS = {cls.__name__.lower(): cls for cls in (DIN, TWIN, DARE, SAM, IFA)}
 
 
 def get(name: str) -> type[SequenceModel]:
@@ -17,4 +18,4 @@ def get(name: str) -> type[SequenceModel]:
     return _MODELS[key]
 
 
-__all__ = ["DARE", "DIN", "SAM", "TWIN", "SequenceModel", "get"]
+__all__ = ["DARE", "DIN", "IFA", "SAM", "TWIN", "SequenceModel", "get"]

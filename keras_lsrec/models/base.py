@@ -152,19 +152,22 @@ class SequenceModel(keras.Model):
         return loss
 
     # -- early input validation --------------------------------------------
-    def _validate(self, x: Any) -> None:
+    def _validate(self, x: Any, y: Any = None) -> None:
         if isinstance(x, Mapping):
             self.schema.validate(x)
+            # Labels of candidate sets carry the missing-candidate convention (-1).
+            if y is not None and self.schema.has_candidates and hasattr(y, "shape"):
+                self.schema.validate_labels(x["target_item"], y)
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        self._validate(x)
+        self._validate(x, y)
         validation = kwargs.get("validation_data")
         if isinstance(validation, (tuple, list)) and validation:
-            self._validate(validation[0])
+            self._validate(*validation[:2])
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        self._validate(x)
+        self._validate(x, y)
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):

@@ -53,6 +53,14 @@ def _serving_fn(model: keras.Model):
                         message=f"`{key}` must have the batch size of `history_item`",
                     )
                 )
+                if schema.has_candidates:
+                    checks.append(
+                        tf.debugging.assert_equal(
+                            tf.shape(ids),
+                            tf.shape(inputs["target_item"]),
+                            message=f"`{key}` must have the shape of `target_item` (batch, C)",
+                        )
+                    )
         with tf.control_dependencies(checks):
             x = {key: tf.cast(ids, "int32") for key, ids in inputs.items()}
         return {"probability": model(x, training=False)}

@@ -1,0 +1,192 @@
+"""IFA: linear (kernelised) cross attention from a candidate set to the full sequence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_lsrec.api_export import keras_lsrec_export
+
+# Non-negative feature maps phi: phi(q) . phi(k) replaces exp(q . k).
+FEATURE_MAPS = {
+    "elu_plus_one": lambda x: ops.elu(x) + 1.0,
+    "relu": ops.relu,
+    "softplus": ops.softplus,
+}
+
+
+@keras_lsrec_export
+class LinearCrossAttention(keras.layers.Layer):
+    """Multi-head linear attention from C candidates to a whole sequence of L events.
+
+    For each head `h` (Katharopoulos et al. 2020, applied as cross attention):
+
+    - `Q = phi(X W_q)` `(B, C, d_k)` from the candidates `X`;
+    - `K = phi(S W_k)` `(B, L, d_k)` and `V = S W_v` `(B, L, d_v)` from the
+      sequence `S`; padded events have their rows of `K` and `V` set to 0;
+    - the per-user summaries `KV = K^T V` `(d_k, d_v)` and `z = K^T 1`
+      `(d_k,)`, computed ONCE per user and shared by every candidate;
+    - candidate `j` reads `o_j = (Q_j KV) / (Q_j z + epsilon)`.
+
+    The heads are concatenated and projected by `W_o` to `output_dim`. Cost:
+    O(L d_k d_v) for the summaries plus O(C d_k d_v) for the reads, instead of
+    O(L C d) for softmax attention of every candidate over the sequence. With
+    no valid event, `KV = 0` and `z = 0`, so the read is exactly 0 (finite).
+
+    The summaries are sums over events, so they can be cached per user and
+    updated as events arrive: `summaries(old) + summaries(new)` (added field by
+    field) equals `summaries(old + new)`, and `attend(query, summaries)` reads
+    them. No position enters the formula, so the result does not depend on
+    where the padding is.
+
+    Numerics: the summaries and reads are computed in float32 even under a
+    float16/bfloat16 policy (sums over thousands of events overflow float16);
+    the output is cast back to the compute dtype.
+
+    Design note: IFA's code is not public; this is our design (see
+    docs/ifa.md). No bias on `W_q`, `W_k`, `W_v` (as in linear transformers);
+    `W_o` has one.
+
+    Args:
+        num_heads: number of heads.
+        key_dim: size `d_k` of each head's queries and keys.
+        value_dim: size `d_v` of each head's values (default `key_dim`).
+        output_dim: size of the output (default: the candidates' last dim).
+        feature_map: `"elu_plus_one"` (default, `elu(x) + 1`), `"relu"`,
+            `"softplus"`, or a serializable callable returning non-negative values.
+        epsilon: added to the denominator.
+        kernel_initializer, kernel_regularizer: of the four projections.
+
+    Call arguments:
+        query: `(B, C, d_q)`, the candidates.
+        sequence: `(B, L, d_s)`, the behaviours (keys and values).
+        mask: boolean `(B, L)` marking valid events, or `None`.
+
+    Example:
+
+    >>> attention = LinearCrossAttention(num_heads=2, key_dim=4)
+    >>> candidates = np.ones((3, 10, 8), "float32")
+    >>> sequence = np.ones((3, 500, 8), "float32")
+    >>> attention(candidates, sequence).shape
+    (3, 10, 8)
+    """
+
+    def __init__(
+        self,
+        num_heads: int = 2,
+        key_dim: int = 16,
+        value_dim: int | None = None,
+        output_dim: int | None = None,
+        feature_map: Any = "elu_plus_one",
+        epsilon: float = 1e-6,
+        kernel_initializer: Any = "glorot_uniform",
+        kernel_regularizer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        for name, value in (("num_heads", num_heads), ("key_dim", key_dim)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer. Received: `{name}={value!r}`")
+        for name, value in (("value_dim", value_dim), ("output_dim", output_dim)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"`{name}` must be None or a positive integer. Received: `{name}={value!r}`")
+        if isinstance(feature_map, str) and feature_map not in FEATURE_MAPS:
+            raise ValueError(
+                f"`feature_map` must be one of {sorted(FEATURE_MAPS)} or a callable. "
+                f"Received: `feature_map={feature_map!r}`"
+            )
+        if not isinstance(feature_map, str) and not callable(feature_map):
+            raise ValueError(f"`feature_map` must be a string or a callable. Received: `feature_map={feature_map!r}`")
+        if not epsilon > 0:
+            raise ValueError(f"`epsilon` must be positive. Received: `epsilon={epsilon!r}`")
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.value_dim = value_dim or key_dim
+        self.output_dim = output_dim
+        self.feature_map = feature_map
+        self._phi = FEATURE_MAPS[feature_map] if isinstance(feature_map, str) else feature_map
+        self.epsilon = float(epsilon)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.supports_masking = True
+
+    def _projection(self, name: str, shape: tuple[int, ...]):
+        return self.add_weight(
+            name=name, shape=shape, initializer=self.kernel_initializer, regularizer=self.kernel_regularizer
+        )
+
+    def build(self, query_shape, sequence_shape) -> None:
+        heads, dk, dv = self.num_heads, self.key_dim, self.value_dim
+        self._output_dim = self.output_dim or query_shape[-1]
+        self.query_kernel = self._projection("query_kernel", (query_shape[-1], heads, dk))
+        self.key_kernel = self._projection("key_kernel", (sequence_shape[-1], heads, dk))
+        self.value_kernel = self._projection("value_kernel", (sequence_shape[-1], heads, dv))
+        self.output_kernel = self._projection("output_kernel", (heads, dv, self._output_dim))
+        self.output_bias = self.add_weight(name="output_bias", shape=(self._output_dim,), initializer="zeros")
+        self.built = True
+
+    # -- the two halves, usable on their own (a server caches the summaries) --
+    def summaries(self, sequence, mask=None):
+        """Per-user summaries `(KV, z)`: `(B, H, d_k, d_v)` and `(B, H, d_k)`, float32.
+
+        Additive over events: the summaries of a history split in two parts
+        are the sums of the parts' summaries.
+        """
+        sequence = ops.cast(sequence, "float32")
+        keys = self._phi(ops.einsum("bld,dhk->blhk", sequence, ops.cast(self.key_kernel, "float32")))
+        values = ops.einsum("bld,dhv->blhv", sequence, ops.cast(self.value_kernel, "float32"))
+        if mask is not None:
+            keep = ops.cast(ops.expand_dims(ops.expand_dims(mask, -1), -1), "float32")
+            keys, values = keys * keep, values * keep
+        return ops.einsum("blhk,blhv->bhkv", keys, values), ops.sum(keys, axis=1)
+
+    def attend(self, query, summaries):
+        """Reads `summaries` (from `summaries(...)`) for every candidate: `(B, C, output_dim)`."""
+        kv, z = summaries
+        queries = self._phi(
+            ops.einsum("bcd,dhk->bchk", ops.cast(query, "float32"), ops.cast(self.query_kernel, "float32"))
+        )
+        numerator = ops.einsum("bchk,bhkv->bchv", queries, kv)
+        denominator = ops.einsum("bchk,bhk->bch", queries, z) + self.epsilon
+        heads = numerator / ops.expand_dims(denominator, -1)
+        output = ops.einsum("bchv,hvo->bco", heads, ops.cast(self.output_kernel, "float32"))
+        return ops.cast(output + ops.cast(self.output_bias, "float32"), self.compute_dtype)
+
+    def call(self, query, sequence, mask=None):
+        if mask is not None:
+            mask = ops.cast(mask, "bool")
+        return self.attend(query, self.summaries(sequence, mask))
+
+    def compute_output_shape(self, query_shape, sequence_shape):
+        return tuple(query_shape[:-1]) + (self.output_dim or query_shape[-1],)
+
+    def compute_mask(self, inputs, previous_mask=None):
+        return None
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        feature_map = self.feature_map
+        if not isinstance(feature_map, str):
+            feature_map = keras.saving.serialize_keras_object(feature_map)
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "key_dim": self.key_dim,
+                "value_dim": self.value_dim,
+                "output_dim": self.output_dim,
+                "feature_map": feature_map,
+                "epsilon": self.epsilon,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]):
+        config = dict(config)
+        if isinstance(config.get("feature_map"), dict):
+            config["feature_map"] = keras.saving.deserialize_keras_object(config["feature_map"])
+        return cls(**config)

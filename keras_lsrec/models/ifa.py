@@ -1,0 +1,151 @@
+"""IFA: a whole candidate set scored against the full sequence with linear cross attention."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_lsrec.api_export import keras_lsrec_export
+from keras_lsrec.data.schema import TARGET, SequenceSchema
+from keras_lsrec.layers.candidate_set_attention import CandidateSetAttention
+from keras_lsrec.layers.field_embedding import FieldEmbedding
+from keras_lsrec.layers.linear_cross_attention import LinearCrossAttention
+from keras_lsrec.models.base import (
+    SequenceModel,
+    check_positive,
+    click_probability,
+    field_vocab_sizes,
+    make_tower,
+    split_inputs,
+    tower_input,
+)
+
+
+@keras_lsrec_export
+class IFA(SequenceModel):
+    """Interaction Fidelity Attention: every candidate of a request reads every behaviour.
+
+    Needs a schema with `candidates` (`C` or `"variable"`): a row is one
+    request, `target_<f>` `(B, C)`, id 0 marking a missing candidate. One
+    embedding table per field (item, category, ..., time) embeds candidates
+    and behaviours alike. `LinearCrossAttention` computes each user's
+    summaries `K^T V`, `K^T 1` once over the WHOLE sequence and every candidate
+    reads them (O((L + C) d^2), nothing searched away); the candidate feature
+    is `[e_j, o_j, e_j * o_j]` (target, interest, and the target-aware product
+    with `target_representation=True`). With `candidate_attention=True`, a
+    `CandidateSetAttention` block relates the candidates of the request to
+    each other before the tower, so a candidate's score can depend on what it
+    is shown with. The tower scores every candidate; the output is P(click)
+    `(B, C)`, exactly 0 for a missing candidate.
+
+    Train it with `keras_lsrec.losses.CandidateSetLoss` (point-wise BCE plus a
+    list-wise softmax cross-entropy over each request), labels `(B, C)` with
+    -1 for missing candidates.
+
+    With `candidate_attention=False` a candidate's score does not depend on the
+    other candidates: scoring C at once equals scoring each alone.
+
+    Design note: only IFA's abstract is public; this architecture is ours
+    (docs/ifa.md).
+
+    Args:
+        schema: a `SequenceSchema` with `candidates`.
+        embedding_dim: size of each field's embedding.
+        num_heads, key_dim, value_dim, feature_map: the `LinearCrossAttention`.
+        candidate_attention: relate the candidates with `CandidateSetAttention`.
+        candidate_heads, candidate_key_dim: its heads and head size.
+        mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
+            (see `DIN`), applied to every candidate.
+        target_representation: add `e_j * o_j` to the candidate feature.
+
+    Example:
+
+    >>> schema = keras_lsrec.data.SequenceSchema({"item": 100, "category": 10}, 1000, candidates=50)
+    >>> model = IFA(schema, embedding_dim=8)
+    >>> model.compile(optimizer="adam", loss=keras_lsrec.losses.CandidateSetLoss())
+
+    Reference:
+        Yu et al., "IFA: Interaction Fidelity Attention for Entire Lifelong
+        Behaviour Sequence Modeling", arXiv 2406.09742, 2024.
+    """
+
+    SEARCH_SPACE = {
+        **SequenceModel.SEARCH_SPACE,
+        "embedding_dim": ("choice", [8, 16, 32]),
+        "num_heads": ("choice", [1, 2, 4]),
+        "key_dim": ("choice", [8, 16, 32]),
+        "feature_map": ("choice", ["elu_plus_one", "relu"]),
+        "candidate_attention": ("bool",),
+    }
+
+    def __init__(
+        self,
+        schema: SequenceSchema,
+        embedding_dim: int = 16,
+        num_heads: int = 2,
+        key_dim: int = 16,
+        value_dim: int | None = None,
+        feature_map: str = "elu_plus_one",
+        candidate_attention: bool = True,
+        candidate_heads: int = 2,
+        candidate_key_dim: int = 16,
+        mlp_units: Sequence[int] = (200, 80),
+        mlp_activation: str = "prelu",
+        input_batch_norm: bool = True,
+        dropout: float = 0.0,
+        l2: float = 0.0,
+        target_representation: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        if not schema.has_candidates:
+            raise ValueError(
+                "IFA scores a candidate set per request; it needs a schema with `candidates=C` "
+                "(or 'variable'). Received: `candidates=None`"
+            )
+        check_positive(embedding_dim=embedding_dim)
+        regularizer = keras.regularizers.L2(l2) if l2 else None
+        inputs = schema.inputs()
+        target_ids, history_ids, mask = split_inputs(inputs, schema)
+        candidate_mask = ops.not_equal(inputs[TARGET + "item"], 0)
+        embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name="embedding")
+        candidates = embedding(target_ids)
+        interest = LinearCrossAttention(
+            num_heads=num_heads,
+            key_dim=key_dim,
+            value_dim=value_dim,
+            feature_map=feature_map,
+            kernel_regularizer=regularizer,
+            name="cross_attention",
+        )(candidates, embedding(history_ids), mask=mask)
+        features = tower_input(candidates, interest, target_representation)
+        if candidate_attention:
+            features = CandidateSetAttention(
+                num_heads=candidate_heads,
+                key_dim=candidate_key_dim,
+                kernel_regularizer=regularizer,
+                name="candidate_attention",
+            )(features, mask=candidate_mask)
+        tower = make_tower(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        outputs = click_probability(tower, features) * ops.cast(candidate_mask, "float32")
+        hyperparameters = dict(
+            embedding_dim=embedding_dim,
+            num_heads=num_heads,
+            key_dim=key_dim,
+            value_dim=value_dim,
+            feature_map=feature_map,
+            candidate_attention=candidate_attention,
+            candidate_heads=candidate_heads,
+            candidate_key_dim=candidate_key_dim,
+            mlp_units=list(mlp_units),
+            mlp_activation=mlp_activation,
+            input_batch_norm=input_batch_norm,
+            dropout=dropout,
+            l2=l2,
+            target_representation=target_representation,
+        )
+        super().__init__(
+            schema=schema, inputs=inputs, outputs=outputs, hyperparameters=hyperparameters, **kwargs
+        )
