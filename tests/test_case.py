@@ -121,7 +121,9 @@ def right_pad_batch(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {**batch, **dict(zip(keys, moved))}
 
 
-def run_model_test(model: keras.Model, x: Mapping[str, np.ndarray], y: np.ndarray, tmp_path: Any) -> None:
+def run_model_test(
+    model: keras.Model, x: Mapping[str, np.ndarray], y: np.ndarray, tmp_path: Any, loss: Any = "binary_crossentropy"
+) -> None:
     """Prediction shape and range, config round trip, `fit`, `.keras` save ->
     load -> identical predictions, and (under tensorflow) SavedModel parity.
     """
@@ -151,6 +153,6 @@ def run_model_test(model: keras.Model, x: Mapping[str, np.ndarray], y: np.ndarra
         served = reloaded.serve({k: tf.constant(v) for k, v in x.items()})
         np.testing.assert_allclose(served.numpy(), prediction, atol=1e-5)
 
-    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.compile(optimizer="adam", loss=loss)
     history = model.fit(x, y, epochs=1, batch_size=batch, verbose=0)
     assert np.isfinite(history.history["loss"][0])

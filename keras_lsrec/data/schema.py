@@ -287,12 +287,12 @@ class SequenceSchema:
         wrong = present & ~np.isin(y, (0, 1))
         if wrong.any():
             where = tuple(int(i) for i in np.argwhere(wrong)[0])
-            raise ValueError(f"Labels must be 0 or 1. Received labels{list(where)} = {y[where]!r}.")
+            raise ValueError(f"Labels must be 0 or 1. Received labels{list(where)} = {y[where].item()!r}.")
         missing = ~present & (y != -1)
         if missing.any():
             where = tuple(int(i) for i in np.argwhere(missing)[0])
             raise ValueError(
-                f"labels{list(where)} = {y[where]!r}, but target_item{list(where)} = 0 marks a "
+                f"labels{list(where)} = {y[where].item()!r}, but target_item{list(where)} = 0 marks a "
                 "missing candidate: label missing candidates -1 so that losses and metrics skip them."
             )
 
