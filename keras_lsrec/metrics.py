@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import keras
 import numpy as np
+
+from keras_lsrec.api_export import keras_lsrec_export
 
 
 def auc(labels: Any, scores: Any) -> float:
@@ -123,3 +126,20 @@ def evaluate(
         "logloss": logloss(y, probabilities),
         **result,
     }
+
+
+@keras_lsrec_export
+class CandidateSetAUC(keras.metrics.AUC):
+    """`keras.metrics.AUC` for candidate sets: labels of -1 (missing candidates) are left out.
+
+    For `compile(metrics=[...])` with `(B, C)` labels; the plain Keras AUC
+    would count a -1 label as a click. Missing candidates get weight 0 (times
+    any `sample_weight`); the others count as usual.
+    """
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = keras.ops.cast(y_true, "float32")
+        present = keras.ops.cast(keras.ops.greater_equal(y_true, 0.0), "float32")
+        if sample_weight is not None:
+            present = present * keras.ops.cast(keras.ops.reshape(sample_weight, (-1, 1)), "float32")
+        return super().update_state(keras.ops.maximum(y_true, 0.0), y_pred, sample_weight=present)

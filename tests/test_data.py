@@ -42,7 +42,7 @@ def test_validate_labels():
     schema = SequenceSchema({"item": 10}, max_len=3)
     x = {"target_item": np.array([1, 2]), "history_item": np.array([[0, 1, 2], [3, 4, 5]])}
     schema.validate(x, labels=np.array([0.0, 1.0]))
-    with pytest.raises(ValueError, match="Labels must have shape"):
+    with pytest.raises(ValueError, match="Labels must have the shape of `target_item`"):
         schema.validate(x, labels=np.array([0.0]))
     with pytest.raises(ValueError, match="0 or 1"):
         schema.validate(x, labels=np.array([0.5, 1.0]))

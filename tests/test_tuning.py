@@ -8,7 +8,7 @@ import pytest
 
 keras_tuner = pytest.importorskip("keras_tuner")
 
-from keras_lsrec import models, tuning  # noqa: E402
+from keras_lsrec import metrics, models, tuning  # noqa: E402
 from keras_lsrec.data import synthetic  # noqa: E402
 
 NAMES = ["din", "twin", "dare", "sam"]
@@ -19,7 +19,7 @@ def data():
     return synthetic.generate(num_users=30, examples_per_user=4, max_len=80, num_items=50, num_categories=6, seed=2)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES + ["ifa"])
 def test_search_space_knobs_are_constructor_arguments(name):
     cls = models.get(name)
     arguments = set(inspect.signature(cls.__init__).parameters)
@@ -44,6 +44,27 @@ def test_build_samples_the_space_and_pins_fixed_knobs(name, data):
         if knob not in fixed and spec[0] == "choice":
             allowed = [list(v) if isinstance(v, tuple) else v for v in spec[1]]
             assert getattr(model, knob) in allowed
+
+
+def test_candidate_set_models_compile_with_the_list_wise_loss():
+    from keras_lsrec.losses import CandidateSetLoss
+    from keras_lsrec.metrics import CandidateSetAUC
+
+    sets = synthetic.generate(
+        num_users=20, examples_per_user=2, max_len=80, num_items=50, num_categories=6, candidates=5, min_candidates=2, seed=2
+    )
+    hp = keras_tuner.HyperParameters()
+    model = tuning.hypermodel("ifa", sets.schema, mlp_units=(8,), embedding_dim=4).build(hp)
+    assert isinstance(model, models.IFA) and isinstance(model.loss, CandidateSetLoss)
+    history = model.fit(sets.train.x, sets.train.y, validation_data=(sets.validation.x, sets.validation.y), verbose=0)
+    assert np.isfinite(history.history["val_auc"][0])
+    # The compiled AUC leaves missing candidates (-1) out.
+    auc = CandidateSetAUC(num_thresholds=2000)
+    scores = model.predict(sets.validation.x, verbose=0)
+    auc.update_state(sets.validation.y, scores)
+    present = sets.validation.y >= 0
+    expected = metrics.auc(sets.validation.y[present], scores[present])
+    assert float(keras.ops.convert_to_numpy(auc.result())) == pytest.approx(expected, abs=5e-3)
 
 
 def test_unknown_fixed_knob_is_rejected(data):

@@ -13,6 +13,8 @@ from typing import Any
 import keras
 
 from keras_lsrec.data.schema import SequenceSchema
+from keras_lsrec.losses import CandidateSetLoss
+from keras_lsrec.metrics import CandidateSetAUC
 from keras_lsrec.models import get as get_model
 
 TRAINING_SPACE: dict[str, tuple] = {
@@ -56,7 +58,8 @@ def hypermodel(name: str, schema: SequenceSchema, objective_metric: str = "auc",
 
     `build(hp)` samples every knob of `search_space(name)` not in `fixed`,
     builds the model and compiles it with Adam(learning_rate), binary
-    cross-entropy and `keras.metrics.AUC(name="auc")`, so the tuner objective
+    cross-entropy and `keras.metrics.AUC(name="auc")` (for a schema with
+    candidates: `CandidateSetLoss()` and `CandidateSetAUC`), so the tuner objective
     is `"val_auc"` (direction max). `fit` trains with the sampled (or fixed)
     `batch_size`. Pinned knobs are not searched and show in each trial as
     fixed values.
@@ -91,11 +94,11 @@ def hypermodel(name: str, schema: SequenceSchema, objective_metric: str = "auc",
             model_args = {k: v for k, v in values.items() if k not in TRAINING_SPACE}
             extra = {k: v for k, v in fixed.items() if k not in space}
             model = cls(schema, **model_args, **extra)
-            model.compile(
-                optimizer=keras.optimizers.Adam(values["learning_rate"]),
-                loss="binary_crossentropy",
-                metrics=[keras.metrics.AUC(name=objective_metric)],
-            )
+            if schema.has_candidates:  # list-wise: missing candidates (-1) skipped
+                loss, auc = CandidateSetLoss(), CandidateSetAUC(name=objective_metric)
+            else:
+                loss, auc = "binary_crossentropy", keras.metrics.AUC(name=objective_metric)
+            model.compile(optimizer=keras.optimizers.Adam(values["learning_rate"]), loss=loss, metrics=[auc])
             return model
 
         def fit(self, hp, model, *args, **kwargs):
