@@ -40,8 +40,8 @@ def worker(args: argparse.Namespace) -> None:
     backend = keras.backend.backend()
     longest = max(args.lengths)
     vocab = {"item": 100_000, "category": 1_000}
-    candidates = "variable" if args.model == "IFA" else None
-    schema = SequenceSchema(vocab, max_len=longest, candidates=candidates, time_vocab_size=longest + 1)
+    requests = SequenceSchema(vocab, max_len=longest, candidates="variable", time_vocab_size=longest + 1)
+    schema = requests if args.model == "IFA" else SequenceSchema.from_config({**requests.get_config(), "candidates": None})
     keras.utils.set_random_seed(0)
     if args.model == "DARE":
         model = models.DARE(schema, attention_dim=args.dim, representation_dim=args.dim)
@@ -49,7 +49,7 @@ def worker(args: argparse.Namespace) -> None:
         model = models.get(args.model)(schema, embedding_dim=args.dim)
     model.compile(jit_compile=backend != "torch")
     for length in sorted(args.lengths):
-        user = schema.random_batch(1, length, padded=False, dtype="int32", candidates=max(args.candidates))
+        user = requests.random_batch(1, length, padded=False, dtype="int32", candidates=max(args.candidates))
         for count in sorted(args.candidates):
             targets = {k: v[:, :count] for k, v in user.items() if k.startswith("target_")}
             histories = {k: v for k, v in user.items() if k.startswith("history_")}

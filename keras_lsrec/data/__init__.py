@@ -1,6 +1,32 @@
-"""Schema, batch format and data generators."""
+"""Schema, batch format, data generators, real-data loaders and protocols."""
 
 from keras_lsrec.data import synthetic
+from keras_lsrec.data.dataset import SequenceDataset
+from keras_lsrec.data.loaders import (
+    LoadReport,
+    encode_ids,
+    load_amazon,
+    load_movielens,
+    load_taobao,
+    load_tmall,
+    vocab_sizes,
+)
+from keras_lsrec.data.protocol import dare_protocol, leave_last_out, prepare
 from keras_lsrec.data.schema import SequenceSchema, pad_histories
 
-__all__ = ["SequenceSchema", "pad_histories", "synthetic"]
+__all__ = [
+    "LoadReport",
+    "SequenceDataset",
+    "SequenceSchema",
+    "dare_protocol",
+    "encode_ids",
+    "leave_last_out",
+    "load_amazon",
+    "load_movielens",
+    "load_taobao",
+    "load_tmall",
+    "pad_histories",
+    "prepare",
+    "synthetic",
+    "vocab_sizes",
+]

@@ -122,7 +122,7 @@ class CandidateSetAttention(keras.layers.Layer):
         return tuple(candidates_shape)
 
     def compute_mask(self, inputs, previous_mask=None):
-        return previous_mask
+        return None  # consumed: missing candidates' rows are already 0
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

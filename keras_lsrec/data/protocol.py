@@ -1,0 +1,245 @@
+"""Evaluation protocols on real event tables: DARE's, and a plain leave-last-out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from keras_lsrec.data.dataset import SequenceDataset, concatenate_users
+
+SPLITS = ("train", "validation", "test")
+CACHE_FORMAT = 1
+
+
+def dare_protocol(
+    events: Any,
+    *,
+    min_events: int = 210,
+    max_len: int = 200,
+    train_offsets: Sequence[int] = tuple(range(3, 94, 5)),
+    validation_offset: int = 1,
+    test_offset: int = 0,
+    negatives: int = 2,
+    fields: Sequence[str] = ("item", "category"),
+    batch_size: int = 2048,
+    seed: int = 0,
+    time: bool = True,
+) -> dict[str, SequenceDataset]:
+    """The data protocol of the DARE code (Taobao / Tmall), every knob exposed.
+
+    For each user with at least `min_events` events (T = index of the last
+    event): training positives at positions `T - k` for `k` in
+    `train_offsets` (default T-3, T-8, ..., T-93: 19 per user), validation
+    at `T - validation_offset` (T-1), test at `T - test_offset` (T). Each
+    example's history is the `max_len` events before its position (at most),
+    so no history event comes after its target. Each positive gets
+    `negatives` negatives with the same history: items drawn with
+    probability proportional to their number of events in `events`, never
+    an item of the user's whole sequence, each carrying its own category
+    (the category of the item's last event). Seeded.
+
+    Args:
+        events: an events table from a loader (sorted by user and time).
+
+    Returns:
+        `{"train", "validation", "test"}`: `SequenceDataset`s (training
+        shuffled) whose items are `(batch_dict, labels)`.
+    """
+    offsets = {"train": list(train_offsets), "validation": [validation_offset], "test": [test_offset]}
+    longest = max(max(v) for v in offsets.values())
+    if min_events <= longest:
+        raise ValueError(
+            f"`min_events` ({min_events}) must exceed the largest offset ({longest}) so every target has a history."
+        )
+    return _build(events, offsets, min_events, max_len, negatives, fields, batch_size, seed, time)
+
+
+def leave_last_out(
+    events: Any,
+    *,
+    min_events: int = 3,
+    max_len: int = 200,
+    max_train_per_user: int | None = None,
+    negatives: int = 1,
+    fields: Sequence[str] = ("item", "category"),
+    batch_size: int = 256,
+    seed: int = 0,
+    time: bool = True,
+) -> dict[str, SequenceDataset]:
+    """Time-ordered leave-last-out: test = each user's last event, validation =
+    the one before, training = every earlier event that has a history
+    (positions 1 .. T-2; the latest `max_train_per_user` of them when set).
+    Negatives as in `dare_protocol`. Users with fewer than `min_events` (>= 3)
+    events are left out.
+    """
+    if min_events < 3:
+        raise ValueError(f"`min_events` must be >= 3 (train, validation, test). Received: {min_events}")
+    return _build(events, {"train": max_train_per_user, "validation": [1], "test": [0]},
+                  min_events, max_len, negatives, fields, batch_size, seed, time)
+
+
+def _build(events, offsets, min_events, max_len, negatives, fields, batch_size, seed, time):
+    fields = list(fields)
+    missing = [f for f in ["user", "timestamp"] + fields if f not in events]
+    if missing:
+        raise ValueError(f"`events` lacks column(s) {missing}; it has {list(events.columns)}")
+    if negatives < 0:
+        raise ValueError(f"`negatives` must be >= 0. Received: negatives={negatives}")
+    sequences, all_offsets, _ = concatenate_users(events, fields)
+    lengths = np.diff(all_offsets)
+    kept = np.flatnonzero(lengths >= min_events)
+    if len(kept) == 0:
+        raise ValueError(f"No user has at least min_events={min_events} events (longest: {lengths.max(initial=0)}).")
+    # Keep the qualifying users' events only, stored once.
+    segments = [np.arange(all_offsets[u], all_offsets[u + 1]) for u in kept]
+    take = np.concatenate(segments)
+    sequences = {f: v[take] for f, v in sequences.items()}
+    lengths = lengths[kept]
+    starts = np.concatenate([[0], np.cumsum(lengths)]).astype("int64")
+    vocab = {f: _vocab_size(events, f) for f in fields}
+    sampler = _NegativeSampler(events, sequences, starts, seed)
+    rng = np.random.default_rng([seed, 1])
+    out = {}
+    for split in SPLITS:
+        chosen = offsets[split]
+        users, positions = [], []
+        for u, n in enumerate(lengths):
+            last = n - 1
+            if chosen is None or isinstance(chosen, int):  # leave-last-out training: 1 .. T-2
+                pos = np.arange(1, last - 1)
+                if isinstance(chosen, int):
+                    pos = pos[-chosen:]
+            else:
+                pos = last - np.asarray(chosen)
+            users.append(np.full(len(pos), u))
+            positions.append(pos)
+        user = np.concatenate(users).astype("int64")
+        end = starts[user] + np.concatenate(positions).astype("int64")
+        examples = _with_negatives(user, end, sequences, sampler, negatives, rng)
+        out[split] = SequenceDataset(
+            sequences, starts, examples, max_len=max_len, vocab_sizes=vocab, batch_size=batch_size,
+            shuffle=split == "train", seed=seed, time=time,
+        )
+    return out
+
+
+def _vocab_size(events, field: str) -> int:
+    vocabularies = events.attrs.get("vocabularies", {})
+    if field in vocabularies:
+        return len(vocabularies[field]) + 2  # padding, ids, OOV (see loaders)
+    return int(events[field].max()) + 1
+
+
+class _NegativeSampler:
+    """Items by popularity, never one of the user's own items; categories carried."""
+
+    def __init__(self, events, sequences, starts, seed):
+        items = events["item"].to_numpy()
+        self.counts = np.bincount(items)
+        self.counts[0] = 0
+        self.cumulative = np.cumsum(self.counts, dtype="float64")
+        self.fields = {f: np.zeros(len(self.counts), "int32") for f in sequences if f != "item"}
+        for field in self.fields:  # the side ids of each item's last event
+            self.fields[field][items] = events[field].to_numpy()
+        user_of_event = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+        self.width = len(self.counts)
+        self.seen = np.unique(user_of_event * self.width + sequences["item"])
+        self.rng = np.random.default_rng([seed, 2])
+
+    def draw(self, user: np.ndarray) -> np.ndarray:
+        items = np.zeros(len(user), "int64")
+        todo = np.arange(len(user))
+        for _ in range(1000):
+            if not len(todo):
+                return items
+            draws = np.searchsorted(self.cumulative, self.rng.random(len(todo)) * self.cumulative[-1], side="right")
+            items[todo] = draws
+            keys = user[todo] * self.width + draws
+            todo = todo[np.isin(keys, self.seen)]
+        raise ValueError("Could not draw negatives outside some users' histories: they have seen almost every item.")
+
+
+def _with_negatives(user, end, sequences, sampler, negatives, rng):
+    """Positive rows (target = the event at `end`) each followed by `negatives` sampled rows."""
+    per = negatives + 1
+    n = len(user)
+    rows_user = np.repeat(user, per)
+    rows_end = np.repeat(end, per)
+    label = np.tile(np.r_[1.0, np.zeros(negatives)], n).astype("float32")
+    examples = {"user": rows_user, "end": rows_end, "label": label}
+    negative = label == 0
+    drawn = sampler.draw(rows_user[negative])
+    for field, flat in sequences.items():
+        target = flat[rows_end].astype("int32")
+        if field == "item":
+            target[negative] = drawn
+        else:
+            target[negative] = sampler.fields[field][drawn]
+        examples["target_" + field] = target
+    return examples
+
+
+# ----------------------------------------------------------------- caching
+def file_sha256(path: str, block: int = 1 << 24) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(block), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def prepare(
+    path: str,
+    load: Callable[..., Any],
+    protocol: Callable[..., dict[str, SequenceDataset]],
+    cache_dir: str,
+    load_args: dict[str, Any] | None = None,
+    protocol_args: dict[str, Any] | None = None,
+) -> dict[str, SequenceDataset]:
+    """`protocol(load(path, **load_args), **protocol_args)`, cached on disk.
+
+    The cache folder holds the three datasets and a `manifest.json` with the
+    source file's SHA-256 and size, the loader and protocol names and every
+    argument. A second call with the same file and arguments reads the cache
+    (memory-mapped) and skips loading and preprocessing; a changed file or
+    argument rebuilds it.
+
+    Example:
+
+    >>> splits = prepare("UserBehavior.csv", load_taobao, dare_protocol, "cache/taobao",
+    ...                  load_args={"behaviors": ["pv"]}, protocol_args={"seed": 1})
+    """
+    load_args, protocol_args = dict(load_args or {}), dict(protocol_args or {})
+    manifest = {
+        "format": CACHE_FORMAT,
+        "source": os.path.abspath(path),
+        "size": os.path.getsize(path),
+        "sha256": file_sha256(path),
+        "loader": load.__name__,
+        "load_args": load_args,
+        "protocol": protocol.__name__,
+        "protocol_args": protocol_args,
+    }
+    manifest = json.loads(json.dumps(manifest, default=list))
+    manifest_path = os.path.join(cache_dir, "manifest.json")
+    if os.path.isfile(manifest_path):
+        with open(manifest_path) as f:
+            cached = json.load(f)
+        if {k: v for k, v in cached.items() if k != "source"} == {k: v for k, v in manifest.items() if k != "source"}:
+            return {split: SequenceDataset.load(os.path.join(cache_dir, split)) for split in SPLITS}
+    splits = protocol(load(path, **load_args), **protocol_args)
+    staging = cache_dir.rstrip(os.sep) + ".partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    for split, dataset in splits.items():  # the splits share one copy of the sequences
+        dataset.save(os.path.join(staging, split), sequences_dir=os.path.join(staging, "sequences"))
+    with open(os.path.join(staging, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    os.replace(staging, cache_dir)
+    return splits
