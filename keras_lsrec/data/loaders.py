@@ -31,8 +31,11 @@ the events (a few bytes per row and column), never one Python object per row.
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
 import os
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -101,15 +104,16 @@ def _read_table(
     progress: bool,
     convert: Callable[[Any], Any] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Streams a delimited file in chunks; returns one numpy array per kept column
-    (and `_line`, the 1-based line number of each kept row).
+    """Streams a delimited file in chunks of lines; returns one numpy array per
+    kept column (and `_line`, the 1-based line number of each kept row).
 
-    Every field is read as text, then `numeric` columns are parsed as int64
-    (empty: rejected, or 0 for an `optional` column; not an integer:
-    rejected) and `strings` kept as text (empty: rejected). `codes` maps a
-    text column to the index of its value in an allowed list (int8; another
-    value: rejected), so no Python string per row is kept. `convert` maps a
-    raw chunk to the named columns first (JSON lines).
+    `numeric` columns become integers (int32 when they fit; empty or missing:
+    rejected, or 0 for an `optional` column; not an integer: rejected),
+    `strings` stay text (empty: rejected), `codes` become the int8 index of the
+    value in an allowed list (another value: rejected), so no Python object per
+    row outlives its chunk. A chunk is first parsed with numeric types (fast);
+    if that fails it is re-parsed as text to find the bad lines. `convert`
+    maps a text chunk to the named columns first (JSON lines).
     """
     import pandas as pd
 
@@ -118,57 +122,83 @@ def _read_table(
     codes = codes or {}
     keep = list(numeric) + list(strings) + list(codes)
     parts: dict[str, list[np.ndarray]] = {name: [] for name in keep + ["_line"]}
-    first_line = 2 if header else 1
+    engine = "python" if len(sep) > 1 else "c"
+    options = dict(sep=sep, header=None, names=list(names), engine=engine, index_col=False,
+                   skip_blank_lines=False, quoting=3 if sep == "\x01" else 0, encoding="utf-8")
     bar, size = _progress(path, progress)
     with bar, open(path, "rb") as handle:
-        reader = pd.read_csv(
-            handle, sep=sep, header=None, names=list(names), skiprows=1 if header else 0, dtype=str,
-            chunksize=chunk_rows, engine="python" if len(sep) > 1 else "c", keep_default_na=False,
-            index_col=False, quoting=3 if sep == "\x01" else 0, encoding="utf-8",
-        )
         task = bar.add_task(os.path.basename(path), total=size)
-        start = 0
-        try:
-            for chunk in reader:
-                lines = first_line + start + np.arange(len(chunk))
-                start += len(chunk)
-                if convert is not None:
-                    chunk = convert(chunk)
-                bad = np.zeros(len(chunk), bool)
-                values = {}
-                for name in numeric:
-                    text = chunk[name].fillna("").astype(str).str.strip()
+        first = 1
+        if header:
+            handle.readline()
+            first = 2
+        while True:
+            raw = list(itertools.islice(handle, chunk_rows))
+            if not raw:
+                break
+            lines = first + np.arange(len(raw), dtype="int64")
+            buffer = io.BytesIO(b"".join(raw))
+            first += len(raw)
+            del raw
+            try:
+                chunk = None
+                if convert is None:
+                    try:  # fast path: numbers parsed by the C parser
+                        chunk = pd.read_csv(buffer, dtype={**{n: "float64" for n in numeric}, **{n: "category" for n in codes}},
+                                            **options)
+                    except (ValueError, TypeError):
+                        buffer.seek(0)
+                if chunk is None:
+                    chunk = pd.read_csv(buffer, dtype=str, keep_default_na=False, **options)
+                    if convert is not None:
+                        chunk = convert(chunk)
+            except pd.errors.ParserError as error:
+                message = re.sub(r"line (\d+)", lambda m: f"line {int(m.group(1)) + int(lines[0]) - 1}", str(error))
+                raise ValueError(f"{path}: malformed file ({message.strip()})") from None
+            bad = np.zeros(len(chunk), bool)
+            values = {}
+            for name in numeric:
+                column = chunk[name]
+                if column.dtype == object or str(column.dtype) in ("str", "string"):
+                    text = column.fillna("").astype(str).str.strip()
                     empty = (text == "").to_numpy()
                     number = pd.to_numeric(text.mask(empty, "0"), errors="coerce").to_numpy(dtype="float64")
-                    invalid = ~np.isfinite(number) | (number != np.floor(np.nan_to_num(number)))
-                    if name not in optional:
-                        report.reject(f"{name}: missing or empty", lines[empty & ~bad])
-                        bad |= empty
-                    report.reject(f"{name}: not an integer", lines[invalid & ~empty & ~bad])
-                    bad |= invalid & ~empty
-                    values[name] = np.nan_to_num(number).astype("int64")
-                for name in strings:
-                    text = chunk[name].fillna("").astype(str).str.strip()
-                    empty = (text == "").to_numpy()
+                else:
+                    number = column.to_numpy(dtype="float64")
+                    empty = np.isnan(number)
+                    number = np.where(empty, 0.0, number)
+                invalid = ~np.isfinite(number) | (number != np.floor(np.nan_to_num(number)))
+                if name in optional:
+                    number = np.where(empty, 0.0, number)
+                else:
                     report.reject(f"{name}: missing or empty", lines[empty & ~bad])
                     bad |= empty
-                    values[name] = text.to_numpy(dtype=object)
-                for name, allowed in codes.items():
-                    code = pd.Categorical(chunk[name].fillna("").astype(str).str.strip(), categories=list(allowed)).codes
-                    report.reject(f"{name}: not one of {tuple(allowed)}", lines[(code < 0) & ~bad])
-                    bad |= code < 0
-                    values[name] = code.astype("int8")
-                if bad.any() and errors == "raise":
-                    raise ValueError(
-                        f"{path}: malformed rows. {report.summary()}. "
-                        "Pass errors='skip' to leave them out (they stay listed in the report)."
-                    )
-                for name in keep:
-                    parts[name].append(values[name][~bad])
-                parts["_line"].append(lines[~bad])
-                bar.update(task, completed=handle.tell())
-        except pd.errors.ParserError as error:
-            raise ValueError(f"{path}: malformed file ({error})") from None
+                report.reject(f"{name}: not an integer", lines[invalid & ~empty & ~bad])
+                bad |= invalid & ~empty
+                integers = np.nan_to_num(number).astype("int64")
+                fits = integers.size == 0 or (integers.min() >= -(2**31) and integers.max() < 2**31)
+                values[name] = integers.astype("int32") if fits else integers
+            for name in strings:
+                text = chunk[name].fillna("").astype(str).str.strip()
+                empty = (text == "").to_numpy()
+                report.reject(f"{name}: missing or empty", lines[empty & ~bad])
+                bad |= empty
+                values[name] = text.to_numpy(dtype=object)
+            for name, allowed in codes.items():
+                column = chunk[name].astype(str).str.strip() if str(chunk[name].dtype) != "category" else chunk[name]
+                code = pd.Categorical(column, categories=list(allowed)).codes
+                report.reject(f"{name}: not one of {tuple(allowed)}", lines[(code < 0) & ~bad])
+                bad |= code < 0
+                values[name] = code.astype("int8")
+            if bad.any() and errors == "raise":
+                raise ValueError(
+                    f"{path}: malformed rows. {report.summary()}. "
+                    "Pass errors='skip' to leave them out (they stay listed in the report)."
+                )
+            for name in keep:
+                parts[name].append(values[name][~bad])
+            parts["_line"].append(lines[~bad].astype("int32") if lines[-1] < 2**31 else lines[~bad])
+            bar.update(task, completed=handle.tell())
     return {
         name: np.concatenate(chunks) if chunks else np.zeros(0, object if name in strings else "int64")
         for name, chunks in parts.items()
@@ -198,44 +228,72 @@ def _remap(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (inverse + 1).astype("int32"), vocabulary
 
 
-def _finish(columns: dict[str, np.ndarray], id_columns: Sequence[str], report: LoadReport, path: str, duplicate_key: Sequence[str]):
-    """Remaps ids, sorts by (user, time), removes duplicates, attaches the report."""
+def _finish(
+    columns: dict[str, np.ndarray],
+    id_columns: Sequence[str],
+    report: LoadReport,
+    path: str,
+    duplicate_key: Sequence[str],
+):
+    """Remaps ids, sorts by (user, time), removes duplicates, attaches the report (numpy, then one DataFrame)."""
     import pandas as pd
 
     lines = columns.pop("_line")
     vocabularies = {}
-    frame = pd.DataFrame(index=pd.RangeIndex(len(lines)))
-    for name, values in columns.items():
-        if name in id_columns:
-            zero = values == 0 if values.dtype != object else np.zeros(len(values), bool)
-            if zero.any():  # optional side ids: 0 = unknown stays 0
-                ids = np.zeros(len(values), "int32")
-                ids[~zero], vocabularies[name] = _remap(values[~zero])
-            else:
-                ids, vocabularies[name] = _remap(values)
-            frame[name] = ids
+    for name in id_columns:
+        values = columns[name]
+        zero = values == 0 if values.dtype != object else np.zeros(len(values), bool)
+        if zero.any():  # optional side ids: 0 = unknown stays 0
+            ids = np.zeros(len(values), "int32")
+            ids[~zero], vocabularies[name] = _remap(values[~zero])
         else:
-            frame[name] = values
-    frame = frame[sorted(frame.columns, key=lambda c: COLUMN_ORDER.index(c) if c in COLUMN_ORDER else len(COLUMN_ORDER))]
-    order = np.lexsort((frame["timestamp"].to_numpy(), frame["user"].to_numpy()))
-    user_sorted = np.argsort(frame["user"].to_numpy(), kind="stable")
-    # Events whose timestamp is earlier than the previous event of the same user in file order.
-    users, times = frame["user"].to_numpy()[user_sorted], frame["timestamp"].to_numpy()[user_sorted]
-    report.unsorted = int(((users[1:] == users[:-1]) & (times[1:] < times[:-1])).sum())
-    frame = frame.iloc[order].reset_index(drop=True)
+            ids, vocabularies[name] = _remap(values)
+        columns[name] = ids
+    users, times = columns["user"], columns["timestamp"]
+    # Events earlier than the previous event of the same user in file order.
+    by_user = np.argsort(users, kind="stable")
+    u, t = users[by_user], times[by_user]
+    report.unsorted = int(((u[1:] == u[:-1]) & (t[1:] < t[:-1])).sum())
+    del by_user, u, t
+    order = np.lexsort((times, users))  # stable: equal times keep file order
+    columns = {name: values[order] for name, values in columns.items()}
     lines = lines[order]
-    duplicated = frame.duplicated(subset=list(duplicate_key), keep="first").to_numpy()
+    del order
+    duplicated = _duplicates(columns, lines, duplicate_key)
     if duplicated.any():
         report.duplicate_count = int(duplicated.sum())
         report.duplicates = sorted(int(n) for n in lines[duplicated])[:MAX_LISTED]
-        frame = frame[~duplicated].reset_index(drop=True)
-    report.rows = len(frame)
+        columns = {name: values[~duplicated] for name, values in columns.items()}
+    report.rows = len(columns["user"])
+    ordered = sorted(columns, key=lambda c: COLUMN_ORDER.index(c) if c in COLUMN_ORDER else len(COLUMN_ORDER))
+    frame = pd.DataFrame({name: columns[name] for name in ordered}, copy=False)
     frame.attrs["vocabularies"] = vocabularies
     frame.attrs["report"] = report
     frame.attrs["source"] = os.path.abspath(path)
     if report.rejected_count or report.duplicate_count or report.unsorted:
         warnings.warn(f"{path}: {report.summary()}", stacklevel=3)
     return frame
+
+
+def _duplicates(columns: dict[str, np.ndarray], lines: np.ndarray, key: Sequence[str]) -> np.ndarray:
+    """Rows (sorted by user, time) equal on `key` to an earlier line: only rows
+    sharing (user, timestamp) with a neighbour can be, so only those are sorted."""
+    users, times = columns["user"], columns["timestamp"]
+    same = (users[1:] == users[:-1]) & (times[1:] == times[:-1])
+    candidates = np.zeros(len(users), bool)
+    candidates[1:] |= same
+    candidates[:-1] |= same
+    rows = np.flatnonzero(candidates)
+    duplicated = np.zeros(len(users), bool)
+    if len(rows):
+        keys = [columns[k][rows] for k in key]
+        order = np.lexsort([lines[rows]] + keys[::-1])
+        equal = np.ones(len(rows) - 1, bool)
+        for values in keys:
+            sorted_values = values[order]
+            equal &= sorted_values[1:] == sorted_values[:-1]
+        duplicated[rows[order][1:][equal]] = True
+    return duplicated
 
 
 def _check_path(path: str) -> str:
@@ -245,12 +303,12 @@ def _check_path(path: str) -> str:
     return path
 
 
-def _filter(frame, column: str, keep: Sequence[Any] | None):
-    if keep is None:
-        return frame
-    out = frame[frame[column].isin(list(keep))].reset_index(drop=True)
-    out.attrs = frame.attrs
-    return out
+def _keep(columns: dict[str, np.ndarray], column: str, codes: Sequence[int] | None) -> dict[str, np.ndarray]:
+    """The rows whose `column` is one of `codes` (before ids are remapped)."""
+    if codes is None:
+        return columns
+    rows = np.isin(columns[column], list(codes))
+    return {name: values[rows] for name, values in columns.items()}
 
 
 # ----------------------------------------------------------------- the datasets
@@ -265,20 +323,25 @@ def load_taobao(
 
     `behavior` is one of `pv`, `buy`, `cart`, `fav` (another value is a
     malformed row); `behaviors=("pv",)` keeps page views only (the DARE
-    protocol's events). Returns columns user, item, category, behavior, timestamp.
+    protocol's events). The kept events alone define the vocabularies.
+    Returns columns user, item, category, behavior, timestamp.
     """
     import pandas as pd
 
     path = _check_path(path)
+    unknown = sorted(set(behaviors or ()) - set(TAOBAO_BEHAVIORS))
+    if unknown:
+        raise ValueError(f"`behaviors` must be among {TAOBAO_BEHAVIORS}. Received unknown: {unknown}")
     report = LoadReport()
     columns = _read_table(
         path, ("user", "item", "category", "behavior", "timestamp"), sep=",", header=False,
         numeric=("user", "item", "category", "timestamp"), codes={"behavior": TAOBAO_BEHAVIORS},
         chunk_rows=chunk_rows, report=report, errors=errors, progress=progress,
     )
-    frame = _finish(columns, FIELDS, report, path, ("user", "item", "timestamp", "behavior"))
+    wanted = None if behaviors is None else [TAOBAO_BEHAVIORS.index(b) for b in behaviors]
+    frame = _finish(_keep(columns, "behavior", wanted), FIELDS, report, path, ("user", "item", "timestamp", "behavior"))
     frame["behavior"] = pd.Categorical.from_codes(frame["behavior"].to_numpy(), categories=list(TAOBAO_BEHAVIORS))
-    return _filter(frame, "behavior", behaviors)
+    return frame
 
 
 TMALL_ACTIONS = {0: "click", 1: "cart", 2: "purchase", 3: "favourite"}
@@ -292,7 +355,8 @@ def load_tmall(
     user_id, item_id, cat_id, seller_id, brand_id, time_stamp (`mmdd`), action_type.
 
     `action_type` 0 click, 1 cart, 2 purchase, 3 favourite; `actions=(0,)`
-    keeps clicks (the DARE protocol). `time_stamp` `mmdd` (day resolution,
+    keeps clicks (the DARE protocol; the kept events alone define the
+    vocabularies). `time_stamp` `mmdd` (day resolution,
     as distributed) becomes `timestamp` = seconds since the epoch of that day
     in `year`; events of one day keep their file order. A missing `brand_id`
     becomes 0. Returns user, item, category, seller, brand, action, timestamp.
@@ -317,9 +381,8 @@ def load_tmall(
             raise ValueError(f"{path}: malformed rows. {report.summary()}. Pass errors='skip' to leave them out.")
     columns = {k: v[~invalid] for k, v in columns.items()}
     columns["timestamp"] = days[~invalid].to_numpy().astype("datetime64[s]").astype("int64")
-    frame = _finish(columns, ("user", "item", "category", "seller", "brand"), report, path,
-                    ("user", "item", "timestamp", "action"))
-    return _filter(frame, "action", actions)
+    return _finish(_keep(columns, "action", actions), ("user", "item", "category", "seller", "brand"), report, path,
+                   ("user", "item", "timestamp", "action"))
 
 
 def load_amazon(

@@ -161,7 +161,8 @@ class _NegativeSampler:
             draws = np.searchsorted(self.cumulative, self.rng.random(len(todo)) * self.cumulative[-1], side="right")
             items[todo] = draws
             keys = user[todo] * self.width + draws
-            todo = todo[np.isin(keys, self.seen)]
+            position = np.minimum(np.searchsorted(self.seen, keys), len(self.seen) - 1)
+            todo = todo[self.seen[position] == keys]  # `seen` is sorted: a binary search per draw
         raise ValueError("Could not draw negatives outside some users' histories: they have seen almost every item.")
 
 
