@@ -156,6 +156,7 @@ def test_ndcg_and_candidate_set_evaluate():
 CASES = {
     "ifa": dict(),
     "ifa_no_set_attention": dict(candidate_attention=False, feature_map="relu"),
+    "ifa_favor": dict(feature_map="favor", random_features=8),
     "ifa_no_tr": dict(target_representation=False, value_dim=2, mlp_activation="dice"),
 }
 

@@ -19,7 +19,17 @@ NP_FEATURE_MAPS = {
 
 def np_linear_cross_attention(layer, x, s, mask):
     """The quadratic form of linear attention: w_ji = phi(q_j).phi(k_i) / (sum_i ... + eps)."""
-    phi = NP_FEATURE_MAPS[layer.feature_map]
+    if layer.feature_map == "favor":
+        projection = to_numpy(layer.random_projection).astype("float64")
+
+        def phi(x, h):
+            x = x / layer.key_dim**0.25
+            return np.exp(x @ projection[h] - 0.5 * (x**2).sum(-1, keepdims=True)) / np.sqrt(layer.random_features)
+    else:
+
+        def phi(x, h):
+            return NP_FEATURE_MAPS[layer.feature_map](x)
+
     wq, wk, wv, wo, bo = (
         to_numpy(w).astype("float64")
         for w in (layer.query_kernel, layer.key_kernel, layer.value_kernel, layer.output_kernel, layer.output_bias)
@@ -27,8 +37,8 @@ def np_linear_cross_attention(layer, x, s, mask):
     heads = np.zeros(x.shape[:2] + (layer.num_heads, layer.value_dim))
     for b in range(x.shape[0]):
         for h in range(layer.num_heads):
-            q = phi(x[b] @ wq[:, h])
-            k = phi(s[b] @ wk[:, h])
+            q = phi(x[b] @ wq[:, h], h)
+            k = phi(s[b] @ wk[:, h], h)
             v = s[b] @ wv[:, h]
             scores = (q @ k.T) * mask[b][None, :]  # (C, L), padding contributes nothing
             weights = scores / (scores.sum(-1, keepdims=True) + layer.epsilon)
@@ -78,6 +88,7 @@ LCA_CASES = [
     dict(num_heads=1, key_dim=4, value_dim=2, output_dim=5),
     dict(num_heads=3, key_dim=2, feature_map="relu"),
     dict(num_heads=2, key_dim=4, feature_map="softplus", epsilon=1e-3),
+    dict(num_heads=2, key_dim=3, feature_map="favor", random_features=8, seed=3),
 ]
 
 
@@ -112,9 +123,10 @@ def test_linear_cross_attention_scores_each_candidate_independently():
         np.testing.assert_allclose(alone[:, 0], together[:, j], atol=1e-5, rtol=1e-5)
 
 
-def test_linear_cross_attention_summaries_update_incrementally():
+@pytest.mark.parametrize("feature_map", ["elu_plus_one", "favor"])
+def test_linear_cross_attention_summaries_update_incrementally(feature_map):
     x, s, mask = random_inputs(22, length=12)
-    layer = LinearCrossAttention(num_heads=2, key_dim=3, value_dim=4)
+    layer = LinearCrossAttention(num_heads=2, key_dim=3, value_dim=4, feature_map=feature_map, random_features=3)
     full = to_numpy(layer(x, s, mask=mask))
     kv, z = to_numpy(layer.summaries(s, mask))
     assert kv.shape == (B, 2, 3, 4) and z.shape == (B, 2, 3)

@@ -58,13 +58,20 @@ def test_candidate_set_models_compile_with_the_list_wise_loss():
     assert isinstance(model, models.IFA) and isinstance(model.loss, CandidateSetLoss)
     history = model.fit(sets.train.x, sets.train.y, validation_data=(sets.validation.x, sets.validation.y), verbose=0)
     assert np.isfinite(history.history["val_auc"][0])
-    # The compiled AUC leaves missing candidates (-1) out.
-    auc = CandidateSetAUC(num_thresholds=2000)
-    scores = model.predict(sets.validation.x, verbose=0)
-    auc.update_state(sets.validation.y, scores)
-    present = sets.validation.y >= 0
-    expected = metrics.auc(sets.validation.y[present], scores[present])
-    assert float(keras.ops.convert_to_numpy(auc.result())) == pytest.approx(expected, abs=5e-3)
+    # The compiled AUC leaves missing candidates (-1) out (continuous scores: no ties).
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, (300, 5)).astype("float32")
+    labels[:, 3:] = -1
+    scores = np.where(labels > 0, rng.random(labels.shape) + 0.3, rng.random(labels.shape)).astype("float32") / 1.3
+    scores[labels < 0] = 1.5  # whatever a model says about missing candidates must not count
+    auc = CandidateSetAUC(num_thresholds=4000)
+    auc.update_state(labels, scores)
+    present = labels >= 0
+    expected = metrics.auc(labels[present], scores[present])
+    assert float(keras.ops.convert_to_numpy(auc.result())) == pytest.approx(expected, abs=2e-3)
+    plain = keras.metrics.AUC(num_thresholds=4000)
+    plain.update_state(np.maximum(labels, 0), scores)  # what counting missing candidates would give
+    assert abs(float(keras.ops.convert_to_numpy(plain.result())) - expected) > 0.01
 
 
 def test_unknown_fixed_knob_is_rejected(data):

@@ -15,6 +15,7 @@ FEATURE_MAPS = {
     "relu": ops.relu,
     "softplus": ops.softplus,
 }
+FAVOR = "favor"  # positive random features: phi(q) . phi(k) ~ exp(q . k / sqrt(d_k)), i.e. softmax attention
 
 
 @keras_lsrec_export
@@ -55,7 +56,17 @@ class LinearCrossAttention(keras.layers.Layer):
         value_dim: size `d_v` of each head's values (default `key_dim`).
         output_dim: size of the output (default: the candidates' last dim).
         feature_map: `"elu_plus_one"` (default, `elu(x) + 1`), `"relu"`,
-            `"softplus"`, or a serializable callable returning non-negative values.
+            `"softplus"`, `"favor"`, or a serializable callable returning
+            non-negative values (applied to each head's `(..., d_k)` vectors).
+            `"favor"` (Performer's FAVOR+, Choromanski et al. 2021) maps
+            `x' = x / d_k^(1/4)` to `exp(W x' - |x'|^2 / 2) / sqrt(m)` with `m`
+            fixed Gaussian random features per head (`W` `(m, d_k)`, drawn once
+            from `seed`, not trained), so `phi(q) . phi(k)` is an unbiased
+            estimate of `exp(q . k / sqrt(d_k))`: linear-cost softmax attention,
+            sharper than the element-wise maps. The exponent is at most
+            `|w|^2 / 2`, so float32 never overflows.
+        random_features: `m` for `"favor"`.
+        seed: seed of the `"favor"` random features.
         epsilon: added to the denominator.
         kernel_initializer, kernel_regularizer: of the four projections.
 
@@ -80,6 +91,8 @@ class LinearCrossAttention(keras.layers.Layer):
         value_dim: int | None = None,
         output_dim: int | None = None,
         feature_map: Any = "elu_plus_one",
+        random_features: int = 64,
+        seed: int = 0,
         epsilon: float = 1e-6,
         kernel_initializer: Any = "glorot_uniform",
         kernel_regularizer: Any = None,
@@ -92,9 +105,9 @@ class LinearCrossAttention(keras.layers.Layer):
         for name, value in (("value_dim", value_dim), ("output_dim", output_dim)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ValueError(f"`{name}` must be None or a positive integer. Received: `{name}={value!r}`")
-        if isinstance(feature_map, str) and feature_map not in FEATURE_MAPS:
+        if isinstance(feature_map, str) and feature_map not in FEATURE_MAPS and feature_map != FAVOR:
             raise ValueError(
-                f"`feature_map` must be one of {sorted(FEATURE_MAPS)} or a callable. "
+                f"`feature_map` must be one of {sorted(FEATURE_MAPS) + [FAVOR]} or a callable. "
                 f"Received: `feature_map={feature_map!r}`"
             )
         if not isinstance(feature_map, str) and not callable(feature_map):
@@ -106,7 +119,14 @@ class LinearCrossAttention(keras.layers.Layer):
         self.value_dim = value_dim or key_dim
         self.output_dim = output_dim
         self.feature_map = feature_map
-        self._phi = FEATURE_MAPS[feature_map] if isinstance(feature_map, str) else feature_map
+        if not isinstance(random_features, int) or isinstance(random_features, bool) or random_features < 1:
+            raise ValueError(f"`random_features` must be a positive integer. Received: `random_features={random_features!r}`")
+        self.random_features = random_features
+        self.seed = seed
+        if feature_map == FAVOR:
+            self._phi = self._favor
+        else:
+            self._phi = FEATURE_MAPS[feature_map] if isinstance(feature_map, str) else feature_map
         self.epsilon = float(epsilon)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
@@ -125,11 +145,26 @@ class LinearCrossAttention(keras.layers.Layer):
         self.value_kernel = self._projection("value_kernel", (sequence_shape[-1], heads, dv))
         self.output_kernel = self._projection("output_kernel", (heads, dv, self._output_dim))
         self.output_bias = self.add_weight(name="output_bias", shape=(self._output_dim,), initializer="zeros")
+        if self.feature_map == FAVOR:
+            self.random_projection = self.add_weight(
+                name="random_projection",
+                shape=(heads, dk, self.random_features),
+                initializer=keras.initializers.RandomNormal(stddev=1.0, seed=self.seed),
+                trainable=False,
+            )
         self.built = True
+
+    def _favor(self, x):
+        """FAVOR+ positive random features of `x` `(..., H, d_k)`: `(..., H, m)`."""
+        x = x * (self.key_dim**-0.25)
+        projected = ops.einsum("...hk,hkm->...hm", x, ops.cast(self.random_projection, "float32"))
+        norm = 0.5 * ops.sum(ops.square(x), axis=-1, keepdims=True)
+        return ops.exp(projected - norm) * (self.random_features**-0.5)
 
     # -- the two halves, usable on their own (a server caches the summaries) --
     def summaries(self, sequence, mask=None):
-        """Per-user summaries `(KV, z)`: `(B, H, d_k, d_v)` and `(B, H, d_k)`, float32.
+        """Per-user summaries `(KV, z)`: `(B, H, F, d_v)` and `(B, H, F)`, float32
+        (`F` = `d_k`, or `random_features` for `"favor"`).
 
         Additive over events: the summaries of a history split in two parts
         are the sums of the parts' summaries.
@@ -140,7 +175,7 @@ class LinearCrossAttention(keras.layers.Layer):
         if mask is not None:
             keep = ops.cast(ops.expand_dims(ops.expand_dims(mask, -1), -1), "float32")
             keys, values = keys * keep, values * keep
-        return ops.einsum("blhk,blhv->bhkv", keys, values), ops.sum(keys, axis=1)
+        return ops.einsum("blhf,blhv->bhfv", keys, values), ops.sum(keys, axis=1)
 
     def attend(self, query, summaries):
         """Reads `summaries` (from `summaries(...)`) for every candidate: `(B, C, output_dim)`."""
@@ -148,8 +183,8 @@ class LinearCrossAttention(keras.layers.Layer):
         queries = self._phi(
             ops.einsum("bcd,dhk->bchk", ops.cast(query, "float32"), ops.cast(self.query_kernel, "float32"))
         )
-        numerator = ops.einsum("bchk,bhkv->bchv", queries, kv)
-        denominator = ops.einsum("bchk,bhk->bch", queries, z) + self.epsilon
+        numerator = ops.einsum("bchf,bhfv->bchv", queries, kv)
+        denominator = ops.einsum("bchf,bhf->bch", queries, z) + self.epsilon
         heads = numerator / ops.expand_dims(denominator, -1)
         output = ops.einsum("bchv,hvo->bco", heads, ops.cast(self.output_kernel, "float32"))
         return ops.cast(output + ops.cast(self.output_bias, "float32"), self.compute_dtype)
@@ -177,6 +212,8 @@ class LinearCrossAttention(keras.layers.Layer):
                 "value_dim": self.value_dim,
                 "output_dim": self.output_dim,
                 "feature_map": feature_map,
+                "random_features": self.random_features,
+                "seed": self.seed,
                 "epsilon": self.epsilon,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),

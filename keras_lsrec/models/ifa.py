@@ -54,7 +54,9 @@ class IFA(SequenceModel):
     Args:
         schema: a `SequenceSchema` with `candidates`.
         embedding_dim: size of each field's embedding.
-        num_heads, key_dim, value_dim, feature_map: the `LinearCrossAttention`.
+        num_heads, key_dim, value_dim, feature_map, random_features: the
+            `LinearCrossAttention` (`feature_map="favor"`: softmax attention
+            through random features).
         candidate_attention: relate the candidates with `CandidateSetAttention`.
         candidate_heads, candidate_key_dim: its heads and head size.
         mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
@@ -77,7 +79,7 @@ class IFA(SequenceModel):
         "embedding_dim": ("choice", [8, 16, 32]),
         "num_heads": ("choice", [1, 2, 4]),
         "key_dim": ("choice", [8, 16, 32]),
-        "feature_map": ("choice", ["elu_plus_one", "relu"]),
+        "feature_map": ("choice", ["elu_plus_one", "relu", "favor"]),
         "candidate_attention": ("bool",),
     }
 
@@ -89,6 +91,7 @@ class IFA(SequenceModel):
         key_dim: int = 16,
         value_dim: int | None = None,
         feature_map: str = "elu_plus_one",
+        random_features: int = 64,
         candidate_attention: bool = True,
         candidate_heads: int = 2,
         candidate_key_dim: int = 16,
@@ -117,6 +120,7 @@ class IFA(SequenceModel):
             key_dim=key_dim,
             value_dim=value_dim,
             feature_map=feature_map,
+            random_features=random_features,
             kernel_regularizer=regularizer,
             name="cross_attention",
         )(candidates, embedding(history_ids), mask=mask)
@@ -136,6 +140,7 @@ class IFA(SequenceModel):
             key_dim=key_dim,
             value_dim=value_dim,
             feature_map=feature_map,
+            random_features=random_features,
             candidate_attention=candidate_attention,
             candidate_heads=candidate_heads,
             candidate_key_dim=candidate_key_dim,
