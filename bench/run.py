@@ -74,25 +74,32 @@ def build(name: str, schema, dim: int):
 
 def worker(args: argparse.Namespace) -> None:
     import keras
+
+    if keras.backend.backend() == "torch" and args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    for name in args.model.split(","):
+        measure(name, args)
+
+
+def measure(name: str, args: argparse.Namespace) -> None:
+    import keras
     import numpy as np
 
     from keras_lsrec.data import SequenceSchema
     from keras_lsrec.losses import CandidateSetLoss
 
     backend = keras.backend.backend()
-    if backend == "torch" and args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     lengths = sorted(args.lengths)
-    ifa = args.model == "IFA"
+    ifa = name == "IFA"
     schema = SequenceSchema(
         {"item": 100_000, "category": 1_000}, max_len=max(lengths),
         time_vocab_size=max(lengths) + 1 if args.time else None,
         candidates="variable" if ifa else None,
     )
     keras.utils.set_random_seed(0)
-    model = build(args.model, schema, args.dim)
+    model = build(name, schema, args.dim)
     model.compile(
         optimizer="adam", loss=CandidateSetLoss() if ifa else "binary_crossentropy", jit_compile=backend != "torch"
     )
@@ -116,7 +123,7 @@ def worker(args: argparse.Namespace) -> None:
             request.update({k: rng.integers(1, schema.vocab_size(k), 100).astype("int32") for k in request if k.startswith("target_")})
         latency = common.time_calls(lambda r=request: model.predict_on_batch(r), warmup=2, repeats=2 * args.repeats)
         common.emit(
-            library="keras_lsrec", backend=backend, model=args.model, length=length, batch=args.batch,
+            library="keras_lsrec", backend=backend, model=name, length=length, batch=args.batch,
             train_sps=args.steps * args.batch / float(np.median(train)),
             infer_p50=common.percentile_ms(infer, 50), infer_p95=common.percentile_ms(infer, 95),
             request_ms=common.median_ms(latency), peak_mib=common.peak_rss_mib(),
@@ -202,7 +209,7 @@ def plot(results: dict, path: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ints = lambda text: [int(v) for v in text.split(",")]  # noqa: E731
-    parser.add_argument("--quick", action="store_true", help="L=200, batch 64, 2 steps, no peer")
+    parser.add_argument("--quick", action="store_true", help="L=200, batch 64, 2 steps, one process per backend, no peer")
     parser.add_argument("--lengths", type=ints, default=None)
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
@@ -244,7 +251,10 @@ def main() -> None:
                "--repeats", str(args.repeats), "--dim", str(args.dim), "--threads", str(args.threads)]
     options += ["--time"] if args.time else []
     os.environ.update(thread_env(args.threads))
-    runs = [("keras_lsrec", b, m) for b in args.backends.split(",") for m in args.models.split(",")]
+    # One process per (backend, model); --quick runs a backend's models in one
+    # process (its peak memory then accumulates over them).
+    grouped = [args.models] if quick else args.models.split(",")
+    runs = [("keras_lsrec", b, m) for b in args.backends.split(",") for m in grouped]
     if not (quick or args.no_peer):
         runs += [("fuxictr", "torch", m) for m in args.peer_models.split(",")]
     for library, backend, model in runs:
@@ -257,8 +267,8 @@ def main() -> None:
                 failures.append(f"{library} {backend} {model}: {row['error']}")
                 print(failures[-1], file=sys.stderr, flush=True)
                 continue
-            results[library, backend, model, row["length"]] = row
-            print(f"  {library:11s} {backend:10s} {model:5s} L={row['length']:>5}: {row['train_sps']:9,.0f} samples/s  "
+            results[library, backend, row["model"], row["length"]] = row
+            print(f"  {library:11s} {backend:10s} {row['model']:5s} L={row['length']:>5}: {row['train_sps']:9,.0f} samples/s  "
                   f"{row['infer_p50']:8.1f} ms  {row['request_ms']:8.1f} ms/request  {row['peak_mib']:6,.0f} MiB", flush=True)
     print("\n" + tables(results))
     if args.save:
