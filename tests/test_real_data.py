@@ -122,6 +122,9 @@ def test_load_amazon_json_lines_csv_and_metadata(tmp_path):
     assert events["rating"].tolist() == [5.0, 3.0, 4.0]
     assert list(events.attrs["vocabularies"]["category"]) == ["Fiction", "Poetry"]
     assert events["category"].tolist() == [1, 1, 2]
+    broken = write(tmp_path / "broken.json", json.dumps(reviews[0]) + "\n{not json\n")
+    with pytest.raises(ValueError, match=r"at lines \[2\]"):
+        load_amazon(broken, progress=False)
     csv = write(tmp_path / "ratings_Books.csv", "B,x2,4.0,20\nA,x1,5.0,10\nB,x1,3.0,10\n")
     from_csv = load_amazon(csv, progress=False)
     assert from_csv[["user", "item", "timestamp"]].values.tolist() == [[1, 1, 10], [2, 1, 10], [2, 2, 20]]

@@ -405,8 +405,15 @@ def load_amazon(
     with open(path, encoding="utf-8") as handle:
         first = handle.read(1)
     if first == "{":
+        def record(line: str) -> dict:
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
+                return {}  # its fields are then missing: rejected with its line number
+            return value if isinstance(value, dict) else {}
+
         def convert(chunk):
-            rows = [json.loads(line) if line.strip() else {} for line in chunk["line"]]
+            rows = [record(line) for line in chunk["line"]]
             return pd.DataFrame(
                 {
                     "user": [r.get("reviewerID", "") for r in rows],
@@ -436,13 +443,16 @@ def _amazon_categories(meta_path: str) -> dict[str, str]:
 
     out = {}
     with open(meta_path, encoding="utf-8") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                record = ast.literal_eval(line)  # the 2014 metadata is Python-literal, not JSON
+                try:
+                    record = ast.literal_eval(line)  # the 2014 metadata is Python-literal, not JSON
+                except (ValueError, SyntaxError):
+                    raise ValueError(f"{meta_path}: line {number} is neither JSON nor a Python literal") from None
             categories = record.get("categories") or [record.get("category") or []]
             first = categories[0] if categories else []
             if first:
