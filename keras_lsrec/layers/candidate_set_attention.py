@@ -10,6 +10,7 @@ from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.layers.masking import normalize
+from keras_lsrec.validation import check_positive
 
 
 @keras_lsrec_export
@@ -59,9 +60,7 @@ class CandidateSetAttention(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        for name, value in (("num_heads", num_heads), ("key_dim", key_dim)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer. Received: `{name}={value!r}`")
+        check_positive(num_heads=num_heads, key_dim=key_dim)
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.layer_norm = bool(layer_norm)

@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
+from keras_lsrec.validation import check_positive
 
 # Non-negative feature maps phi: phi(q) . phi(k) replaces exp(q . k).
 FEATURE_MAPS = {
@@ -99,12 +100,8 @@ class LinearCrossAttention(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        for name, value in (("num_heads", num_heads), ("key_dim", key_dim)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer. Received: `{name}={value!r}`")
-        for name, value in (("value_dim", value_dim), ("output_dim", output_dim)):
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"`{name}` must be None or a positive integer. Received: `{name}={value!r}`")
+        check_positive(num_heads=num_heads, key_dim=key_dim, random_features=random_features)
+        check_positive(allow_none=True, value_dim=value_dim, output_dim=output_dim)
         if isinstance(feature_map, str) and feature_map not in FEATURE_MAPS and feature_map != FAVOR:
             raise ValueError(
                 f"`feature_map` must be one of {sorted(FEATURE_MAPS) + [FAVOR]} or a callable. "
@@ -119,8 +116,6 @@ class LinearCrossAttention(keras.layers.Layer):
         self.value_dim = value_dim or key_dim
         self.output_dim = output_dim
         self.feature_map = feature_map
-        if not isinstance(random_features, int) or isinstance(random_features, bool) or random_features < 1:
-            raise ValueError(f"`random_features` must be a positive integer. Received: `random_features={random_features!r}`")
         self.random_features = random_features
         self.seed = seed
         if feature_map == FAVOR:

@@ -51,18 +51,32 @@ def click_probability(tower: keras.layers.Layer, features):
     return ops.sigmoid(ops.squeeze(logit, -1))
 
 
+def tower_hyperparameters(
+    mlp_units: Sequence[int], mlp_activation: str, input_batch_norm: bool, dropout: float, l2: float
+) -> dict[str, Any]:
+    """The tower's constructor arguments, shared by every model, as `get_config` stores them."""
+    return dict(
+        mlp_units=list(mlp_units),
+        mlp_activation=mlp_activation,
+        input_batch_norm=input_batch_norm,
+        dropout=dropout,
+        l2=l2,
+    )
+
+
 def make_tower(
-    units: Sequence[int],
-    activation: str,
+    mlp_units: Sequence[int],
+    mlp_activation: str,
     input_batch_norm: bool,
     dropout: float,
     l2: float,
     name: str = "tower",
 ) -> MLP:
-    """The prediction tower: hidden layers, then one logit."""
+    """The prediction tower: hidden layers, then one logit (arguments as in
+    `tower_hyperparameters`)."""
     return MLP(
-        hidden_units=units,
-        activation=activation,
+        hidden_units=mlp_units,
+        activation=mlp_activation,
         input_batch_norm=input_batch_norm,
         dropout=dropout,
         output_units=1,
@@ -190,13 +204,6 @@ class SequenceModel(keras.Model):
         if not isinstance(schema, SequenceSchema):
             schema = SequenceSchema.from_config(schema)
         return cls(schema=schema, **config)
-
-
-def check_positive(**values: Any) -> None:
-    """Raise `ValueError("... Received: `name=value`")` for a non-positive int."""
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer. Received: `{name}={value!r}`")
 
 
 def check_single_target(schema: SequenceSchema, model: str) -> None:

@@ -16,15 +16,16 @@ from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
 from keras_lsrec.models.base import (
     SequenceModel,
-    check_positive,
     check_single_target,
     click_probability,
     dot_scores,
     field_vocab_sizes,
     make_tower,
     split_inputs,
+    tower_hyperparameters,
     tower_input,
 )
+from keras_lsrec.validation import check_positive
 
 SCORE_SCALINGS = ("per_field", "joint")
 
@@ -139,17 +140,15 @@ class DARE(SequenceModel):
         )
         attention = TargetAttention(scorer="dot", scale=1.0, name="attention")
         interest = attention(query, retrieved_att, retrieved_rep, mask=retrieved_mask)
-        tower = make_tower(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = click_probability(tower, tower_input(target_rep, interest, True))
+        tower = tower_hyperparameters(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        outputs = click_probability(make_tower(**tower), tower_input(target_rep, interest, True))
 
         auxiliary = None
         if auxiliary_loss_weight:
             pooled = TargetAttention(scorer="dot", scale=1.0, name="auxiliary_attention")(
                 query, history_att, history_rep, mask=mask
             )
-            aux_tower = make_tower(
-                mlp_units, mlp_activation, input_batch_norm, dropout, l2, name="auxiliary_tower"
-            )
+            aux_tower = make_tower(**tower, name="auxiliary_tower")
             auxiliary = (
                 click_probability(aux_tower, tower_input(target_rep, pooled, True)),
                 auxiliary_loss_weight,
@@ -160,11 +159,7 @@ class DARE(SequenceModel):
             k=k,
             score_scaling=score_scaling,
             auxiliary_loss_weight=auxiliary_loss_weight,
-            mlp_units=list(mlp_units),
-            mlp_activation=mlp_activation,
-            input_batch_norm=input_batch_norm,
-            dropout=dropout,
-            l2=l2,
+            **tower,
         )
         super().__init__(
             schema=schema,

@@ -13,14 +13,15 @@ from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.models.base import (
     SequenceModel,
-    check_positive,
     check_single_target,
     click_probability,
     field_vocab_sizes,
     make_tower,
     split_inputs,
+    tower_hyperparameters,
     tower_input,
 )
+from keras_lsrec.validation import check_positive
 
 
 @keras_lsrec_export
@@ -105,19 +106,15 @@ class DIN(SequenceModel):
             kernel_regularizer=keras.regularizers.L2(l2) if l2 else None,
             name="attention",
         )(target, history, mask=mask)
-        tower = make_tower(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = click_probability(tower, tower_input(target, interest, target_representation))
+        tower = tower_hyperparameters(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        outputs = click_probability(make_tower(**tower), tower_input(target, interest, target_representation))
         hyperparameters = dict(
             embedding_dim=embedding_dim,
             history_window=history_window,
             attention_units=list(attention_units),
             attention_activation=attention_activation,
             normalizer=normalizer,
-            mlp_units=list(mlp_units),
-            mlp_activation=mlp_activation,
-            input_batch_norm=input_batch_norm,
-            dropout=dropout,
-            l2=l2,
+            **tower,
             target_representation=target_representation,
         )
         super().__init__(

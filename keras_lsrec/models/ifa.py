@@ -15,13 +15,14 @@ from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.linear_cross_attention import LinearCrossAttention
 from keras_lsrec.models.base import (
     SequenceModel,
-    check_positive,
     click_probability,
     field_vocab_sizes,
     make_tower,
     split_inputs,
+    tower_hyperparameters,
     tower_input,
 )
+from keras_lsrec.validation import check_positive
 
 
 @keras_lsrec_export
@@ -132,8 +133,8 @@ class IFA(SequenceModel):
                 kernel_regularizer=regularizer,
                 name="candidate_attention",
             )(features, mask=candidate_mask)
-        tower = make_tower(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = click_probability(tower, features) * ops.cast(candidate_mask, "float32")
+        tower = tower_hyperparameters(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        outputs = click_probability(make_tower(**tower), features) * ops.cast(candidate_mask, "float32")
         hyperparameters = dict(
             embedding_dim=embedding_dim,
             num_heads=num_heads,
@@ -144,11 +145,7 @@ class IFA(SequenceModel):
             candidate_attention=candidate_attention,
             candidate_heads=candidate_heads,
             candidate_key_dim=candidate_key_dim,
-            mlp_units=list(mlp_units),
-            mlp_activation=mlp_activation,
-            input_batch_norm=input_batch_norm,
-            dropout=dropout,
-            l2=l2,
+            **tower,
             target_representation=target_representation,
         )
         super().__init__(

@@ -13,13 +13,14 @@ from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.sparse_attentive_memory import SparseAttentiveMemory
 from keras_lsrec.models.base import (
     SequenceModel,
-    check_positive,
     check_single_target,
     click_probability,
     field_vocab_sizes,
     make_tower,
     split_inputs,
+    tower_hyperparameters,
 )
+from keras_lsrec.validation import check_positive
 
 
 @keras_lsrec_export
@@ -98,8 +99,8 @@ class SAM(SequenceModel):
             kernel_regularizer=keras.regularizers.L2(l2) if l2 else None,
             name="memory",
         )(target, embedding(history_ids), mask=mask)
-        tower = make_tower(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = click_probability(tower, keras.ops.concatenate([target, memories], axis=-1))
+        tower = tower_hyperparameters(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        outputs = click_probability(make_tower(**tower), keras.ops.concatenate([target, memories], axis=-1))
         hyperparameters = dict(
             embedding_dim=embedding_dim,
             num_passes=num_passes,
@@ -108,11 +109,7 @@ class SAM(SequenceModel):
             attention_activation=attention_activation,
             feed_memory=feed_memory,
             enhance_steps=enhance_steps,
-            mlp_units=list(mlp_units),
-            mlp_activation=mlp_activation,
-            input_batch_norm=input_batch_norm,
-            dropout=dropout,
-            l2=l2,
+            **tower,
         )
         super().__init__(
             schema=schema, inputs=inputs, outputs=outputs, hyperparameters=hyperparameters, **kwargs

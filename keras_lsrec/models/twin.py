@@ -12,15 +12,16 @@ from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
 from keras_lsrec.models.base import (
     SequenceModel,
-    check_positive,
     check_single_target,
     click_probability,
     dot_scores,
     field_vocab_sizes,
     make_tower,
     split_inputs,
+    tower_hyperparameters,
     tower_input,
 )
+from keras_lsrec.validation import check_positive
 
 
 @keras_lsrec_export
@@ -81,17 +82,13 @@ class TWIN(SequenceModel):
         interest = TargetAttention(scorer="dot", num_heads=num_heads, name="attention")(
             target, retrieved, mask=retrieved_mask
         )
-        tower = make_tower(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = click_probability(tower, tower_input(target, interest, True))
+        tower = tower_hyperparameters(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        outputs = click_probability(make_tower(**tower), tower_input(target, interest, True))
         hyperparameters = dict(
             embedding_dim=embedding_dim,
             k=k,
             num_heads=num_heads,
-            mlp_units=list(mlp_units),
-            mlp_activation=mlp_activation,
-            input_batch_norm=input_batch_norm,
-            dropout=dropout,
-            l2=l2,
+            **tower,
         )
         super().__init__(
             schema=schema, inputs=inputs, outputs=outputs, hyperparameters=hyperparameters, **kwargs
