@@ -165,6 +165,14 @@ class SequenceModel(keras.Model):
                 loss = loss + ops.cast(aux.weight, loss.dtype) * ops.cast(ops.mean(bce), loss.dtype)
         return loss
 
+    # -- mixed float16 ------------------------------------------------------
+    def compile(self, *args, **kwargs):
+        """`keras.Model.compile`; under `mixed_float16` the loss-scale optimizer
+        Keras adds is made to check sparse gradients (see `all_finite`)."""
+        super().compile(*args, **kwargs)
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            self.optimizer.check_finite = all_finite
+
     # -- early input validation --------------------------------------------
     def _validate(self, x: Any, y: Any = None) -> None:
         if isinstance(x, Mapping):
@@ -204,6 +212,26 @@ class SequenceModel(keras.Model):
         if not isinstance(schema, SequenceSchema):
             schema = SequenceSchema.from_config(schema)
         return cls(schema=schema, **config)
+
+
+def all_finite(grads):
+    """True when every gradient is finite, looking INTO sparse gradients.
+
+    Keras' `LossScaleOptimizer.check_finite` misses an inf in a tensorflow
+    `IndexedSlices` (the gradient of an embedding lookup): `ops.isfinite`
+    on it reported True while its values held +-inf (float16 overflow in the
+    backward pass of DARE's representation table), so the step was applied
+    and the table became NaN. Checking the slices' values makes the optimizer
+    skip that step and lower the loss scale, as it does for dense gradients.
+    """
+    flags = []
+    for grad in grads:
+        if grad is None:
+            continue
+        if type(grad).__name__ == "IndexedSlices":  # tensorflow's sparse gradient
+            grad = grad.values
+        flags.append(ops.all(ops.isfinite(grad)))
+    return ops.all(ops.stack(flags)) if flags else ops.convert_to_tensor(True)
 
 
 def check_single_target(schema: SequenceSchema, model: str) -> None:
