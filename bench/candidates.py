@@ -41,7 +41,7 @@ def worker(args: argparse.Namespace) -> None:
     longest = max(args.lengths)
     vocab = {"item": 100_000, "category": 1_000}
     requests = SequenceSchema(vocab, max_len=longest, candidates="variable", time_vocab_size=longest + 1)
-    schema = requests if args.model == "IFA" else SequenceSchema.from_config({**requests.get_config(), "candidates": None})
+    schema = requests if args.model == "IFA" else requests.replace(candidates=None)
     keras.utils.set_random_seed(0)
     if args.model == "DARE":
         model = models.DARE(schema, attention_dim=args.dim, representation_dim=args.dim)

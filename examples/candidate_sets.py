@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from keras_lsrec import metrics
-from keras_lsrec.data import SequenceSchema, synthetic
+from keras_lsrec.data import synthetic
 from keras_lsrec.losses import CandidateSetLoss
 from keras_lsrec.models import DIN, IFA
 
@@ -30,17 +30,7 @@ def evaluate_rows(model, split) -> dict[str, float]:
     flat = split.flatten()
     scores = np.full(split.y.shape, 0.0)
     scores[split.y >= 0] = model.predict(flat.x, batch_size=1024, verbose=0)
-    return metrics.evaluate(_Fixed(scores), split.x, split.y, split.users)
-
-
-class _Fixed:
-    """`predict` returning precomputed scores (to reuse `metrics.evaluate`)."""
-
-    def __init__(self, scores):
-        self.scores = scores
-
-    def predict(self, x, batch_size=None, verbose=0):
-        return self.scores
+    return metrics.evaluate_scores(split.y, scores, split.users)
 
 
 def run(users: int, max_len: int, candidates: int, epochs: int, batch_size: int, learning_rate: float, seed: int):
@@ -70,7 +60,7 @@ def run(users: int, max_len: int, candidates: int, epochs: int, batch_size: int,
             )
             results[name] = metrics.evaluate(model, data.test.x, data.test.y, data.test.users)
         else:
-            rows_schema = SequenceSchema.from_config({**data.schema.get_config(), "candidates": None})
+            rows_schema = data.schema.replace(candidates=None)
             model = DIN(rows_schema, history_window=50 if name == "DIN@50" else None)
             model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=keras.backend.backend() == "jax")
             model.fit(

@@ -111,8 +111,14 @@ def evaluate(
     taken over the present candidates (label >= 0; every candidate of a row
     belongs to that row's group), and `"ndcg@k"` is added for each k in `ndcg_at`.
     """
+    probabilities = model.predict(x, batch_size=batch_size, verbose=0)
+    return evaluate_scores(y, probabilities, groups, ndcg_at)
+
+
+def evaluate_scores(y: Any, probabilities: Any, groups: Any = None, ndcg_at: tuple[int, ...] = (10,)) -> dict[str, float]:
+    """`evaluate` on scores already computed (same metrics, same candidate-set rules)."""
     y = np.asarray(y)
-    probabilities = np.asarray(model.predict(x, batch_size=batch_size, verbose=0)).reshape(y.shape)
+    probabilities = np.asarray(probabilities).reshape(y.shape)
     result: dict[str, float] = {}
     if y.ndim == 2:
         result.update({f"ndcg@{k}": ndcg(y, probabilities, k) for k in ndcg_at})

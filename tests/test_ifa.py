@@ -28,7 +28,7 @@ def small_batch(data, size=16):
 
 
 def variable(schema):
-    return SequenceSchema.from_config({**schema.get_config(), "candidates": "variable"})
+    return schema.replace(candidates="variable")
 
 
 # ---------------------------------------------------------------- schema and data

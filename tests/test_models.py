@@ -4,7 +4,6 @@ import keras
 import numpy as np
 import pytest
 from test_case import (
-    BACKEND,
     right_pad_batch,
     run_model_test,
     to_numpy,

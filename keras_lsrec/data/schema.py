@@ -309,6 +309,10 @@ class SequenceSchema:
     def from_config(cls, config: Mapping[str, Any]) -> SequenceSchema:
         return cls(**config)
 
+    def replace(self, **changes: Any) -> SequenceSchema:
+        """A copy with some arguments changed, e.g. `schema.replace(candidates=None)`."""
+        return SequenceSchema(**{**self.get_config(), **changes})
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SequenceSchema) and self.get_config() == other.get_config()
 

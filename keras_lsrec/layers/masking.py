@@ -44,6 +44,19 @@ def normalize(logits, mask, normalizer: str):
     return weights
 
 
+def built_dense(owner: keras.layers.Layer, units: int, name: str, input_dim: int) -> keras.layers.Dense:
+    """A built `Dense` sub-layer with `owner`'s kernel initializer, regularizer and dtype policy."""
+    layer = keras.layers.Dense(
+        units,
+        kernel_initializer=owner.kernel_initializer,
+        kernel_regularizer=owner.kernel_regularizer,
+        dtype=owner.dtype_policy,
+        name=name,
+    )
+    layer.build((None, input_dim))
+    return layer
+
+
 def batch_gather(values, indices):
     """`out[b, j] = values[b, indices[b, j]]` for `values` of shape (B, L, ...)."""
     shape = ops.shape(values)

@@ -9,7 +9,7 @@ import keras
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
-from keras_lsrec.layers.masking import normalize
+from keras_lsrec.layers.masking import built_dense, normalize
 
 NORMALIZERS = ("sigmoid", "softmax")
 
@@ -123,17 +123,6 @@ class SparseAttentiveMemory(keras.layers.Layer):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.supports_masking = True
 
-    def _dense(self, units: int, name: str, input_dim: int) -> keras.layers.Dense:
-        layer = keras.layers.Dense(
-            units,
-            kernel_initializer=self.kernel_initializer,
-            kernel_regularizer=self.kernel_regularizer,
-            dtype=self.dtype_policy,
-            name=name,
-        )
-        layer.build((None, input_dim))
-        return layer
-
     def build(self, query_shape, keys_shape) -> None:
         dim = keys_shape[-1]
         if query_shape[-1] != dim:
@@ -158,7 +147,7 @@ class SparseAttentiveMemory(keras.layers.Layer):
             )
             # Flat list: pass t owns score_layers[t * depth : (t + 1) * depth].
             self.score_layers.extend(
-                self._dense(size, f"pass_{t}_score_dense_{i + 1}", units[i]) for i, size in enumerate(units[1:])
+                built_dense(self, size, f"pass_{t}_score_dense_{i + 1}", units[i]) for i, size in enumerate(units[1:])
             )
         self.memory_cell = keras.layers.GRUCell(
             dim, reset_after=False, dtype=self.dtype_policy, name="memory_cell"
@@ -166,7 +155,7 @@ class SparseAttentiveMemory(keras.layers.Layer):
         self.memory_cell.build((None, dim))
         if self.enhance_steps:
             self.enhance_projections = [
-                self._dense(dim, f"enhance_dense_{s}", dim) for s in range(self.enhance_steps)
+                built_dense(self, dim, f"enhance_dense_{s}", dim) for s in range(self.enhance_steps)
             ]
             self.enhance_cell = keras.layers.GRUCell(
                 dim, reset_after=False, dtype=self.dtype_policy, name="enhance_cell"
