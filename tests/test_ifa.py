@@ -210,6 +210,22 @@ def test_without_set_attention_candidates_are_scored_independently(data):
         np.testing.assert_allclose(alone[:, 0], together[:, j], atol=1e-5)
 
 
+def test_missing_candidates_stay_out_of_training_batch_statistics(data):
+    """In training mode the tower's batch norm sees only present candidates:
+    padding a request with missing candidates changes no present score."""
+    x, _ = small_batch(data, 8)
+    present = 2  # every request of the fixture has at least 2 candidates
+    trimmed = {k: v[:, :present] if k.startswith("target_") else v for k, v in x.items()}
+    padded = {k: v.copy() for k, v in trimmed.items()}
+    for k in padded:
+        if k.startswith("target_"):
+            padded[k] = np.concatenate([v := trimmed[k], np.zeros((len(v), C - present), v.dtype)], axis=1)
+    model = IFA(variable(data.schema), **SMALL)
+    got = to_numpy(model(padded, training=True))
+    np.testing.assert_allclose(got[:, :present], to_numpy(model(trimmed, training=True)), atol=1e-5)
+    assert np.all(got[:, present:] == 0)
+
+
 def test_with_set_attention_permuting_candidates_permutes_scores():
     full = synthetic.generate(num_users=8, examples_per_user=1, max_len=90, num_items=60, num_categories=8, candidates=C, seed=9)
     x = full.train.x

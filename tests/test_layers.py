@@ -310,6 +310,27 @@ def test_dice_matches_numpy(tmp_path):
     run_layer_test(layer, {"x": x}, lambda lyr, v: lyr(v["x"]), (B, 5), tmp_path)
 
 
+@pytest.mark.parametrize("activation", ["prelu", "dice"])
+def test_mlp_batch_statistics_skip_masked_rows(activation):
+    """Training-mode batch norm with a row mask: the valid rows' outputs and the
+    moving statistics are those of the valid rows alone, whatever the padding holds."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(4, 5, 6)).astype("float32")
+    mask = np.arange(5)[None, :] < np.array([[5], [3], [1], [4]])
+    layer = MLP(hidden_units=(4,), activation=activation, input_batch_norm=True, batch_norm=True, output_units=1)
+    layer.build(x.shape)
+    junk = np.where(mask[..., None], x, 1e3 * rng.normal(size=x.shape)).astype("float32")
+    got = to_numpy(layer(junk, training=True, mask=mask))
+    norm = layer.stack[0]
+    # Moving mean after one step: momentum update towards the valid rows' mean only.
+    expected_mean = (1 - norm.momentum) * x[mask].mean(0)
+    np.testing.assert_allclose(to_numpy(norm.moving_mean), expected_mean, atol=1e-5)
+    # The valid rows equal the same rows computed alone (as one flat batch).
+    flat = to_numpy(layer(x[mask][None], training=True))[0]
+    np.testing.assert_allclose(got[mask], flat, atol=1e-4, rtol=1e-4)
+    assert np.all(np.isfinite(got))
+
+
 def test_mlp_rejects_bad_arguments():
     with pytest.raises(ValueError, match="dropout"):
         MLP(dropout=1.0)

@@ -17,7 +17,9 @@ class Dice(keras.layers.Layer):
     `p(x) = sigmoid((x - E[x]) / sqrt(Var[x] + epsilon))`, with batch
     statistics in training and moving averages in inference (a
     `BatchNormalization` without scale and offset), and `alpha` a learned
-    per-unit slope initialised to 0. It generalises PReLU, whose switch point
+    per-unit slope initialised to 0. An optional boolean `mask` (the input's
+    shape without the last axis) restricts the batch statistics to the valid
+    rows. It generalises PReLU, whose switch point
     is fixed at 0, to a switch point that follows the data.
 
     Args:
@@ -47,13 +49,16 @@ class Dice(keras.layers.Layer):
         self.alpha = self.add_weight(name="alpha", shape=(input_shape[-1],), initializer="zeros")
         self.built = True
 
-    def call(self, inputs, training=None):
-        p = ops.sigmoid(self.norm(inputs, training=training))
+    def call(self, inputs, training=None, mask=None):
+        p = ops.sigmoid(self.norm(inputs, training=training, mask=mask))
         alpha = ops.cast(self.alpha, inputs.dtype)
         return p * inputs + (1.0 - p) * alpha * inputs
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -35,6 +35,10 @@ class MLP(keras.layers.Layer):
     Call arguments:
         inputs: `(..., D)`.
         training: whether batch norm and dropout run in training mode.
+        mask: optional boolean `inputs.shape[:-1]` marking the valid rows
+            (e.g. the present candidates of a set): batch statistics are
+            computed over them only, so padding never shifts the moving
+            mean and variance. The output is computed for every row.
 
     Example:
 
@@ -117,11 +121,17 @@ class MLP(keras.layers.Layer):
             shape = layer.compute_output_shape(shape)
         self.built = True
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
         x = inputs
         for layer in self.stack:
-            x = layer(x, training=training)
+            if mask is not None and isinstance(layer, (keras.layers.BatchNormalization, Dice)):
+                x = layer(x, training=training, mask=mask)
+            else:
+                x = layer(x, training=training)
         return x
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
     def compute_output_shape(self, input_shape):
         last = self.output_units or (self.hidden_units[-1] if self.hidden_units else input_shape[-1])

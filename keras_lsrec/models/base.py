@@ -45,9 +45,11 @@ def tower_input(target, interest, target_representation: bool):
     return ops.concatenate(parts, axis=-1)
 
 
-def click_probability(tower: keras.layers.Layer, features):
-    """Applies a tower ending in one logit; returns P(click) as float32 `(B,)`."""
-    logit = ops.cast(tower(features), "float32")
+def click_probability(tower: keras.layers.Layer, features, mask=None):
+    """Applies a tower ending in one logit; returns P(click) as float32 `(B,)`
+    (`(B, C)` for candidate sets, whose `mask` of present candidates keeps the
+    missing ones out of the tower's batch statistics)."""
+    logit = ops.cast(tower(features) if mask is None else tower(features, mask=mask), "float32")
     return ops.sigmoid(ops.squeeze(logit, -1))
 
 
