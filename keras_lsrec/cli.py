@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from typing import Any
@@ -71,7 +72,7 @@ def quickstart(args: argparse.Namespace) -> int:
     rows = []
     chosen = [m for m in QUICKSTART_MODELS if not args.models or m[0].lower() in args.models]
     for label, name, kwargs in chosen:
-        keras.utils.set_random_seed(args.seed)
+        keras.utils.set_random_seed(args.seed if args.init_seed is None else args.init_seed)
         model = models.get(name)(data.schema, **kwargs)
         model.compile(
             optimizer=keras.optimizers.Adam(args.learning_rate),
@@ -102,6 +103,19 @@ def quickstart(args: argparse.Namespace) -> int:
             f"{result['logloss']:.4f} | {speed:,.0f} |"
         )
     print(f"| (Bayes-optimal) | {bayes:.4f} | | | |")
+    if args.json:
+        record = {
+            "backend": backend,
+            "seed": args.seed,
+            "init_seed": args.init_seed,
+            "users": users,
+            "epochs": epochs,
+            "max_len": max_len,
+            "bayes_auc": bayes,
+            "models": {label: {**result, "samples_per_s": speed} for label, result, speed in rows},
+        }
+        with open(args.json, "w") as f:
+            json.dump(record, f, indent=1)
     return 0
 
 
@@ -130,7 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     quick.add_argument("--max-len", type=int, default=None, help="history length L")
     quick.add_argument("--batch-size", type=int, default=256)
     quick.add_argument("--learning-rate", type=float, default=0.005)
-    quick.add_argument("--seed", type=int, default=0)
+    quick.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
+    quick.add_argument(
+        "--init-seed", type=int, default=None, help="seed of the initial weights and shuffling (default: --seed)"
+    )
+    quick.add_argument("--json", default=None, metavar="PATH", help="also write the results to PATH as JSON")
     labels = [label.lower() for label, _, _ in QUICKSTART_MODELS]
     quick.add_argument(
         "--models",

@@ -1,0 +1,94 @@
+"""Do the three backends train to the same numbers? `lsrec quickstart` per backend and seed.
+
+    python bench/backends.py                       # 3 initial-weight seeds x 3 backends, quickstart size
+    python bench/backends.py --seeds 2 --models dare,twin --epochs 5
+
+The data is the same everywhere (data seed 0); what varies is the seed of the
+initial weights and shuffling (`lsrec quickstart --init-seed S`). Every
+backend draws its own random stream from a seed, so no two backends start
+from the same weights: "the same numbers within noise" means the spread
+BETWEEN backends is no larger than the spread between seeds ON one backend.
+The script prints per model and backend the mean and standard deviation of
+the test AUC over seeds, then the largest difference between backend means
+next to the pooled seed-to-seed standard deviation, and the sample t-like
+ratio of the two. Each run is a fresh `lsrec quickstart` process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def run_quickstart(backend: str, init_seed: int, args: argparse.Namespace, out_dir: Path) -> dict:
+    path = out_dir / f"{backend}_{init_seed}.json"
+    command = [
+        sys.executable, "-m", "keras_lsrec.cli", "quickstart",
+        "--init-seed", str(init_seed), "--json", str(path),
+    ]
+    for flag in ("users", "epochs", "models"):
+        value = getattr(args, flag)
+        if value:
+            command += [f"--{flag}", str(value)]
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+    return json.loads(path.read_text())
+
+
+def summarise(records: list[dict]) -> str:
+    models = list(records[0]["models"])
+    by = {(r["backend"], m): [] for r in records for m in models}
+    for r in records:
+        for m in models:
+            by[(r["backend"], m)].append(r["models"][m]["auc"])
+    backends = [b for b in BACKENDS if any(r["backend"] == b for r in records)]
+    lines = ["| model | " + " | ".join(f"{b} AUC" for b in backends) + " | max gap of means | seed sd | gap / sd |"]
+    lines.append("| --- " * (len(backends) + 4) + "|")
+    for m in models:
+        means = [statistics.mean(by[(b, m)]) for b in backends]
+        cells = []
+        for b, mean in zip(backends, means):
+            values = by[(b, m)]
+            sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+            cells.append(f"{mean:.4f} ± {sd:.4f}")
+        deviations = [v - statistics.mean(by[(b, m)]) for b in backends for v in by[(b, m)]]
+        dof = sum(len(by[(b, m)]) - 1 for b in backends)
+        pooled = (sum(d * d for d in deviations) / dof) ** 0.5 if dof else float("nan")
+        gap = max(means) - min(means)
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {gap:.4f} | {pooled:.4f} | {gap / pooled:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=3, help="initial-weight seeds per backend")
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--users", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--models", default=None, help="comma-separated, as for lsrec quickstart")
+    parser.add_argument("--save", default=None, help="write every run's JSON record to this file")
+    args = parser.parse_args()
+    records = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(args.seeds):
+            for backend in args.backends.split(","):
+                record = run_quickstart(backend, seed, args, Path(tmp))
+                aucs = ", ".join(f"{m} {v['auc']:.4f}" for m, v in record["models"].items())
+                print(f"{backend} seed {seed}: {aucs}", flush=True)
+                records.append(record)
+    if args.save:
+        Path(args.save).write_text(json.dumps(records, indent=1))
+    print(f"\nTest AUC, mean ± sd over {args.seeds} initial-weight seeds (data seed 0):\n")
+    print(summarise(records))
+
+
+if __name__ == "__main__":
+    main()
