@@ -19,6 +19,7 @@ from keras_lsrec.models.dare import query_scale
 SMALL = dict(mlp_units=(8,))
 CASES = {
     "din": (DIN, dict(embedding_dim=4, attention_units=(8,), **SMALL)),
+    "din_dot": (DIN, dict(embedding_dim=4, scorer="dot", **SMALL)),
     "din_window": (DIN, dict(embedding_dim=4, history_window=20, attention_units=(6,), **SMALL)),
     "din_dice_sigmoid": (
         DIN,
@@ -58,7 +59,7 @@ def test_model_round_trips(case, data, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "case", ["din", "din_dice_sigmoid", "twin", "dare", "dare_joint_no_aux", "sam", "sam_softmax_unfed"]
+    "case", ["din", "din_dot", "din_dice_sigmoid", "twin", "dare", "dare_joint_no_aux", "sam", "sam_softmax_unfed"]
 )
 def test_model_same_on_left_and_right_padding(case, data):
     cls, kwargs = CASES[case]

@@ -46,6 +46,10 @@ class DIN(SequenceModel):
         history_window: use only the last N events, or `None` for all.
         attention_units: hidden sizes of the activation unit.
         attention_activation: their activation.
+        scorer: `"mlp"` (DIN's activation unit, default) or `"dot"`
+            (scaled dot product `<q, k_i> / sqrt(d)`: full-sequence softmax
+            attention, the quadratic form that IFA's linear attention
+            approximates, and TWIN's second stage without the search).
         normalizer: `"softmax"` or `"sigmoid"` attention weights.
         mlp_units: hidden sizes of the tower.
         mlp_activation: `"prelu"`, `"dice"` or any Keras activation.
@@ -81,6 +85,7 @@ class DIN(SequenceModel):
         attention_units: Sequence[int] = (80, 40),
         attention_activation: str = "sigmoid",
         normalizer: str = "softmax",
+        scorer: str = "mlp",
         mlp_units: Sequence[int] = (200, 80),
         mlp_activation: str = "prelu",
         input_batch_norm: bool = True,
@@ -99,7 +104,7 @@ class DIN(SequenceModel):
         target = embedding(target_ids)
         history = embedding(history_ids)
         interest = TargetAttention(
-            scorer="mlp",
+            scorer=scorer,
             normalizer=normalizer,
             hidden_units=attention_units,
             activation=attention_activation,
@@ -114,6 +119,7 @@ class DIN(SequenceModel):
             attention_units=list(attention_units),
             attention_activation=attention_activation,
             normalizer=normalizer,
+            scorer=scorer,
             **tower,
             target_representation=target_representation,
         )
