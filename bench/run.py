@@ -45,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODELS = ("DIN", "TWIN", "DARE", "SAM", "IFA")
+MODELS = ("DIN", "TWIN", "DARE", "SAM", "IFA")  # also "DARE-noaux": DARE without its auxiliary head
 PEER_MODELS = ("DIN", "SIM", "TWIN")
 PEER_VENV = os.path.join(HERE, ".venv-fuxictr")
 PEER_PACKAGES = ("fuxictr==2.3.10", "torch==2.13.0")
@@ -65,8 +65,9 @@ def thread_env(threads: int) -> dict[str, str]:
 def build(name: str, schema, dim: int):
     from keras_lsrec import models
 
-    if name == "DARE":
-        return models.DARE(schema, attention_dim=dim, representation_dim=dim, k=20)
+    if name in ("DARE", "DARE-noaux"):
+        aux = {"auxiliary_loss_weight": 0.0} if name == "DARE-noaux" else {}
+        return models.DARE(schema, attention_dim=dim, representation_dim=dim, k=20, **aux)
     if name == "TWIN":
         return models.TWIN(schema, embedding_dim=dim, k=20)
     return models.get(name)(schema, embedding_dim=dim)

@@ -140,6 +140,9 @@ def test_bad_input_is_rejected_with_the_field_name(mutate, match, data):
         model.predict(bad, verbose=0)
     with pytest.raises(ValueError, match=match):
         model.fit(bad, y, verbose=0)
+    for call in (model.predict_on_batch, lambda v: model.train_on_batch(v, y), lambda v: model.test_on_batch(v, y)):
+        with pytest.raises(ValueError, match=match):
+            call(bad)
 
 
 @pytest.mark.parametrize(

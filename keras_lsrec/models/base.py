@@ -102,9 +102,11 @@ class SequenceModel(keras.Model):
     Subclasses build their graph from `schema.inputs()` and call
     `super().__init__(schema=..., inputs=..., outputs=...)`. The base
 
-    - validates dict inputs given to `fit`, `evaluate` and `predict` against
-      the schema (`schema.validate`), so out-of-vocabulary, negative or float
-      ids, a wrong rank or a missing field fail early with the field's name;
+    - validates dict inputs given to `fit`, `evaluate`, `predict` and their
+      `*_on_batch` forms against the schema (`schema.validate`), so
+      out-of-vocabulary, negative or float ids, a wrong rank or a missing
+      field fail early with the field's name (a direct `model(x)` call is
+      not checked: it is also the traced path);
     - supports one auxiliary click head trained with its own binary
       cross-entropy term, `auxiliary=(probability_tensor, weight)`: in
       training the model also evaluates that head and `compute_loss` adds
@@ -197,6 +199,18 @@ class SequenceModel(keras.Model):
     def predict(self, x, *args, **kwargs):
         self._validate(x)
         return super().predict(x, *args, **kwargs)
+
+    def train_on_batch(self, x=None, y=None, *args, **kwargs):
+        self._validate(x, y)
+        return super().train_on_batch(x, y, *args, **kwargs)
+
+    def test_on_batch(self, x=None, y=None, *args, **kwargs):
+        self._validate(x, y)
+        return super().test_on_batch(x, y, *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        self._validate(x)
+        return super().predict_on_batch(x)
 
     # -- serialization -----------------------------------------------------
     def get_config(self) -> dict[str, Any]:
