@@ -10,8 +10,9 @@ from the same weights: "the same numbers within noise" means the spread
 BETWEEN backends is no larger than the spread between seeds ON one backend.
 The script prints per model and backend the mean and standard deviation of
 the test AUC over seeds, then the largest difference between backend means
-next to the pooled seed-to-seed standard deviation, and the sample t-like
-ratio of the two. Each run is a fresh `lsrec quickstart` process.
+next to the pooled seed-to-seed standard deviation, and their ratio (about 2
+or less: the backends differ no more than seeds do). Each run is a fresh
+`lsrec quickstart` process.
 """
 
 from __future__ import annotations
@@ -50,12 +51,13 @@ def summarise(records: list[dict]) -> str:
         for m in models:
             by[(r["backend"], m)].append(r["models"][m]["auc"])
     backends = [b for b in BACKENDS if any(r["backend"] == b for r in records)]
-    lines = ["| model | " + " | ".join(f"{b} AUC" for b in backends) + " | max gap of means | seed sd | gap / sd |"]
+    header = " | ".join(f"{b} AUC" for b in backends)
+    lines = [f"| model | {header} | max gap of means | seed sd | gap / sd |"]
     lines.append("| --- " * (len(backends) + 4) + "|")
     for m in models:
         means = [statistics.mean(by[(b, m)]) for b in backends]
         cells = []
-        for b, mean in zip(backends, means):
+        for b, mean in zip(backends, means, strict=True):
             values = by[(b, m)]
             sd = statistics.stdev(values) if len(values) > 1 else float("nan")
             cells.append(f"{mean:.4f} ± {sd:.4f}")
@@ -68,7 +70,9 @@ def summarise(records: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, default=3, help="initial-weight seeds per backend")
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--users", type=int, default=None)

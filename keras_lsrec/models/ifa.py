@@ -134,7 +134,8 @@ class IFA(SequenceModel):
                 name="candidate_attention",
             )(features, mask=candidate_mask)
         tower = tower_hyperparameters(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = click_probability(make_tower(**tower), features, mask=candidate_mask) * ops.cast(candidate_mask, "float32")
+        outputs = click_probability(make_tower(**tower), features, mask=candidate_mask)
+        outputs = outputs * ops.cast(candidate_mask, "float32")
         hyperparameters = dict(
             embedding_dim=embedding_dim,
             num_heads=num_heads,
