@@ -68,9 +68,13 @@ def test_model_same_on_left_and_right_padding(case, data):
     left = model.predict(x, verbose=0)
     right = model.predict(right_pad_batch(x), verbose=0)
     np.testing.assert_allclose(right, left, atol=1e-5)
-    # Extra left padding (what a client padding to a fixed length sends) changes nothing.
+    # Extra left padding (what a client padding to a fixed length sends to the
+    # SavedModel, which takes any length) changes nothing in the graph; the
+    # Python API's validation refuses histories longer than max_len.
     longer = {k: (np.pad(v, ((0, 0), (7, 0))) if k.startswith("history_") else v) for k, v in x.items()}
-    np.testing.assert_allclose(model.predict_on_batch(longer), left, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(model(longer, training=False)), left, atol=1e-5)
+    with pytest.raises(ValueError, match="max_len"):
+        model.predict_on_batch(longer)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -264,3 +268,25 @@ def test_dare_without_auxiliary_has_no_auxiliary_tower(data):
     model = DARE(data.schema, auxiliary_loss_weight=0, **SMALL)
     assert model._auxiliary is None
     assert not [v for v in model.weights if "auxiliary" in v.path]
+
+
+@pytest.mark.parametrize("case", ["din", "dare"])
+def test_first_adam_step_moves_every_touched_embedding_entry_by_the_learning_rate(case, data):
+    """Adam's first step is `-lr * g / (|g| + eps)`: +-lr for every entry with
+    a gradient, however many times its id occurs in the batch. (tensorflow's
+    per-lookup sparse gradients made Keras' Adam move repeated ids by less;
+    `SequenceModel.compile` hands the optimizer dense gradients.)"""
+    cls, kwargs = CASES[case]
+    model = cls(data.schema, **kwargs)
+    lr = 0.01
+    model.compile(optimizer=keras.optimizers.Adam(lr, epsilon=1e-12), loss="binary_crossentropy")
+    x, y = small_batch(data)
+    assert np.bincount(x["history_category"].ravel())[1:].max() > 1  # ids repeat in the batch
+    tables = [v for v in model.trainable_weights if "embedding" in v.path]
+    before = [to_numpy(v).copy() for v in tables]
+    model.train_on_batch(x, y)
+    for b, v in zip(before, tables, strict=True):
+        step = np.abs(to_numpy(v) - b)
+        moved = step[step > 0]
+        # (entries whose gradient is within ~100x of eps move slightly less)
+        assert moved.size and moved.max() < 1.001 * lr and moved.min() > 0.95 * lr, (v.path, moved.min())
