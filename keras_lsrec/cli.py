@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -51,11 +52,22 @@ def _throughput_callback(samples_per_epoch: int) -> Any:
     return Throughput()
 
 
+def share_initial_weights(model: Any, path: str) -> None:
+    """Loads `model`'s initial weights from `path`, or saves them there if it
+    does not exist yet: runs on different backends then start from the same
+    weights (each backend's seeded initialisers draw different numbers)."""
+    if os.path.exists(path):
+        model.load_weights(path)
+    else:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        model.save_weights(path)
+
+
 def quickstart(args: argparse.Namespace) -> int:
     import keras
 
     from keras_lsrec import metrics, models
-    from keras_lsrec.data import synthetic
+    from keras_lsrec.data import ArrayDataset, synthetic
 
     users = args.users or (12000 if args.full else 3000)
     epochs = args.epochs or (5 if args.full else 3)
@@ -71,9 +83,13 @@ def quickstart(args: argparse.Namespace) -> int:
     verbose = 1 if sys.stdout.isatty() else 2
     rows = []
     chosen = [m for m in QUICKSTART_MODELS if not args.models or m[0].lower() in args.models]
+    init_seed = args.seed if args.init_seed is None else args.init_seed
     for label, name, kwargs in chosen:
-        keras.utils.set_random_seed(args.seed if args.init_seed is None else args.init_seed)
+        keras.utils.set_random_seed(init_seed)
         model = models.get(name)(data.schema, **kwargs)
+        if args.same_start:
+            file = label.lower().replace("@", "_") + ".weights.h5"
+            share_initial_weights(model, os.path.join(args.same_start, file))
         model.compile(
             optimizer=keras.optimizers.Adam(args.learning_rate),
             loss="binary_crossentropy",
@@ -82,10 +98,11 @@ def quickstart(args: argparse.Namespace) -> int:
         )
         print(f"\n{label}")
         throughput = _throughput_callback(len(data.train))
+        # Shuffled by a numpy seed, so every backend trains on the same batches.
+        train = ArrayDataset(data.train.x, data.train.y, args.batch_size, shuffle=True, seed=init_seed)
         model.fit(
-            data.train.x,
-            data.train.y,
-            batch_size=args.batch_size,
+            train,
+            shuffle=False,  # Keras would also reorder the batches, with Python's `random`
             epochs=epochs,
             validation_data=(data.validation.x, data.validation.y),
             callbacks=[throughput],
@@ -108,6 +125,7 @@ def quickstart(args: argparse.Namespace) -> int:
             "backend": backend,
             "seed": args.seed,
             "init_seed": args.init_seed,
+            "same_start": args.same_start,
             "users": users,
             "epochs": epochs,
             "max_len": max_len,
@@ -147,6 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     quick.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     quick.add_argument(
         "--init-seed", type=int, default=None, help="seed of the initial weights and shuffling (default: --seed)"
+    )
+    quick.add_argument(
+        "--same-start",
+        default=None,
+        metavar="DIR",
+        help="load each model's initial weights from DIR (the first run saves them): "
+        "the same start on every backend",
     )
     quick.add_argument("--json", default=None, metavar="PATH", help="also write the results to PATH as JSON")
     labels = [label.lower() for label, _, _ in QUICKSTART_MODELS]

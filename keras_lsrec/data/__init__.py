@@ -1,7 +1,7 @@
 """Schema, batch format, data generators, real-data loaders and protocols."""
 
 from keras_lsrec.data import synthetic
-from keras_lsrec.data.dataset import SequenceDataset
+from keras_lsrec.data.dataset import ArrayDataset, SequenceDataset
 from keras_lsrec.data.loaders import (
     LoadReport,
     encode_ids,
@@ -15,6 +15,7 @@ from keras_lsrec.data.protocol import dare_protocol, leave_last_out, prepare
 from keras_lsrec.data.schema import SequenceSchema, pad_histories
 
 __all__ = [
+    "ArrayDataset",
     "LoadReport",
     "SequenceDataset",
     "SequenceSchema",

@@ -1,4 +1,8 @@
-"""`SequenceDataset`: examples that point into per-user sequences, histories gathered per batch."""
+"""Datasets whose shuffling is seeded in numpy, so every backend sees the same batches.
+
+`SequenceDataset`: examples that point into per-user sequences, histories
+gathered per batch. `ArrayDataset`: batches of in-memory arrays.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,101 @@ import numpy as np
 from keras_lsrec.data.schema import HISTORY, TARGET, TIME, SequenceSchema
 
 
-class SequenceDataset(keras.utils.PyDataset):
+class ShuffledBatches(keras.utils.PyDataset):
+    """Batches `rows(indices)` of `num_examples` examples, in order or in a
+    seeded order re-drawn after every epoch (`numpy`'s generator seeded with
+    `(seed, epoch)`). Keras' own `fit(shuffle=True)` draws from the backend's
+    random stream, which differs between backends; this order does not, so
+    the same seed trains on the same batches everywhere. Pass
+    `fit(dataset, shuffle=False)`: with the default `shuffle=True` Keras also
+    reorders the batches of any `PyDataset`, with Python's `random`, whose
+    state differs between backends. Subclasses define `num_examples` and
+    `rows`."""
+
+    def __init__(self, batch_size: int, shuffle: bool, seed: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+        self.batch_size = batch_size
+        self.shuffle = bool(shuffle)
+        self.seed = seed
+        self._epoch = 0
+        self._order = self._draw_order()
+
+    @property
+    def num_examples(self) -> int:
+        raise NotImplementedError
+
+    def rows(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_examples / self.batch_size)
+
+    def _draw_order(self) -> np.ndarray | None:
+        if not self.shuffle:
+            return None
+        return np.random.default_rng([self.seed, self._epoch]).permutation(self.num_examples)
+
+    def on_epoch_end(self) -> None:
+        self._epoch += 1
+        self._order = self._draw_order()
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < len(self):
+            raise IndexError(f"Batch index {index} out of range [0, {len(self)})")
+        rows = np.arange(index * self.batch_size, min((index + 1) * self.batch_size, self.num_examples))
+        if self._order is not None:
+            rows = self._order[rows]
+        return self.rows(rows)
+
+    def arrays(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Every example at once, in order (for small splits: `metrics.evaluate`)."""
+        return self.rows(np.arange(self.num_examples))
+
+
+class ArrayDataset(ShuffledBatches):
+    """Batches of in-memory arrays in the batch format, shuffled by a seed.
+
+    `fit(ArrayDataset(x, y, 256, shuffle=True, seed=0), shuffle=False)`
+    trains on the same batches on tensorflow, jax and torch (with
+    `fit(x, y, shuffle=True)` the order comes from each backend's own random
+    stream).
+
+    Args:
+        x: `{name: array}`, every array with the same first dimension.
+        y: labels, the same first dimension.
+        batch_size: rows per batch (the last batch may be smaller).
+        shuffle: reshuffle the rows every epoch.
+        seed: the shuffling seed.
+        **kwargs: `keras.utils.PyDataset` options.
+    """
+
+    def __init__(
+        self,
+        x: Mapping[str, np.ndarray],
+        y: np.ndarray,
+        batch_size: int = 256,
+        shuffle: bool = False,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        self.x = {k: np.asarray(v) for k, v in x.items()}
+        self.y = np.asarray(y)
+        sizes = {k: len(v) for k, v in self.x.items()}
+        if any(n != len(self.y) for n in sizes.values()):
+            raise ValueError(f"Every array of `x` needs {len(self.y)} rows, as `y`. Received: {sizes}")
+        super().__init__(batch_size, shuffle, seed, **kwargs)
+
+    @property
+    def num_examples(self) -> int:
+        return len(self.y)
+
+    def rows(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        return {k: v[rows] for k, v in self.x.items()}, self.y[rows]
+
+
+class SequenceDataset(ShuffledBatches):
     """Batches in the library's format, built from sequences stored once per user.
 
     Storage (no history is copied into a row):
@@ -60,7 +158,6 @@ class SequenceDataset(keras.utils.PyDataset):
         time: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
         if "item" not in sequences:
             raise ValueError(f"`sequences` must contain 'item'. Received fields: {sorted(sequences)}")
         fields = list(sequences)
@@ -68,20 +165,14 @@ class SequenceDataset(keras.utils.PyDataset):
         missing = [k for k in needed if k not in examples]
         if missing:
             raise ValueError(f"`examples` lacks {missing}. Expected keys: {needed}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
         # Arrays are kept as given (memory-mapped ones stay on disk).
         self.sequences = {f: _array(v) for f, v in sequences.items()}
         self.offsets = _array(offsets)
         self.examples = {k: _array(examples[k]) for k in needed}
         self.max_len = int(max_len)
         self.vocab_sizes = {f: int(vocab_sizes[f]) for f in fields}
-        self.batch_size = batch_size
-        self.shuffle = bool(shuffle)
-        self.seed = seed
         self.time = bool(time)
-        self._epoch = 0
-        self._order = self._draw_order()
+        super().__init__(batch_size, shuffle, seed, **kwargs)
 
     # -- the batch format -----------------------------------------------------
     @property
@@ -93,18 +184,6 @@ class SequenceDataset(keras.utils.PyDataset):
     @property
     def num_examples(self) -> int:
         return len(self.examples["label"])
-
-    def __len__(self) -> int:
-        return math.ceil(self.num_examples / self.batch_size)
-
-    def _draw_order(self) -> np.ndarray | None:
-        if not self.shuffle:
-            return None
-        return np.random.default_rng([self.seed, self._epoch]).permutation(self.num_examples)
-
-    def on_epoch_end(self) -> None:
-        self._epoch += 1
-        self._order = self._draw_order()
 
     def rows(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The examples at `rows` in the batch format: `(batch_dict, labels)`."""
@@ -121,18 +200,6 @@ class SequenceDataset(keras.utils.PyDataset):
             reverse = np.arange(self.max_len, 0, -1, dtype="int32")[None, :]
             batch[HISTORY + TIME] = np.where(valid, reverse, 0).astype("int32")
         return batch, self.examples["label"][rows].astype("float32")
-
-    def __getitem__(self, index: int):
-        if not 0 <= index < len(self):
-            raise IndexError(f"Batch index {index} out of range [0, {len(self)})")
-        rows = np.arange(index * self.batch_size, min((index + 1) * self.batch_size, self.num_examples))
-        if self._order is not None:
-            rows = self._order[rows]
-        return self.rows(rows)
-
-    def arrays(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Every example at once, in order (for small splits: `metrics.evaluate`)."""
-        return self.rows(np.arange(self.num_examples))
 
     @property
     def users(self) -> np.ndarray:
