@@ -2,12 +2,18 @@
 
     python bench/backends.py                       # 3 initial-weight seeds x 3 backends, quickstart size
     python bench/backends.py --seeds 2 --models dare,twin --epochs 5
+    python bench/backends.py --same-start --seeds 1     # identical initial weights everywhere
 
 The data is the same everywhere (data seed 0); what varies is the seed of the
 initial weights and shuffling (`lsrec quickstart --init-seed S`). Every
 backend draws its own random stream from a seed, so no two backends start
 from the same weights: "the same numbers within noise" means the spread
 BETWEEN backends is no larger than the spread between seeds ON one backend.
+With `--same-start`, every backend loads the initial weights the first one
+saved for that seed (`lsrec quickstart --same-start`), and the batches are
+the same everywhere (seeded numpy shuffling): the backends then differ only
+by floating-point rounding, and the script also prints the largest AUC
+difference between backends per model.
 The script prints per model and backend the mean and standard deviation of
 the test AUC over seeds, then the largest difference between backend means
 next to the pooled seed-to-seed standard deviation, and their ratio. If the
@@ -36,6 +42,8 @@ def run_quickstart(backend: str, init_seed: int, args: argparse.Namespace, out_d
         sys.executable, "-m", "keras_lsrec.cli", "quickstart",
         "--init-seed", str(init_seed), "--json", str(path),
     ]
+    if args.same_start:
+        command += ["--same-start", str(out_dir / f"weights_{init_seed}")]
     for flag in ("users", "epochs", "models"):
         value = getattr(args, flag)
         if value:
@@ -79,6 +87,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--models", default=None, help="comma-separated, as for lsrec quickstart")
+    parser.add_argument("--same-start", action="store_true", help="share initial weights across backends")
     parser.add_argument("--save", default=None, help="write every run's JSON record to this file")
     args = parser.parse_args()
     records = []
@@ -91,8 +100,17 @@ def main() -> None:
                 records.append(record)
     if args.save:
         Path(args.save).write_text(json.dumps(records, indent=1))
-    print(f"\nTest AUC, mean ± sd over {args.seeds} initial-weight seeds (data seed 0):\n")
+    start = "the same initial weights on every backend" if args.same_start else "initial weights per backend"
+    print(f"\nTest AUC, mean ± sd over {args.seeds} initial-weight seeds ({start}; data seed 0):\n")
     print(summarise(records))
+    if args.same_start:
+        print("\nLargest |AUC difference| between backends, same seed:\n")
+        for model in records[0]["models"]:
+            gaps = []
+            for seed in range(args.seeds):
+                aucs = [r["models"][model]["auc"] for r in records if r["init_seed"] == seed]
+                gaps.append(max(aucs) - min(aucs))
+            print(f"- {model}: {max(gaps):.5f}")
 
 
 if __name__ == "__main__":
