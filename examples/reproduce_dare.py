@@ -62,7 +62,10 @@ def train_one(name: str, splits, dim: int, seed: int, epochs: int, learning_rate
         checkpoint = keras.callbacks.ModelCheckpoint(
             best, monitor="val_auc", mode="max", save_best_only=True, save_weights_only=True
         )
-        model.fit(splits["train"], validation_data=splits["validation"], epochs=epochs, callbacks=[checkpoint], verbose=2)
+        model.fit(
+            splits["train"], validation_data=splits["validation"], epochs=epochs, callbacks=[checkpoint],
+            shuffle=False, verbose=2,  # the dataset reshuffles itself (seeded, the same on every backend)
+        )
         model.load_weights(best)
     test = splits["test"]
     scores = model.predict(test, verbose=0)
