@@ -68,13 +68,16 @@ def summarise(records: list[dict]) -> str:
         cells = []
         for b, mean in zip(backends, means, strict=True):
             values = by[(b, m)]
-            sd = statistics.stdev(values) if len(values) > 1 else float("nan")
-            cells.append(f"{mean:.4f} ± {sd:.4f}")
+            cells.append(f"{mean:.4f} ± {statistics.stdev(values):.4f}" if len(values) > 1 else f"{mean:.4f}")
         deviations = [v - statistics.mean(by[(b, m)]) for b in backends for v in by[(b, m)]]
         dof = sum(len(by[(b, m)]) - 1 for b in backends)
-        pooled = (sum(d * d for d in deviations) / dof) ** 0.5 if dof else float("nan")
         gap = max(means) - min(means)
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {gap:.4f} | {pooled:.4f} | {gap / pooled:.2f} |")
+        if dof:
+            pooled = (sum(d * d for d in deviations) / dof) ** 0.5
+            spread = f"{pooled:.4f} | {gap / pooled:.2f}"
+        else:
+            spread = "(one seed) | "
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {gap:.4f} | {spread} |")
     return "\n".join(lines)
 
 
