@@ -156,3 +156,17 @@ def run_model_test(
     model.compile(optimizer="adam", loss=loss)
     history = model.fit(x, y, epochs=1, batch_size=batch, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+def assert_independent_initial_weights(model) -> None:
+    """Every kernel and embedding table has its own initializer draw (a shared
+    Keras 3 initializer instance had given all tables of a model the same rows
+    and an MLP's kernels proportional values): no two are correlated."""
+    weights = [(v.path, to_numpy(v).ravel()) for v in model.weights if v.path.endswith(("kernel", "embeddings"))]
+    assert len(weights) > 2
+    for i, (path_a, a) in enumerate(weights):
+        for path_b, b in weights[i + 1 :]:
+            k = min(a.size, b.size)
+            if k >= 16:
+                r = np.corrcoef(a[:k], b[:k])[0, 1]
+                assert abs(r) < 0.9, (path_a, path_b, r)

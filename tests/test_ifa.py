@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from test_case import BACKEND, right_pad_batch, run_model_test, to_numpy
+from test_case import BACKEND, assert_independent_initial_weights, right_pad_batch, run_model_test, to_numpy
 from test_ifa_layers import np_candidate_set_attention, np_linear_cross_attention
 
 from keras_lsrec import metrics
@@ -224,6 +224,10 @@ def test_missing_candidates_stay_out_of_training_batch_statistics(data):
     got = to_numpy(model(padded, training=True))
     np.testing.assert_allclose(got[:, :present], to_numpy(model(trimmed, training=True)), atol=1e-5)
     assert np.all(got[:, present:] == 0)
+
+
+def test_ifa_weights_start_from_independent_draws(data):
+    assert_independent_initial_weights(IFA(data.schema, **{**SMALL, "key_dim": 4}))
 
 
 def test_with_set_attention_permuting_candidates_permutes_scores():

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 from test_case import (
+    assert_independent_initial_weights,
     right_pad_batch,
     run_model_test,
     to_numpy,
@@ -290,3 +291,9 @@ def test_first_adam_step_moves_every_touched_embedding_entry_by_the_learning_rat
         moved = step[step > 0]
         # (entries whose gradient is within ~100x of eps move slightly less)
         assert moved.size and moved.max() < 1.001 * lr and moved.min() > 0.95 * lr, (v.path, moved.min())
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_no_two_weights_start_from_the_same_random_draws(case, data):
+    cls, kwargs = CASES[case]
+    assert_independent_initial_weights(cls(data.schema, **kwargs))

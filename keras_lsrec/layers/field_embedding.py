@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
+from keras_lsrec.layers.initializers import clone_initializer
 
 
 @keras_lsrec_export
@@ -60,7 +61,7 @@ class FieldEmbedding(keras.layers.Layer):
             field: keras.layers.Embedding(
                 size,
                 output_dim,
-                embeddings_initializer=self.embeddings_initializer,
+                embeddings_initializer=clone_initializer(self.embeddings_initializer),
                 embeddings_regularizer=self.embeddings_regularizer,
                 # Look up in the variable dtype and cast after: under mixed
                 # precision the gradient rows are then summed per id in float32

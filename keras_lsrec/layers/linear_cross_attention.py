@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
+from keras_lsrec.layers.initializers import clone_initializer
 from keras_lsrec.validation import check_positive
 
 # Non-negative feature maps phi: phi(q) . phi(k) replaces exp(q . k).
@@ -129,7 +130,10 @@ class LinearCrossAttention(keras.layers.Layer):
 
     def _projection(self, name: str, shape: tuple[int, ...]):
         return self.add_weight(
-            name=name, shape=shape, initializer=self.kernel_initializer, regularizer=self.kernel_regularizer
+            name=name,
+            shape=shape,
+            initializer=clone_initializer(self.kernel_initializer),
+            regularizer=self.kernel_regularizer,
         )
 
     def build(self, query_shape, sequence_shape) -> None:

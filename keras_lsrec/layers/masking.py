@@ -6,6 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_lsrec.layers.initializers import clone_initializer
+
 
 def mask_value(dtype: str) -> float:
     """The most negative finite value of `dtype`: a padded logit.
@@ -48,7 +50,7 @@ def built_dense(owner: keras.layers.Layer, units: int, name: str, input_dim: int
     """A built `Dense` sub-layer with `owner`'s kernel initializer, regularizer and dtype policy."""
     layer = keras.layers.Dense(
         units,
-        kernel_initializer=owner.kernel_initializer,
+        kernel_initializer=clone_initializer(owner.kernel_initializer),
         kernel_regularizer=owner.kernel_regularizer,
         dtype=owner.dtype_policy,
         name=name,

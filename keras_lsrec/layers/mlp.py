@@ -9,6 +9,7 @@ import keras
 
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.layers.dice import Dice
+from keras_lsrec.layers.initializers import clone_initializer
 
 
 @keras_lsrec_export
@@ -81,7 +82,7 @@ class MLP(keras.layers.Layer):
         def dense(units: int, name: str) -> keras.layers.Dense:
             return keras.layers.Dense(
                 units,
-                kernel_initializer=self.kernel_initializer,
+                kernel_initializer=clone_initializer(self.kernel_initializer),
                 kernel_regularizer=self.kernel_regularizer,
                 dtype=self.dtype_policy,
                 name=name,

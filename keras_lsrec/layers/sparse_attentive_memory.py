@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
+from keras_lsrec.layers.initializers import clone_initializer
 from keras_lsrec.layers.masking import built_dense, normalize
 
 NORMALIZERS = ("sigmoid", "softmax")
@@ -138,7 +139,7 @@ class SparseAttentiveMemory(keras.layers.Layer):
                 self.add_weight(
                     name=f"pass_{t}_score_kernel",
                     shape=(4 * dim, units[0]),
-                    initializer=self.kernel_initializer,
+                    initializer=clone_initializer(self.kernel_initializer),
                     regularizer=self.kernel_regularizer,
                 )
             )

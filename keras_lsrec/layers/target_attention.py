@@ -10,6 +10,7 @@ import keras
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
+from keras_lsrec.layers.initializers import clone_initializer
 from keras_lsrec.layers.masking import normalize
 
 SCORERS = ("mlp", "dot")
@@ -127,7 +128,7 @@ class TargetAttention(keras.layers.Layer):
             self.score_kernel = self.add_weight(
                 name="score_kernel",
                 shape=(4 * key_dim, units[0]),
-                initializer=self.kernel_initializer,
+                initializer=clone_initializer(self.kernel_initializer),
                 regularizer=self.kernel_regularizer,
             )
             self.score_bias = self.add_weight(
@@ -137,7 +138,7 @@ class TargetAttention(keras.layers.Layer):
             for i, size in enumerate(units[1:]):
                 layer = keras.layers.Dense(
                     size,
-                    kernel_initializer=self.kernel_initializer,
+                    kernel_initializer=clone_initializer(self.kernel_initializer),
                     kernel_regularizer=self.kernel_regularizer,
                     dtype=self.dtype_policy,
                     name=f"score_dense_{i + 1}",
