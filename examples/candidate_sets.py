@@ -2,6 +2,7 @@
 
     python examples/candidate_sets.py                 # 3000 users, L=200, C=20, 6 epochs
     KERAS_BACKEND=jax python examples/candidate_sets.py --users 1000 --epochs 3
+    KERAS_BACKEND=jax python examples/candidate_sets.py --seeds 3      # mean ± sd over initial weights
 
 Every example is a request: C candidates for one user (between C/2 and C
 present, the rest marked missing). IFA scores the request in one pass and
@@ -38,18 +39,9 @@ def evaluate_rows(model, split) -> dict[str, float]:
     return metrics.evaluate_scores(split.y, scores, split.users)
 
 
-def run(users: int, max_len: int, candidates: int, epochs: int, batch_size: int, learning_rate: float, seed: int):
-    data = synthetic.generate(
-        num_users=users, examples_per_user=2, max_len=max_len, candidates=candidates,
-        min_candidates=candidates // 2, seed=seed,
-    )
+def run(data, epochs: int, batch_size: int, learning_rate: float, seed: int) -> dict[str, dict[str, float]]:
+    """Trains the four models from initial-weight seed `seed`; test metrics per model."""
     flat_train, flat_validation = data.train.flatten(), data.validation.flatten()
-    present = data.test.y >= 0
-    bayes = metrics.auc(data.test.y[present], data.test.probability[present])
-    print(
-        f"{keras.backend.backend()}: {len(data.train)} training requests ({len(flat_train)} candidates), "
-        f"L={max_len}, C={candidates}; Bayes-optimal test AUC {bayes:.4f}"
-    )
     results = {}
     for name in ("DIN@50", "DIN", "DIN (dot)", "IFA"):
         keras.utils.set_random_seed(seed)
@@ -77,7 +69,7 @@ def run(users: int, max_len: int, candidates: int, epochs: int, batch_size: int,
                 validation_data=(flat_validation.x, flat_validation.y), verbose=2,
             )
             results[name] = evaluate_rows(model, data.test)
-    return results, bayes
+    return results
 
 
 def main() -> None:
@@ -88,13 +80,31 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=256, help="candidates per batch (rows for DIN)")
     parser.add_argument("--learning-rate", type=float, default=0.005)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data")
+    parser.add_argument("--seeds", type=int, default=1, help="initial-weight seeds 0..N-1 (mean and sd when N > 1)")
     args = parser.parse_args()
-    results, bayes = run(args.users, args.max_len, args.candidates, args.epochs, args.batch_size, args.learning_rate, args.seed)
+    data = synthetic.generate(
+        num_users=args.users, examples_per_user=2, max_len=args.max_len, candidates=args.candidates,
+        min_candidates=args.candidates // 2, seed=args.seed,
+    )
+    present = data.test.y >= 0
+    bayes = metrics.auc(data.test.y[present], data.test.probability[present])
+    print(
+        f"{keras.backend.backend()}: {len(data.train)} training requests ({int((data.train.y >= 0).sum())} "
+        f"candidates), L={args.max_len}, C={args.candidates}; Bayes-optimal test AUC {bayes:.4f}"
+    )
+    runs = [run(data, args.epochs, args.batch_size, args.learning_rate, seed) for seed in range(args.seeds)]
     print("\n| model | AUC | GAUC | logloss | NDCG@10 |\n| --- | --- | --- | --- | --- |")
-    for name, r in results.items():
-        print(f"| {name} | {r['auc']:.4f} | {r['gauc']:.4f} | {r['logloss']:.4f} | {r['ndcg@10']:.4f} |")
+    for name in runs[0]:
+        cells = []
+        for key in ("auc", "gauc", "logloss", "ndcg@10"):
+            values = np.array([r[name][key] for r in runs])
+            cells.append(f"{values.mean():.4f}" + (f" ± {values.std(ddof=1):.4f}" if len(values) > 1 else ""))
+        print(f"| {name} | " + " | ".join(cells) + " |")
     print(f"| (Bayes-optimal) | {bayes:.4f} | | | |")
+    if args.seeds > 1:
+        for name in runs[0]:
+            print(f"{name} AUC per seed: {[round(r[name]['auc'], 4) for r in runs]}")
 
 
 if __name__ == "__main__":
