@@ -49,7 +49,7 @@ def click_probability(tower: keras.layers.Layer, features, mask=None):
     """Applies a tower ending in one logit; returns P(click) as float32 `(B,)`
     (`(B, C)` for candidate sets, whose `mask` of present candidates keeps the
     missing ones out of the tower's batch statistics)."""
-    logit = ops.cast(tower(features) if mask is None else tower(features, mask=mask), "float32")
+    logit = ops.cast(tower(features, mask=mask), "float32")
     return ops.sigmoid(ops.squeeze(logit, -1))
 
 
@@ -258,11 +258,10 @@ def dense_gradients(apply):
 
 
 def _dense(grad):
-    if type(grad).__name__ != "IndexedSlices":  # tensorflow's sparse gradient
+    """Sums a tensorflow `IndexedSlices` (one row per lookup) into its dense gradient."""
+    if type(grad).__name__ != "IndexedSlices":
         return grad
-    import tensorflow as tf  # only reached on the tensorflow backend
-
-    return tf.convert_to_tensor(grad)
+    return ops.segment_sum(grad.values, grad.indices, num_segments=grad.dense_shape[0])
 
 
 def check_single_target(schema: SequenceSchema, model: str) -> None:
