@@ -17,10 +17,10 @@ class Dice(keras.layers.Layer):
     `p(x) = sigmoid((x - E[x]) / sqrt(Var[x] + epsilon))`, with batch
     statistics in training and moving averages in inference (a
     `BatchNormalization` without scale and offset), and `alpha` a learned
-    per-unit slope initialised to 0. An optional boolean `mask` (the input's
-    shape without the last axis) restricts the batch statistics to the valid
-    rows. It generalises PReLU, whose switch point
-    is fixed at 0, to a switch point that follows the data.
+    per-unit slope initialised to 0. It generalises PReLU, whose switch point
+    is fixed at 0, to a switch point that follows the data. An optional
+    boolean `mask` (the input's shape without the last axis) restricts the
+    batch statistics to the valid rows.
 
     Args:
         epsilon: added to the variance.

@@ -125,7 +125,7 @@ class MLP(keras.layers.Layer):
     def call(self, inputs, training=None, mask=None):
         x = inputs
         for layer in self.stack:
-            if mask is not None and isinstance(layer, (keras.layers.BatchNormalization, Dice)):
+            if isinstance(layer, (keras.layers.BatchNormalization, Dice)):
                 x = layer(x, training=training, mask=mask)
             else:
                 x = layer(x, training=training)
