@@ -1,16 +1,61 @@
-"""Argument checks shared by layers and models (internal)."""
+"""Argument checks shared by layers and models (internal).
+
+Every constructor argument is checked through these functions, so every
+refusal reads the same way: ``ValueError("`name` must be ... Received: `name=value`")``.
+"""
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
+def _refuse(name: str, requirement: str, value: Any) -> ValueError:
+    return ValueError(f"`{name}` must be {requirement}. Received: `{name}={value!r}`")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_positive(allow_none: bool = False, **values: Any) -> None:
-    """Raise `ValueError("... Received: `name=value`")` unless every value is a
-    positive int (or `None` with `allow_none=True`)."""
+    """Every value is a positive int (or `None` with `allow_none=True`)."""
     for name, value in values.items():
         if allow_none and value is None:
             continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            kind = "None or a positive integer" if allow_none else "a positive integer"
-            raise ValueError(f"`{name}` must be {kind}. Received: `{name}={value!r}`")
+        if not _is_int(value) or value < 1:
+            raise _refuse(name, "None or a positive integer" if allow_none else "a positive integer", value)
+
+
+def check_non_negative(**values: Any) -> None:
+    """Every value is an int >= 0."""
+    for name, value in values.items():
+        if not _is_int(value) or value < 0:
+            raise _refuse(name, "a non-negative integer", value)
+
+
+def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
+    """`value` is one of `choices`."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise _refuse(name, f"one of {choices}", value)
+
+
+def check_range(name: str, value: Any, low: float, high: float, high_inclusive: bool = True) -> None:
+    """`low <= value <= high` (`< high` with `high_inclusive=False`) for a real number."""
+    inside = isinstance(value, numbers.Real) and not isinstance(value, bool) and low <= value
+    inside = inside and (value <= high if high_inclusive else value < high)
+    if not inside:
+        bracket = "]" if high_inclusive else ")"
+        raise _refuse(name, f"a number in [{low}, {high}{bracket}", value)
+
+
+def check_units(name: str, units: Sequence[int], allow_empty: bool = True) -> tuple[int, ...]:
+    """A sequence of positive layer sizes, returned as a tuple of ints."""
+    if isinstance(units, (str, bytes)) or not isinstance(units, Sequence):
+        raise _refuse(name, "a sequence of positive integers", units)
+    if not all(_is_int(u) and u >= 1 for u in units) or (not units and not allow_empty):
+        requirement = "a sequence of positive integers" + ("" if allow_empty else ", not empty")
+        raise _refuse(name, requirement, units)
+    return tuple(int(u) for u in units)

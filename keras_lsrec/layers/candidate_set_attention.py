@@ -9,7 +9,8 @@ import keras
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
-from keras_lsrec.layers.masking import built_dense, normalize
+from keras_lsrec.layers.masking import normalize
+from keras_lsrec.layers.sublayers import owned_dense
 from keras_lsrec.validation import check_positive
 
 
@@ -71,10 +72,10 @@ class CandidateSetAttention(keras.layers.Layer):
     def build(self, candidates_shape) -> None:
         dim = candidates_shape[-1]
         width = self.num_heads * self.key_dim
-        self.query_dense = built_dense(self, width, "query", dim)
-        self.key_dense = built_dense(self, width, "key", dim)
-        self.value_dense = built_dense(self, width, "value", dim)
-        self.output_dense = built_dense(self, dim, "output", width)
+        self.query_dense = owned_dense(self, width, "query", dim)
+        self.key_dense = owned_dense(self, width, "key", dim)
+        self.value_dense = owned_dense(self, width, "value", dim)
+        self.output_dense = owned_dense(self, dim, "output", width)
         if self.layer_norm:
             self.norm = keras.layers.LayerNormalization(epsilon=1e-6, dtype=self.dtype_policy, name="norm")
             self.norm.build(candidates_shape)

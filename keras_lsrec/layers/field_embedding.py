@@ -10,6 +10,7 @@ from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.layers.initializers import clone_initializer
+from keras_lsrec.validation import check_positive
 
 
 @keras_lsrec_export
@@ -49,10 +50,7 @@ class FieldEmbedding(keras.layers.Layer):
         super().__init__(**kwargs)
         if not vocab_sizes:
             raise ValueError("`vocab_sizes` must name at least one field.")
-        if not isinstance(output_dim, int) or output_dim < 1:
-            raise ValueError(
-                f"`output_dim` must be a positive integer. Received: `output_dim={output_dim}`"
-            )
+        check_positive(output_dim=output_dim, **{f"vocab_sizes[{f!r}]": n for f, n in vocab_sizes.items()})
         self.vocab_sizes = dict(vocab_sizes)
         self.output_dim = output_dim
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)

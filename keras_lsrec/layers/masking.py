@@ -6,7 +6,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_lsrec.layers.initializers import clone_initializer
 
 
 def mask_value(dtype: str) -> float:
@@ -30,6 +29,9 @@ def masked_logits(logits, mask):
     return ops.where(mask, logits, fill)
 
 
+NORMALIZERS = ("softmax", "sigmoid")  # the `normalizer` choices of `normalize`
+
+
 def normalize(logits, mask, normalizer: str):
     """Attention weights over the last axis.
 
@@ -44,19 +46,6 @@ def normalize(logits, mask, normalizer: str):
     if mask is not None:
         weights = weights * ops.cast(mask, weights.dtype)
     return weights
-
-
-def built_dense(owner: keras.layers.Layer, units: int, name: str, input_dim: int) -> keras.layers.Dense:
-    """A built `Dense` sub-layer with `owner`'s kernel initializer, regularizer and dtype policy."""
-    layer = keras.layers.Dense(
-        units,
-        kernel_initializer=clone_initializer(owner.kernel_initializer),
-        kernel_regularizer=owner.kernel_regularizer,
-        dtype=owner.dtype_policy,
-        name=name,
-    )
-    layer.build((None, input_dim))
-    return layer
 
 
 def batch_gather(values, indices):

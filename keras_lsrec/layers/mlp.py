@@ -9,7 +9,8 @@ import keras
 
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.layers.dice import Dice
-from keras_lsrec.layers.initializers import clone_initializer
+from keras_lsrec.layers.sublayers import owned_dense
+from keras_lsrec.validation import check_positive, check_range, check_units
 
 
 @keras_lsrec_export
@@ -62,13 +63,9 @@ class MLP(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        hidden_units = tuple(int(u) for u in hidden_units)
-        if any(u < 1 for u in hidden_units):
-            raise ValueError(f"`hidden_units` must be positive. Received: `hidden_units={hidden_units}`")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: `dropout={dropout}`")
-        if output_units is not None and output_units < 1:
-            raise ValueError(f"`output_units` must be positive. Received: `output_units={output_units}`")
+        hidden_units = check_units("hidden_units", hidden_units)
+        check_range("dropout", dropout, 0.0, 1.0, high_inclusive=False)
+        check_positive(allow_none=True, output_units=output_units)
         self.hidden_units = hidden_units
         self.activation = activation
         self.input_batch_norm = input_batch_norm
@@ -79,27 +76,18 @@ class MLP(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
-        def dense(units: int, name: str) -> keras.layers.Dense:
-            return keras.layers.Dense(
-                units,
-                kernel_initializer=clone_initializer(self.kernel_initializer),
-                kernel_regularizer=self.kernel_regularizer,
-                dtype=self.dtype_policy,
-                name=name,
-            )
-
         self.stack: list[keras.layers.Layer] = []
         if input_batch_norm:
             self.stack.append(keras.layers.BatchNormalization(dtype=self.dtype_policy, name="input_norm"))
         for i, units in enumerate(hidden_units):
-            self.stack.append(dense(units, f"dense_{i}"))
+            self.stack.append(owned_dense(self, units, f"dense_{i}"))
             if batch_norm:
                 self.stack.append(keras.layers.BatchNormalization(dtype=self.dtype_policy, name=f"norm_{i}"))
             self.stack.append(self._make_activation(f"activation_{i}"))
             if dropout:
                 self.stack.append(keras.layers.Dropout(dropout, dtype=self.dtype_policy, name=f"dropout_{i}"))
         if output_units is not None:
-            self.stack.append(dense(output_units, "output"))
+            self.stack.append(owned_dense(self, output_units, "output"))
             self.stack.append(
                 keras.layers.Activation(self.output_activation, dtype=self.dtype_policy, name="output_activation")
             )

@@ -10,9 +10,10 @@ from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.layers.initializers import clone_initializer
-from keras_lsrec.layers.masking import built_dense, normalize
+from keras_lsrec.layers.masking import NORMALIZERS, normalize
+from keras_lsrec.layers.sublayers import owned_dense
+from keras_lsrec.validation import check_choice, check_non_negative, check_positive, check_units
 
-NORMALIZERS = ("sigmoid", "softmax")
 
 
 @keras_lsrec_export
@@ -99,21 +100,10 @@ class SparseAttentiveMemory(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(num_passes, int) or num_passes < 1:
-            raise ValueError(f"`num_passes` must be a positive integer. Received: `num_passes={num_passes!r}`")
-        if normalizer not in NORMALIZERS:
-            raise ValueError(
-                f"`normalizer` must be one of {NORMALIZERS}. Received: `normalizer={normalizer!r}`"
-            )
-        if not isinstance(enhance_steps, int) or enhance_steps < 0:
-            raise ValueError(
-                f"`enhance_steps` must be a non-negative integer. Received: `enhance_steps={enhance_steps!r}`"
-            )
-        hidden_units = tuple(int(u) for u in hidden_units)
-        if not hidden_units or any(u < 1 for u in hidden_units):
-            raise ValueError(
-                f"`hidden_units` must be non-empty and positive. Received: `hidden_units={hidden_units}`"
-            )
+        check_positive(num_passes=num_passes)
+        check_choice("normalizer", normalizer, NORMALIZERS)
+        check_non_negative(enhance_steps=enhance_steps)
+        hidden_units = check_units("hidden_units", hidden_units, allow_empty=False)
         self.num_passes = num_passes
         self.normalizer = normalizer
         self.hidden_units = hidden_units
@@ -148,7 +138,7 @@ class SparseAttentiveMemory(keras.layers.Layer):
             )
             # Flat list: pass t owns score_layers[t * depth : (t + 1) * depth].
             self.score_layers.extend(
-                built_dense(self, size, f"pass_{t}_score_dense_{i + 1}", units[i]) for i, size in enumerate(units[1:])
+                owned_dense(self, size, f"pass_{t}_score_dense_{i + 1}", units[i]) for i, size in enumerate(units[1:])
             )
         self.memory_cell = keras.layers.GRUCell(
             dim, reset_after=False, dtype=self.dtype_policy, name="memory_cell"
@@ -156,7 +146,7 @@ class SparseAttentiveMemory(keras.layers.Layer):
         self.memory_cell.build((None, dim))
         if self.enhance_steps:
             self.enhance_projections = [
-                built_dense(self, dim, f"enhance_dense_{s}", dim) for s in range(self.enhance_steps)
+                owned_dense(self, dim, f"enhance_dense_{s}", dim) for s in range(self.enhance_steps)
             ]
             self.enhance_cell = keras.layers.GRUCell(
                 dim, reset_after=False, dtype=self.dtype_policy, name="enhance_cell"

@@ -11,10 +11,11 @@ from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.layers.initializers import clone_initializer
-from keras_lsrec.layers.masking import normalize
+from keras_lsrec.layers.masking import NORMALIZERS, normalize
+from keras_lsrec.layers.sublayers import owned_dense
+from keras_lsrec.validation import check_choice, check_positive, check_units
 
 SCORERS = ("mlp", "dot")
-NORMALIZERS = ("softmax", "sigmoid")
 
 
 @keras_lsrec_export
@@ -90,20 +91,12 @@ class TargetAttention(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if scorer not in SCORERS:
-            raise ValueError(f"`scorer` must be one of {SCORERS}. Received: `scorer={scorer!r}`")
-        if normalizer not in NORMALIZERS:
-            raise ValueError(
-                f"`normalizer` must be one of {NORMALIZERS}. "
-                f"Received: `normalizer={normalizer!r}`"
-            )
-        if not isinstance(num_heads, int) or num_heads < 1:
-            raise ValueError(f"`num_heads` must be a positive integer. Received: `num_heads={num_heads}`")
+        check_choice("scorer", scorer, SCORERS)
+        check_choice("normalizer", normalizer, NORMALIZERS)
+        check_positive(num_heads=num_heads)
         if scorer == "mlp" and num_heads != 1:
             raise ValueError(f"The 'mlp' scorer has one head. Received: `num_heads={num_heads}`")
-        hidden_units = tuple(int(u) for u in hidden_units)
-        if any(u < 1 for u in hidden_units):
-            raise ValueError(f"`hidden_units` must be positive. Received: `hidden_units={hidden_units}`")
+        hidden_units = check_units("hidden_units", hidden_units)
         self.scorer = scorer
         self.normalizer = normalizer
         self.hidden_units = hidden_units
@@ -136,15 +129,7 @@ class TargetAttention(keras.layers.Layer):
             )
             self.score_layers = []
             for i, size in enumerate(units[1:]):
-                layer = keras.layers.Dense(
-                    size,
-                    kernel_initializer=clone_initializer(self.kernel_initializer),
-                    kernel_regularizer=self.kernel_regularizer,
-                    dtype=self.dtype_policy,
-                    name=f"score_dense_{i + 1}",
-                )
-                layer.build((None, None, units[i]))
-                self.score_layers.append(layer)
+                self.score_layers.append(owned_dense(self, size, f"score_dense_{i + 1}", units[i]))
         else:
             if query_dim != key_dim:
                 raise ValueError(

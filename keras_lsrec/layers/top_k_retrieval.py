@@ -9,6 +9,7 @@ from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.layers.masking import batch_gather, mask_value, masked_logits
+from keras_lsrec.validation import check_positive
 
 
 @keras_lsrec_export
@@ -52,8 +53,7 @@ class TopKRetrieval(keras.layers.Layer):
 
     def __init__(self, k: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"`k` must be a positive integer. Received: `k={k!r}`")
+        check_positive(k=k)
         self.k = k
         # `mask` is an explicit call argument; outputs carry no Keras mask.
         self.supports_masking = True

@@ -1,4 +1,8 @@
-"""Functional long-sequence CTR models built from a `SequenceSchema`."""
+"""Functional long-sequence CTR models built from a `SequenceSchema`.
+
+`get(name)` resolves a model class by name; a model registered here is
+enrolled in every contract test (tests/models/test_contract.py).
+"""
 
 from keras_lsrec.models.base import SequenceModel
 from keras_lsrec.models.dare import DARE
@@ -7,7 +11,7 @@ from keras_lsrec.models.ifa import IFA
 from keras_lsrec.models.sam import SAM
 from keras_lsrec.models.twin import TWIN
 
-_MODELS = {cls.__name__.lower(): cls for cls in (DIN, TWIN, DARE, SAM, IFA)}
+_MODELS: dict[str, type[SequenceModel]] = {cls.__name__.lower(): cls for cls in (DIN, TWIN, DARE, SAM, IFA)}
 
 
 def get(name: str) -> type[SequenceModel]:
@@ -18,4 +22,9 @@ def get(name: str) -> type[SequenceModel]:
     return _MODELS[key]
 
 
-__all__ = ["DARE", "DIN", "IFA", "SAM", "TWIN", "SequenceModel", "get"]
+def names() -> list[str]:
+    """The registered model names, sorted: every name `get` resolves."""
+    return sorted(_MODELS)
+
+
+__all__ = ["DARE", "DIN", "IFA", "SAM", "TWIN", "SequenceModel", "get", "names"]

@@ -1,183 +1,149 @@
-"""Wiring shared by every model: inputs, embeddings per field, masks, the tower."""
+"""`SequenceModel`: the base of every model built from a `SequenceSchema`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import keras
-from keras import ops
 
-from keras_lsrec.data.schema import HISTORY, TARGET, TIME, SequenceSchema
-from keras_lsrec.layers.mlp import MLP
+from keras_lsrec.data.schema import SequenceSchema
+from keras_lsrec.training import AuxiliaryHead, prepare_optimizer
 
-
-def field_vocab_sizes(schema: SequenceSchema) -> dict[str, int]:
-    """Vocabulary per embedded field: the id fields, then `time` if present."""
-    sizes = dict((f, schema.vocab_sizes[f]) for f in schema.fields)
-    if schema.has_time:
-        sizes[TIME] = schema.time_vocab_size
-    return sizes
+ROW, CANDIDATES = "row", "candidates"
+# What `keras.Model.__init__` may receive besides the graph; anything else is a typo.
+_KERAS_KWARGS = frozenset({"name", "trainable", "dtype"})
 
 
-def split_inputs(inputs: Mapping[str, Any], schema: SequenceSchema, window: int | None = None):
-    """Returns `(target_ids, history_ids, mask)` keyed by field.
-
-    The target's `time` id is 0 (the target happens now). With `window`, keeps
-    the last `window` events of the (left-padded) history.
-    """
-    target = {f: inputs[TARGET + f] for f in schema.fields}
-    history = {f: inputs[HISTORY + f] for f in schema.fields}
-    if schema.has_time:
-        target[TIME] = ops.zeros_like(inputs[TARGET + "item"])
-        history[TIME] = inputs[HISTORY + TIME]
-    if window is not None:
-        history = {f: ids[:, -window:] for f, ids in history.items()}
-    mask = ops.not_equal(history["item"], 0)
-    return target, history, mask
+def _plain(value: Any) -> Any:
+    """Tuples as lists, recursively: the form a config has after a JSON round trip."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
-def tower_input(target, interest, target_representation: bool):
-    """`[target, interest]`, plus `target * interest` (TR) when asked."""
-    parts = [target, interest]
-    if target_representation:
-        parts.append(target * interest)
-    return ops.concatenate(parts, axis=-1)
+def _records_arguments(cls: type[SequenceModel], init: Callable[..., None]) -> Callable[..., None]:
+    """Wraps a model's `__init__`: before it runs, the schema's form is checked
+    against `INPUT_FORMS` and the constructor's arguments (defaults applied)
+    are recorded once, by the outermost constructor, for `get_config`."""
+    signature = inspect.signature(init)
+    variadic = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    names = [n for n, p in signature.parameters.items() if n != "self" and p.kind not in variadic]
 
+    @functools.wraps(init)
+    def __init__(self: SequenceModel, *args: Any, **kwargs: Any) -> None:
+        if "_arguments" not in self.__dict__:
+            try:
+                bound = signature.bind(self, *args, **kwargs)
+            except TypeError as error:
+                raise TypeError(f"{type(self).__name__}: {error}") from None
+            bound.apply_defaults()
+            arguments = {n: bound.arguments[n] for n in names}
+            type(self).check_schema(arguments.get("schema"))
+            object.__setattr__(self, "_arguments", arguments)
+        init(self, *args, **kwargs)
 
-def click_probability(tower: keras.layers.Layer, features, mask=None):
-    """Applies a tower ending in one logit; returns P(click) as float32 `(B,)`
-    (`(B, C)` for candidate sets, whose `mask` of present candidates keeps the
-    missing ones out of the tower's batch statistics)."""
-    logit = ops.cast(tower(features, mask=mask), "float32")
-    return ops.sigmoid(ops.squeeze(logit, -1))
-
-
-def tower_hyperparameters(
-    mlp_units: Sequence[int], mlp_activation: str, input_batch_norm: bool, dropout: float, l2: float
-) -> dict[str, Any]:
-    """The tower's constructor arguments, shared by every model, as `get_config` stores them."""
-    return dict(
-        mlp_units=list(mlp_units),
-        mlp_activation=mlp_activation,
-        input_batch_norm=input_batch_norm,
-        dropout=dropout,
-        l2=l2,
-    )
-
-
-def make_tower(
-    mlp_units: Sequence[int],
-    mlp_activation: str,
-    input_batch_norm: bool,
-    dropout: float,
-    l2: float,
-    name: str = "tower",
-) -> MLP:
-    """The prediction tower: hidden layers, then one logit (arguments as in
-    `tower_hyperparameters`)."""
-    return MLP(
-        hidden_units=mlp_units,
-        activation=mlp_activation,
-        input_batch_norm=input_batch_norm,
-        dropout=dropout,
-        output_units=1,
-        kernel_regularizer=keras.regularizers.L2(l2) if l2 else None,
-        name=name,
-    )
-
-
-class _Auxiliary:
-    """Holds an auxiliary head outside Keras' tracking (its layers are the model's)."""
-
-    def __init__(self, graph: keras.Model, weight: float) -> None:
-        self.graph = graph
-        self.weight = weight
-        self.prediction = None
+    return __init__
 
 
 class SequenceModel(keras.Model):
     """Base of the functional models built from a `SequenceSchema`.
 
-    Subclasses build their graph from `schema.inputs()` and call
-    `super().__init__(schema=..., inputs=..., outputs=...)`. The base
+    A subclass builds its graph from `schema.inputs()` in its constructor and
+    calls `super().__init__(schema=..., inputs=..., outputs=...)`. The base
 
+    - records the subclass constructor's arguments (defaults applied) before
+      it runs: they are `get_config()` (with the schema) and attributes of
+      the model, so nothing is re-typed and no argument can be left out of a
+      saved model; a keyword the constructor does not take is refused;
+    - checks the schema's form against `INPUT_FORMS` before the graph is built;
     - validates dict inputs given to `fit`, `evaluate`, `predict` and their
       `*_on_batch` forms against the schema (`schema.validate`), so
       out-of-vocabulary, negative or float ids, a wrong rank or a missing
       field fail early with the field's name (a direct `model(x)` call is
       not checked: it is also the traced path);
-    - supports one auxiliary click head trained with its own binary
-      cross-entropy term, `auxiliary=(probability_tensor, weight)`: in
-      training the model also evaluates that head and `compute_loss` adds
-      `weight * BCE(y, auxiliary)` to the compiled loss. Prediction, evaluation
-      and export see only the main output;
-    - keeps the constructor's `hyperparameters` (each also an attribute) and
-      serializes them with the schema in `get_config`, so `from_config` and
-      `.keras` files rebuild the same model.
+    - trains one optional auxiliary click head,
+      `auxiliary=(probability_tensor, weight)`: `compute_loss` adds
+      `weight * BCE(y, p_aux)` in training (`keras_lsrec.training.AuxiliaryHead`);
+      prediction, evaluation and export see only the main output;
+    - hands the compiled optimizer to `keras_lsrec.training.prepare_optimizer`.
     """
 
     # Tuning knobs, as data (read by `keras_lsrec.tuning.hypermodel`): name ->
     # ("choice", values) | ("int", low, high) | ("log", low, high) | ("bool",).
     # Every name is a constructor argument; subclasses extend this dict.
-    SEARCH_SPACE: dict[str, tuple] = {
+    SEARCH_SPACE: ClassVar[dict[str, tuple]] = {
         "mlp_units": ("choice", [(200, 80), (128, 64), (256, 128, 64)]),
         "l2": ("choice", [0.0, 1e-6, 1e-5]),
         "dropout": ("choice", [0.0, 0.1, 0.2]),
     }
+    # The batch forms the model takes: "row" (`candidates=None`, one target per
+    # row, output (B,)) and/or "candidates" (a candidate set per row, (B, C)).
+    INPUT_FORMS: ClassVar[tuple[str, ...]] = (ROW,)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _records_arguments(cls, cls.__dict__["__init__"])  # type: ignore[method-assign]
+
+    @classmethod
+    def check_schema(cls, schema: Any) -> None:
+        """Refuses a schema whose form is not in `INPUT_FORMS`, naming it."""
+        if not isinstance(schema, SequenceSchema):
+            raise TypeError(f"{cls.__name__} needs a `SequenceSchema`. Received: `schema={schema!r}`")
+        form = CANDIDATES if schema.has_candidates else ROW
+        if form not in cls.INPUT_FORMS:
+            wanted = "`candidates=C` (or 'variable')" if CANDIDATES in cls.INPUT_FORMS else "`candidates=None`"
+            raise ValueError(
+                f"{cls.__name__} takes {' or '.join(cls.INPUT_FORMS)} batches; it needs a schema with "
+                f"{wanted}. Received: `candidates={schema.candidates}`"
+            )
 
     def __init__(
         self,
         schema: SequenceSchema,
         inputs: Mapping[str, Any],
         outputs: Any,
-        hyperparameters: Mapping[str, Any],
         auxiliary: tuple[Any, float] | None = None,
         **kwargs: Any,
     ) -> None:
+        unknown = sorted(set(kwargs) - _KERAS_KWARGS)
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected keyword argument(s) {unknown}. "
+                f"It takes: {sorted(self.__dict__.get('_arguments', {}))}"
+            )
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.schema = schema
-        self.hyperparameters = dict(hyperparameters)
+        arguments = self.__dict__.get("_arguments", {"schema": schema})
+        self.hyperparameters = {k: _plain(v) for k, v in arguments.items() if k != "schema"}
         for key, value in self.hyperparameters.items():
             setattr(self, key, value)
         self._auxiliary = None
         if auxiliary is not None and auxiliary[1]:
-            graph = keras.Model(inputs=inputs, outputs=[outputs, auxiliary[0]])
-            self._auxiliary = _Auxiliary(graph, float(auxiliary[1]))
+            head = AuxiliaryHead(inputs, auxiliary[0], auxiliary[1])
+            self._auxiliary = head
             # Track the head's own layers so their weights train, save and load.
-            main = {id(layer) for layer in self.layers}
-            self.auxiliary_layers = [layer for layer in graph.layers if id(layer) not in main]
+            self.auxiliary_layers = head.own_layers(self.layers)
 
-    # -- training with an auxiliary head ----------------------------------
-    def call(self, inputs, training=None, mask=None):
-        if training and self._auxiliary is not None:
-            prediction, auxiliary = self._auxiliary.graph(inputs, training=training)
-            self._auxiliary.prediction = auxiliary
-            return prediction
-        return super().call(inputs, training=training, mask=mask)
+    # -- training ------------------------------------------------------------
+    def compile(self, *args: Any, **kwargs: Any) -> None:
+        """`keras.Model.compile`; the optimizer goes through
+        `keras_lsrec.training.prepare_optimizer` (the same update on every backend)."""
+        super().compile(*args, **kwargs)
+        prepare_optimizer(self.optimizer)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        loss = super().compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
-        )
-        aux = self._auxiliary
-        if aux is not None and aux.prediction is not None and y is not None:
-            prediction, aux.prediction = aux.prediction, None
-            if training:
-                y_true = ops.reshape(ops.cast(y, "float32"), (-1, 1))
-                bce = keras.losses.binary_crossentropy(y_true, ops.reshape(prediction, (-1, 1)))
-                loss = loss + ops.cast(aux.weight, loss.dtype) * ops.cast(ops.mean(bce), loss.dtype)
+        loss = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+        if training and self._auxiliary is not None and y is not None:
+            loss = loss + self._auxiliary.loss(x, y, loss.dtype)
         return loss
 
-    # -- tensorflow's sparse gradients ---------------------------------------
-    def compile(self, *args, **kwargs):
-        """`keras.Model.compile`; on tensorflow the optimizer receives embedding
-        gradients dense (see `dense_gradients`), as on jax and torch."""
-        super().compile(*args, **kwargs)
-        if keras.backend.backend() == "tensorflow" and not hasattr(self.optimizer.apply, "dense_gradients"):
-            self.optimizer.apply = dense_gradients(self.optimizer.apply)
-
-    # -- early input validation --------------------------------------------
+    # -- early input validation ------------------------------------------------
     def _validate(self, x: Any, y: Any = None) -> None:
         if isinstance(x, Mapping):
             self.schema.validate(x)
@@ -212,7 +178,7 @@ class SequenceModel(keras.Model):
         self._validate(x)
         return super().predict_on_batch(x)
 
-    # -- serialization -----------------------------------------------------
+    # -- serialization -----------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -228,51 +194,3 @@ class SequenceModel(keras.Model):
         if not isinstance(schema, SequenceSchema):
             schema = SequenceSchema.from_config(schema)
         return cls(schema=schema, **config)
-
-
-def dense_gradients(apply):
-    """Wraps `optimizer.apply` so that tensorflow's sparse gradients arrive dense.
-
-    On tensorflow the gradient of an embedding lookup is an `IndexedSlices`
-    with one row per LOOKUP, so an id seen k times in a batch appears k
-    times. Keras 3's optimizers apply such slices row by row with
-    `scatter_add`: for Adam the second moment of that id becomes the sum of
-    the k squared per-lookup gradients instead of the square of their sum
-    (and the first moment is decayed k times), so the id's step is wrong
-    (measured with Keras 3.15: an id looked up twice with per-lookup
-    gradients +1 and -0.9 moved 0.022 instead of 0.30 over 3 steps; jax and
-    torch, whose gradients are dense, agreed with each other). Summing the
-    slices into a dense gradient first gives every optimizer the textbook
-    update, the same as on jax and torch, and makes mixed-float16's
-    loss-scale check see an overflow in an embedding gradient (it did not
-    look inside `IndexedSlices`). Cost: one dense gradient per table, as the
-    other backends pay.
-    """
-
-    def apply_dense(grads, trainable_variables=None):
-        grads = [_dense(g) for g in grads]
-        return apply(grads, trainable_variables)
-
-    apply_dense.dense_gradients = True
-    return apply_dense
-
-
-def _dense(grad):
-    """Sums a tensorflow `IndexedSlices` (one row per lookup) into its dense gradient."""
-    if type(grad).__name__ != "IndexedSlices":
-        return grad
-    return ops.segment_sum(grad.values, grad.indices, num_segments=grad.dense_shape[0])
-
-
-def check_single_target(schema: SequenceSchema, model: str) -> None:
-    if schema.candidates is not None:
-        raise ValueError(
-            f"{model} scores one target per row; it needs a schema with "
-            f"`candidates=None`. Received: `candidates={schema.candidates}`"
-        )
-
-
-def dot_scores(query, keys):
-    """`<query_b, keys_bi>` for `query` (B, D) and `keys` (B, L, D): (B, L)."""
-    return ops.einsum("bd,bld->bl", query, keys)
-

@@ -14,18 +14,16 @@ from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.layers.decoupled_embedding import DecoupledEmbedding
 from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
-from keras_lsrec.models.base import (
-    SequenceModel,
-    check_single_target,
+from keras_lsrec.models.base import SequenceModel
+from keras_lsrec.models.wiring import (
     click_probability,
     dot_scores,
     field_vocab_sizes,
     make_tower,
     split_inputs,
-    tower_hyperparameters,
     tower_input,
 )
-from keras_lsrec.validation import check_positive
+from keras_lsrec.validation import check_choice, check_positive, check_range
 
 SCORE_SCALINGS = ("per_field", "joint")
 
@@ -114,18 +112,9 @@ class DARE(SequenceModel):
         l2: float = 0.0,
         **kwargs: Any,
     ) -> None:
-        check_single_target(schema, "DARE")
         check_positive(attention_dim=attention_dim, representation_dim=representation_dim, k=k)
-        if score_scaling not in SCORE_SCALINGS:
-            raise ValueError(
-                f"`score_scaling` must be one of {SCORE_SCALINGS}. "
-                f"Received: `score_scaling={score_scaling!r}`"
-            )
-        if auxiliary_loss_weight < 0:
-            raise ValueError(
-                "`auxiliary_loss_weight` must be >= 0. "
-                f"Received: `auxiliary_loss_weight={auxiliary_loss_weight}`"
-            )
+        check_choice("score_scaling", score_scaling, SCORE_SCALINGS)
+        check_range("auxiliary_loss_weight", auxiliary_loss_weight, 0.0, math.inf)
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema)
         embedding = DecoupledEmbedding(
@@ -140,32 +129,23 @@ class DARE(SequenceModel):
         )
         attention = TargetAttention(scorer="dot", scale=1.0, name="attention")
         interest = attention(query, retrieved_att, retrieved_rep, mask=retrieved_mask)
-        tower = tower_hyperparameters(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = click_probability(make_tower(**tower), tower_input(target_rep, interest, True))
+        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        outputs = click_probability(make_tower(*tower), tower_input(target_rep, interest, True))
 
         auxiliary = None
         if auxiliary_loss_weight:
             pooled = TargetAttention(scorer="dot", scale=1.0, name="auxiliary_attention")(
                 query, history_att, history_rep, mask=mask
             )
-            aux_tower = make_tower(**tower, name="auxiliary_tower")
+            aux_tower = make_tower(*tower, name="auxiliary_tower")
             auxiliary = (
                 click_probability(aux_tower, tower_input(target_rep, pooled, True)),
                 auxiliary_loss_weight,
             )
-        hyperparameters = dict(
-            attention_dim=attention_dim,
-            representation_dim=representation_dim,
-            k=k,
-            score_scaling=score_scaling,
-            auxiliary_loss_weight=auxiliary_loss_weight,
-            **tower,
-        )
         super().__init__(
             schema=schema,
             inputs=inputs,
             outputs=outputs,
-            hyperparameters=hyperparameters,
             auxiliary=auxiliary,
             **kwargs,
         )

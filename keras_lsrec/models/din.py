@@ -11,14 +11,13 @@ from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.target_attention import TargetAttention
-from keras_lsrec.models.base import (
-    SequenceModel,
-    check_single_target,
+from keras_lsrec.models.base import SequenceModel
+from keras_lsrec.models.wiring import (
     click_probability,
     field_vocab_sizes,
+    kernel_regularizer,
     make_tower,
     split_inputs,
-    tower_hyperparameters,
     tower_input,
 )
 from keras_lsrec.validation import check_positive
@@ -94,7 +93,6 @@ class DIN(SequenceModel):
         target_representation: bool = True,
         **kwargs: Any,
     ) -> None:
-        check_single_target(schema, "DIN")
         check_positive(embedding_dim=embedding_dim)
         if history_window is not None:
             check_positive(history_window=history_window)
@@ -108,21 +106,9 @@ class DIN(SequenceModel):
             normalizer=normalizer,
             hidden_units=attention_units,
             activation=attention_activation,
-            kernel_regularizer=keras.regularizers.L2(l2) if l2 else None,
+            kernel_regularizer=kernel_regularizer(l2),
             name="attention",
         )(target, history, mask=mask)
-        tower = tower_hyperparameters(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = click_probability(make_tower(**tower), tower_input(target, interest, target_representation))
-        hyperparameters = dict(
-            embedding_dim=embedding_dim,
-            history_window=history_window,
-            attention_units=list(attention_units),
-            attention_activation=attention_activation,
-            normalizer=normalizer,
-            scorer=scorer,
-            **tower,
-            target_representation=target_representation,
-        )
-        super().__init__(
-            schema=schema, inputs=inputs, outputs=outputs, hyperparameters=hyperparameters, **kwargs
-        )
+        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        outputs = click_probability(make_tower(*tower), tower_input(target, interest, target_representation))
+        super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)

@@ -13,13 +13,13 @@ from keras_lsrec.data.schema import TARGET, SequenceSchema
 from keras_lsrec.layers.candidate_set_attention import CandidateSetAttention
 from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.linear_cross_attention import LinearCrossAttention
-from keras_lsrec.models.base import (
-    SequenceModel,
+from keras_lsrec.models.base import CANDIDATES, SequenceModel
+from keras_lsrec.models.wiring import (
     click_probability,
     field_vocab_sizes,
+    kernel_regularizer,
     make_tower,
     split_inputs,
-    tower_hyperparameters,
     tower_input,
 )
 from keras_lsrec.validation import check_positive
@@ -83,6 +83,7 @@ class IFA(SequenceModel):
         "feature_map": ("choice", ["elu_plus_one", "relu", "favor"]),
         "candidate_attention": ("bool",),
     }
+    INPUT_FORMS = (CANDIDATES,)
 
     def __init__(
         self,
@@ -104,13 +105,8 @@ class IFA(SequenceModel):
         target_representation: bool = True,
         **kwargs: Any,
     ) -> None:
-        if not schema.has_candidates:
-            raise ValueError(
-                "IFA scores a candidate set per request; it needs a schema with `candidates=C` "
-                "(or 'variable'). Received: `candidates=None`"
-            )
         check_positive(embedding_dim=embedding_dim)
-        regularizer = keras.regularizers.L2(l2) if l2 else None
+        regularizer = kernel_regularizer(l2)
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema)
         candidate_mask = ops.not_equal(inputs[TARGET + "item"], 0)
@@ -133,22 +129,7 @@ class IFA(SequenceModel):
                 kernel_regularizer=regularizer,
                 name="candidate_attention",
             )(features, mask=candidate_mask)
-        tower = tower_hyperparameters(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = click_probability(make_tower(**tower), features, mask=candidate_mask)
+        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        outputs = click_probability(make_tower(*tower), features, mask=candidate_mask)
         outputs = outputs * ops.cast(candidate_mask, "float32")
-        hyperparameters = dict(
-            embedding_dim=embedding_dim,
-            num_heads=num_heads,
-            key_dim=key_dim,
-            value_dim=value_dim,
-            feature_map=feature_map,
-            random_features=random_features,
-            candidate_attention=candidate_attention,
-            candidate_heads=candidate_heads,
-            candidate_key_dim=candidate_key_dim,
-            **tower,
-            target_representation=target_representation,
-        )
-        super().__init__(
-            schema=schema, inputs=inputs, outputs=outputs, hyperparameters=hyperparameters, **kwargs
-        )
+        super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)

@@ -11,14 +11,13 @@ from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.sparse_attentive_memory import SparseAttentiveMemory
-from keras_lsrec.models.base import (
-    SequenceModel,
-    check_single_target,
+from keras_lsrec.models.base import SequenceModel
+from keras_lsrec.models.wiring import (
     click_probability,
     field_vocab_sizes,
+    kernel_regularizer,
     make_tower,
     split_inputs,
-    tower_hyperparameters,
 )
 from keras_lsrec.validation import check_positive
 
@@ -83,7 +82,6 @@ class SAM(SequenceModel):
         l2: float = 0.0,
         **kwargs: Any,
     ) -> None:
-        check_single_target(schema, "SAM")
         check_positive(embedding_dim=embedding_dim, num_passes=num_passes)
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema)
@@ -96,21 +94,9 @@ class SAM(SequenceModel):
             activation=attention_activation,
             feed_memory=feed_memory,
             enhance_steps=enhance_steps,
-            kernel_regularizer=keras.regularizers.L2(l2) if l2 else None,
+            kernel_regularizer=kernel_regularizer(l2),
             name="memory",
         )(target, embedding(history_ids), mask=mask)
-        tower = tower_hyperparameters(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = click_probability(make_tower(**tower), keras.ops.concatenate([target, memories], axis=-1))
-        hyperparameters = dict(
-            embedding_dim=embedding_dim,
-            num_passes=num_passes,
-            normalizer=normalizer,
-            attention_units=list(attention_units),
-            attention_activation=attention_activation,
-            feed_memory=feed_memory,
-            enhance_steps=enhance_steps,
-            **tower,
-        )
-        super().__init__(
-            schema=schema, inputs=inputs, outputs=outputs, hyperparameters=hyperparameters, **kwargs
-        )
+        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        outputs = click_probability(make_tower(*tower), keras.ops.concatenate([target, memories], axis=-1))
+        super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)

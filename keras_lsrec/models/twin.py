@@ -10,15 +10,13 @@ from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
-from keras_lsrec.models.base import (
-    SequenceModel,
-    check_single_target,
+from keras_lsrec.models.base import SequenceModel
+from keras_lsrec.models.wiring import (
     click_probability,
     dot_scores,
     field_vocab_sizes,
     make_tower,
     split_inputs,
-    tower_hyperparameters,
     tower_input,
 )
 from keras_lsrec.validation import check_positive
@@ -69,7 +67,6 @@ class TWIN(SequenceModel):
         l2: float = 0.0,
         **kwargs: Any,
     ) -> None:
-        check_single_target(schema, "TWIN")
         check_positive(embedding_dim=embedding_dim, k=k, num_heads=num_heads)
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema)
@@ -82,14 +79,6 @@ class TWIN(SequenceModel):
         interest = TargetAttention(scorer="dot", num_heads=num_heads, name="attention")(
             target, retrieved, mask=retrieved_mask
         )
-        tower = tower_hyperparameters(mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = click_probability(make_tower(**tower), tower_input(target, interest, True))
-        hyperparameters = dict(
-            embedding_dim=embedding_dim,
-            k=k,
-            num_heads=num_heads,
-            **tower,
-        )
-        super().__init__(
-            schema=schema, inputs=inputs, outputs=outputs, hyperparameters=hyperparameters, **kwargs
-        )
+        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        outputs = click_probability(make_tower(*tower), tower_input(target, interest, True))
+        super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)

@@ -1,0 +1,95 @@
+"""Wiring shared by every model: inputs per field, masks, the tower, scores."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_lsrec.data.schema import HISTORY, TARGET, TIME, SequenceSchema
+from keras_lsrec.layers.mlp import MLP
+
+
+def field_vocab_sizes(schema: SequenceSchema) -> dict[str, int]:
+    """Vocabulary per embedded field: the id fields, then `time` if present."""
+    sizes = {f: schema.vocab_sizes[f] for f in schema.fields}
+    if schema.has_time:
+        sizes[TIME] = schema.time_vocab_size
+    return sizes
+
+
+def split_inputs(inputs: Mapping[str, Any], schema: SequenceSchema, window: int | None = None):
+    """Returns `(target_ids, history_ids, mask)` keyed by field.
+
+    The target's `time` id is 0 (the target happens now). With `window`, keeps
+    the last `window` events of the (left-padded) history.
+    """
+    target = {f: inputs[TARGET + f] for f in schema.fields}
+    history = {f: inputs[HISTORY + f] for f in schema.fields}
+    if schema.has_time:
+        target[TIME] = ops.zeros_like(inputs[TARGET + "item"])
+        history[TIME] = inputs[HISTORY + TIME]
+    if window is not None:
+        history = {f: ids[:, -window:] for f, ids in history.items()}
+    mask = ops.not_equal(history["item"], 0)
+    return target, history, mask
+
+
+# The five tower arguments every model takes, with the defaults every model
+# shares (the contract tests hold each model's signature to them).
+TOWER_DEFAULTS: dict[str, Any] = {
+    "mlp_units": (200, 80),
+    "mlp_activation": "prelu",
+    "input_batch_norm": True,
+    "dropout": 0.0,
+    "l2": 0.0,
+}
+
+
+def kernel_regularizer(l2: float) -> keras.regularizers.Regularizer | None:
+    """The L2 penalty every model puts on its non-embedding kernels (`None` for 0)."""
+    return keras.regularizers.L2(l2) if l2 else None
+
+
+def make_tower(
+    mlp_units: Sequence[int],
+    mlp_activation: str,
+    input_batch_norm: bool,
+    dropout: float,
+    l2: float,
+    name: str = "tower",
+) -> MLP:
+    """The prediction tower from the five tower arguments every model takes:
+    hidden layers, then one logit."""
+    return MLP(
+        hidden_units=mlp_units,
+        activation=mlp_activation,
+        input_batch_norm=input_batch_norm,
+        dropout=dropout,
+        output_units=1,
+        kernel_regularizer=kernel_regularizer(l2),
+        name=name,
+    )
+
+
+def tower_input(target, interest, target_representation: bool):
+    """`[target, interest]`, plus `target * interest` (TR) when asked."""
+    parts = [target, interest]
+    if target_representation:
+        parts.append(target * interest)
+    return ops.concatenate(parts, axis=-1)
+
+
+def click_probability(tower: keras.layers.Layer, features, mask=None):
+    """Applies a tower ending in one logit; returns P(click) as float32 `(B,)`
+    (`(B, C)` for candidate sets, whose `mask` of present candidates keeps the
+    missing ones out of the tower's batch statistics)."""
+    logit = ops.cast(tower(features, mask=mask), "float32")
+    return ops.sigmoid(ops.squeeze(logit, -1))
+
+
+def dot_scores(query, keys):
+    """`<query_b, keys_bi>` for `query` (B, D) and `keys` (B, L, D): (B, L)."""
+    return ops.einsum("bd,bld->bl", query, keys)

@@ -1,0 +1,12 @@
+"""How models train: gradient mechanics, optimizers, auxiliary losses.
+
+One home for what happens between a loss and a weight update, so that no
+model (and nothing under `keras_lsrec/models`) knows which backend runs it.
+`SequenceModel.compile` hands its optimizer to `prepare_optimizer`, and
+`SequenceModel.compute_loss` adds the terms of its `AuxiliaryHead`.
+"""
+
+from keras_lsrec.training.auxiliary import AuxiliaryHead
+from keras_lsrec.training.gradients import dense_gradients, prepare_optimizer
+
+__all__ = ["AuxiliaryHead", "dense_gradients", "prepare_optimizer"]
