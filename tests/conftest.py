@@ -2,6 +2,9 @@ import keras
 import numpy as np
 import pytest
 
+# tests/test_case.py holds the shared TestCase and helpers, not tests.
+collect_ignore = ["test_case.py"]
+
 
 @pytest.fixture(autouse=True)
 def _seed_and_policy():

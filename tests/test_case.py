@@ -1,8 +1,19 @@
-"""Shared test helpers: layer and model round trips, gradients per backend."""
+"""The contract every layer and model of keras_lsrec passes, as one `TestCase`.
+
+`TestCase.run_layer_test` and `TestCase.run_model_test` check in one call
+what ../shared/design/ARCHITECTURE.md asks of a layer or a model (config and
+`.keras` round trips, output shapes, padding on either side, all-padding
+histories, mixed precision, a training step, ...). Test classes derive from
+`TestCase` and pytest's fixtures work in their methods. This module is not
+collected by pytest (tests/conftest.py); the free functions below are the
+helpers the tests share.
+"""
 
 from __future__ import annotations
 
+import inspect
 import os
+import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -10,8 +21,12 @@ import keras
 import numpy as np
 
 BACKEND = keras.backend.backend()
+MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
+# What `keras.layers.Layer.get_config` adds to a layer's own arguments.
+BASE_CONFIG_KEYS = frozenset({"name", "trainable", "dtype"})
 
 
+# ---------------------------------------------------------------- helpers
 def to_numpy(x: Any) -> Any:
     return keras.tree.map_structure(keras.ops.convert_to_numpy, x)
 
@@ -27,45 +42,50 @@ def symbolic_inputs(arrays: Mapping[str, np.ndarray]) -> dict[str, keras.KerasTe
     }
 
 
-def run_layer_test(
-    layer: keras.layers.Layer,
-    inputs: Mapping[str, np.ndarray],
-    call: Callable[[keras.layers.Layer, Mapping[str, Any]], Any],
-    expected_shape: tuple,
-    tmp_path: Any,
-    trainable: bool = True,
-) -> None:
-    """Config round trip, eager and functional output shape and dtype, `fit`,
-    and `.keras` save -> load -> identical output.
+def right_pad_rows(arrays: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray]:
+    """Move each row's padding (where `mask` is False) to the right, keeping order."""
+    out = [np.zeros_like(a) for a in arrays]
+    for row in range(mask.shape[0]):
+        keep = mask[row]
+        for src, dst in zip(arrays, out):
+            dst[row, : keep.sum()] = src[row][keep]
+    return out
 
-    `call(layer, inputs)` wires the layer to a dict of arrays or of
-    `keras.Input`s and returns ONE tensor.
-    """
-    config = layer.get_config()
-    clone = layer.__class__.from_config(config)
-    assert clone.get_config() == config
 
-    eager = call(layer, dict(inputs))
-    assert tuple(eager.shape) == tuple(expected_shape)
-    assert keras.backend.standardize_dtype(eager.dtype) == layer.compute_dtype
-    assert np.all(np.isfinite(to_numpy(eager)))
+def left_pad_rows(arrays: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray]:
+    """Move each row's padding (where `mask` is False) to the left, keeping order."""
+    out = [np.zeros_like(a) for a in arrays]
+    length = mask.shape[1]
+    for row in range(mask.shape[0]):
+        keep = mask[row]
+        for src, dst in zip(arrays, out):
+            dst[row, length - keep.sum() :] = src[row][keep]
+    return out
 
-    symbolic = symbolic_inputs(inputs)
-    fresh = layer.__class__.from_config(config)
-    model = keras.Model(symbolic, call(fresh, symbolic))
-    assert tuple(model.output.shape)[1:] == tuple(expected_shape)[1:]
-    before = model.predict(dict(inputs), verbose=0)
-    path = os.path.join(str(tmp_path), "layer.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(loaded.predict(dict(inputs), verbose=0), before, atol=1e-6)
 
-    if trainable:
-        assert model.trainable_weights
-        model.compile(optimizer="adam", loss="mse")
-        target = np.zeros(before.shape, "float32")
-        history = model.fit(dict(inputs), target, epochs=1, batch_size=len(target), verbose=0)
-        assert np.isfinite(history.history["loss"][0])
+def right_pad_batch(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The same batch with every `history_*` field right-padded."""
+    keys = [k for k in batch if k.startswith("history_")]
+    moved = right_pad_rows([batch[k] for k in keys], batch["history_item"] != 0)
+    return {**batch, **dict(zip(keys, moved))}
+
+
+def constructor_parameters(cls: type) -> set[str]:
+    """The named parameters of `cls.__init__` (no `self`, `*args`, `**kwargs`)."""
+    variadic = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    parameters = inspect.signature(cls.__init__).parameters
+    return {n for n, p in parameters.items() if n != "self" and p.kind not in variadic}
+
+
+def assert_config_matches_constructor(obj: Any) -> None:
+    """`get_config()` holds exactly the constructor's arguments (plus Keras'
+    `name`, `trainable`, `dtype`): an argument missing from the config would be
+    lost on save, a key that is no argument would break `from_config`."""
+    keys = set(obj.get_config()) - BASE_CONFIG_KEYS
+    expected = constructor_parameters(type(obj))
+    assert keys == expected, (
+        f"{type(obj).__name__}: config lacks {sorted(expected - keys)}, has extra {sorted(keys - expected)}"
+    )
 
 
 def variable_gradients(
@@ -104,61 +124,7 @@ def variable_gradients(
     return norms
 
 
-def right_pad_rows(arrays: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray]:
-    """Move each row's padding (where `mask` is False) to the right, keeping order."""
-    out = [np.zeros_like(a) for a in arrays]
-    for row in range(mask.shape[0]):
-        keep = mask[row]
-        for src, dst in zip(arrays, out):
-            dst[row, : keep.sum()] = src[row][keep]
-    return out
-
-
-def right_pad_batch(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The same batch with every `history_*` field right-padded."""
-    keys = [k for k in batch if k.startswith("history_")]
-    moved = right_pad_rows([batch[k] for k in keys], batch["history_item"] != 0)
-    return {**batch, **dict(zip(keys, moved))}
-
-
-def run_model_test(
-    model: keras.Model, x: Mapping[str, np.ndarray], y: np.ndarray, tmp_path: Any, loss: Any = "binary_crossentropy"
-) -> None:
-    """Prediction shape and range, config round trip, `fit`, `.keras` save ->
-    load -> identical predictions, and (under tensorflow) SavedModel parity.
-    """
-    batch = len(y)
-    prediction = model.predict(x, verbose=0)
-    assert prediction.shape == (batch,) + tuple(model.output.shape[1:])
-    assert prediction.dtype == np.float32
-    assert np.all((prediction >= 0) & (prediction <= 1))
-
-    config = model.get_config()
-    clone = model.__class__.from_config(config)
-    assert clone.get_config() == config
-    assert len(clone.weights) == len(model.weights)
-
-    path = os.path.join(str(tmp_path), "model.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert type(loaded) is type(model)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), prediction, atol=1e-6)
-
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        export_dir = os.path.join(str(tmp_path), "saved_model")
-        model.export(export_dir, format="tf_saved_model", verbose=False)
-        reloaded = tf.saved_model.load(export_dir)  # keep a reference: it owns the variables
-        served = reloaded.serve({k: tf.constant(v) for k, v in x.items()})
-        np.testing.assert_allclose(served.numpy(), prediction, atol=1e-5)
-
-    model.compile(optimizer="adam", loss=loss)
-    history = model.fit(x, y, epochs=1, batch_size=batch, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
-
-
-def assert_independent_initial_weights(model) -> None:
+def assert_independent_initial_weights(model: keras.Model) -> None:
     """Every kernel and embedding table has its own initializer draw (a shared
     Keras 3 initializer instance had given all tables of a model the same rows
     and an MLP's kernels proportional values): no two are correlated."""
@@ -170,3 +136,324 @@ def assert_independent_initial_weights(model) -> None:
             if k >= 16:
                 r = np.corrcoef(a[:k], b[:k])[0, 1]
                 assert abs(r) < 0.9, (path_a, path_b, r)
+
+
+# ---------------------------------------------------------------- layer inputs
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
+    """`{"a": x, "b": {"c": y}}` -> `{"a": x, "b__c": y}` (names of `keras.Input`s)."""
+    flat: dict[str, np.ndarray] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}__"))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """The inverse of `_flatten`."""
+    nested: dict[str, Any] = {}
+    for path, value in flat.items():
+        *parents, leaf = path.split("__")
+        node = nested
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return nested
+
+
+def _float_leaves(output: Any) -> list[Any]:
+    return [o for o in keras.tree.flatten(output) if "float" in keras.backend.standardize_dtype(o.dtype)]
+
+
+def _shapes(structure: Any) -> Any:
+    """A structure of shapes with every shape a tuple (lists of dims allowed)."""
+    return keras.tree.map_shape_structure(lambda shape: tuple(shape), structure)
+
+
+def _shape_argument(name: str) -> str:
+    return "input_shape" if name == "inputs" else f"{name}_shape"
+
+
+class TestCase:
+    """Base class of the test classes (pytest collects its subclasses)."""
+
+    # ------------------------------------------------------------ layers
+    def run_layer_test(
+        self,
+        cls: type[keras.layers.Layer],
+        init_kwargs: Mapping[str, Any],
+        input_data: Mapping[str, Any],
+        expected_output_shape: Any,
+        expected_num_trainable_weights: int | None = None,
+        expected_num_non_trainable_weights: int = 0,
+        sequence_args: tuple[str, ...] = (),
+        mask_arg: str = "mask",
+        output_sequence: bool = False,
+        output_mask: bool = False,
+        run_mixed_precision: bool = True,
+        run_training: bool = True,
+        atol: float = 1e-5,
+    ) -> keras.layers.Layer:
+        """Checks the whole contract of a layer; returns the eagerly called layer.
+
+        `input_data` holds the call arguments by name (numpy arrays, or dicts
+        of arrays such as the ids of a `FieldEmbedding`). `sequence_args` name
+        the arguments whose axis 1 is the sequence that `input_data[mask_arg]`
+        masks (without a mask argument, the first of them holds ids and 0 is
+        padding); `output_sequence` says the output keeps that axis;
+        `output_mask` says the output is `(values, mask)` and only the values
+        under the mask are defined (e.g. retrieved slots). Checked:
+
+        - the config holds exactly the constructor's arguments and round-trips;
+        - the output has `expected_output_shape`, the compute dtype, finite
+          values; `compute_output_shape` agrees;
+        - the expected numbers of trainable and non-trainable weights;
+        - the same result whatever the padding side (valid events moved to the
+          right or to the left of each row), and a finite one for all-padding rows;
+        - `.keras` save -> load gives the same output in a functional model;
+        - mixed_float16 and mixed_bfloat16 run without NaN or inf;
+        - a `fit` step moves the trainable weights and gives a finite loss.
+        """
+        init_kwargs = dict(init_kwargs)
+        layer = cls(**init_kwargs)
+        config = layer.get_config()
+        assert_config_matches_constructor(layer)
+        assert cls.from_config(config).get_config() == config
+
+        output = layer(**input_data)
+        self._check_output(layer, output, expected_output_shape)
+        shapes = {
+            _shape_argument(name): keras.tree.map_structure(lambda a: tuple(a.shape), value)
+            for name, value in input_data.items()
+        }
+        accepted = inspect.signature(layer.compute_output_shape).parameters
+        computed = layer.compute_output_shape(**{k: v for k, v in shapes.items() if k in accepted})
+        assert _shapes(computed) == _shapes(expected_output_shape), (computed, expected_output_shape)
+        if expected_num_trainable_weights is not None:
+            assert len(layer.trainable_weights) == expected_num_trainable_weights
+        assert len(layer.non_trainable_weights) == expected_num_non_trainable_weights
+
+        if sequence_args:
+            self._check_padding(
+                layer, input_data, output, sequence_args, mask_arg, output_sequence, output_mask, atol
+            )
+        self._check_saving(cls, config, input_data, run_training)
+        if run_mixed_precision:
+            for policy in MIXED_POLICIES:
+                mixed = cls(**{**init_kwargs, "dtype": policy})
+                data = self._all_padding(input_data, sequence_args, mask_arg, rows=slice(0, 1))
+                for leaf in _float_leaves(mixed(**data)):
+                    assert keras.backend.standardize_dtype(leaf.dtype) == mixed.compute_dtype
+                    assert np.all(np.isfinite(to_numpy(leaf).astype("float32"))), policy
+        return layer
+
+    def _check_output(self, layer: keras.layers.Layer, output: Any, expected_shape: Any) -> None:
+        got = keras.tree.map_structure(lambda o: tuple(o.shape), output)
+        assert got == _shapes(expected_shape), (got, expected_shape)
+        leaves = _float_leaves(output)
+        assert leaves, "the layer returned no floating-point output"
+        for leaf in leaves:
+            assert keras.backend.standardize_dtype(leaf.dtype) == layer.compute_dtype
+            assert np.all(np.isfinite(to_numpy(leaf)))
+
+    @staticmethod
+    def _mask(input_data: Mapping[str, Any], sequence_args: tuple[str, ...], mask_arg: str) -> np.ndarray:
+        if mask_arg in input_data:
+            return np.asarray(input_data[mask_arg], bool)
+        ids = keras.tree.flatten(input_data[sequence_args[0]])[0]
+        return np.asarray(ids) != 0
+
+    def _moved(self, input_data, sequence_args, mask_arg, mover) -> dict[str, Any]:
+        """`input_data` with every row's valid events moved by `mover` (`left_pad_rows`...)."""
+        mask = self._mask(input_data, sequence_args, mask_arg)
+        moved = dict(input_data)
+        for name in sequence_args:
+            flat = _flatten({name: input_data[name]})
+            moved.update(_nest(dict(zip(flat, mover(list(flat.values()), mask)))))
+        if mask_arg in input_data:
+            moved[mask_arg] = mover([mask], mask)[0]
+        return moved
+
+    def _check_padding(
+        self, layer, input_data, output, sequence_args, mask_arg, output_sequence, output_mask, atol
+    ) -> None:
+        mask = self._mask(input_data, sequence_args, mask_arg)
+        assert (~mask).any(), "give some padding to test padding"
+
+        def defined(out: Any) -> list[np.ndarray]:
+            leaves = [np.asarray(to_numpy(o)) for o in keras.tree.flatten(out)]
+            if not output_mask:
+                return leaves
+            valid = leaves[-1].astype(bool)
+            return [np.where(valid.reshape(valid.shape + (1,) * (v.ndim - valid.ndim)), v, 0) for v in leaves]
+
+        for mover in (left_pad_rows, right_pad_rows):
+            moved = layer(**self._moved(input_data, sequence_args, mask_arg, mover))
+            moved_mask = mover([mask], mask)[0]
+            for got, want in zip(defined(moved), defined(output)):
+                if output_sequence:  # the outputs of the valid events, in order
+                    got, want = got[moved_mask], want[mask]
+                np.testing.assert_allclose(got, want, atol=atol, rtol=1e-4, err_msg=mover.__name__)
+        empty = layer(**self._all_padding(input_data, sequence_args, mask_arg))
+        for leaf in _float_leaves(empty):
+            assert np.all(np.isfinite(to_numpy(leaf))), "all-padding rows"
+
+    def _all_padding(self, input_data, sequence_args, mask_arg, rows=slice(None)) -> dict[str, Any]:
+        """`input_data` whose `rows` are all padding (ids 0, mask False)."""
+        if not sequence_args:
+            return dict(input_data)
+        data = dict(input_data)
+        for name in sequence_args:
+            flat = _flatten({name: input_data[name]})
+            cleared = {}
+            for path, array in flat.items():
+                array = np.array(array)
+                if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
+                    array[rows] = 0
+                cleared[path] = array
+            data.update(_nest(cleared))
+        if mask_arg in input_data:
+            mask = np.array(input_data[mask_arg], bool)
+            mask[rows] = False
+            data[mask_arg] = mask
+        return data
+
+    def _check_saving(self, cls, config, input_data, run_training: bool) -> None:
+        flat = _flatten(input_data)
+        symbolic = {
+            path: keras.Input(shape=a.shape[1:], dtype=str(np.asarray(a).dtype), name=path)
+            for path, a in flat.items()
+        }
+        layer = cls.from_config(config)
+        output = layer(**_nest(symbolic))
+        model = keras.Model(symbolic, output)
+        before = to_numpy(model.predict(flat, verbose=0))
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "layer.keras")
+            model.save(path)
+            loaded = keras.saving.load_model(path)
+        after = to_numpy(loaded.predict(flat, verbose=0))
+        for got, want in zip(keras.tree.flatten(after), keras.tree.flatten(before)):
+            np.testing.assert_allclose(got, want, atol=1e-6)
+        if not (run_training and layer.trainable_weights):
+            return
+        parts = [
+            keras.ops.reshape(keras.ops.cast(o, "float32"), (-1, int(np.prod(o.shape[1:]))))
+            for o in _float_leaves(output)
+        ]
+        trainer = keras.Model(symbolic, keras.ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0])
+        trainer.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        start = [to_numpy(v).copy() for v in layer.trainable_weights]
+        target = np.ones(trainer.output.shape[1:], "float32")[None].repeat(len(next(iter(flat.values()))), 0)
+        history = trainer.fit(flat, target, epochs=1, batch_size=len(target), verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        assert any(not np.array_equal(s, to_numpy(v)) for s, v in zip(start, layer.trainable_weights))
+
+    # ------------------------------------------------------------ models
+    def run_model_test(
+        self,
+        cls: type,
+        init_kwargs: Mapping[str, Any],
+        schema: Any,
+        x: Mapping[str, np.ndarray],
+        y: np.ndarray,
+        loss: Any = "binary_crossentropy",
+        run_mixed_precision: bool = True,
+        run_saved_model: bool = True,
+    ) -> keras.Model:
+        """Checks the whole contract of a model on one batch; returns the model.
+
+        Single-target (`y` (B,)) and candidate-set models (`y` (B, C), -1 for
+        a missing candidate) alike: prediction shape, dtype and range (0 at
+        missing candidates); the config holds exactly the constructor's
+        arguments and round-trips; `.keras` save -> load -> same predictions;
+        SavedModel parity (under tensorflow); the same predictions for left-
+        and right-padded histories and for extra left padding; finite
+        predictions for all-padding histories; mixed precision training
+        without NaN; a `fit` step that moves the weights; bad ids refused with
+        the field named; every `SEARCH_SPACE` key a constructor argument;
+        independent initial draws of every kernel and table.
+        """
+        model = cls(schema, **init_kwargs)
+        assert_config_matches_constructor(model)
+        config = model.get_config()
+        clone = cls.from_config(config)
+        assert clone.get_config() == config
+        assert len(clone.weights) == len(model.weights)
+        assert set(cls.SEARCH_SPACE) <= constructor_parameters(cls)
+        assert_independent_initial_weights(model)
+
+        prediction = model.predict(x, verbose=0)
+        assert prediction.shape == y.shape and prediction.dtype == np.float32
+        assert np.all((prediction >= 0) & (prediction <= 1))
+        if y.ndim == 2:
+            assert np.all(prediction[x["target_item"] == 0] == 0)
+
+        self._check_model_padding(model, x, prediction)
+        self._check_model_saving(model, x, prediction, run_saved_model)
+        self._check_bad_input(model, x, y)
+
+        model.compile(optimizer="adam", loss=loss)
+        start = [to_numpy(v).copy() for v in model.trainable_weights]
+        history = model.fit(x, y, epochs=1, batch_size=len(y), verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        moved = [not np.array_equal(s, to_numpy(v)) for s, v in zip(start, model.trainable_weights)]
+        assert all(moved), [v.path for v, m in zip(model.trainable_weights, moved) if not m]
+
+        if run_mixed_precision:
+            self._check_model_mixed_precision(cls, init_kwargs, schema, x, y, loss)
+        return model
+
+    def _check_model_padding(self, model, x, prediction) -> None:
+        np.testing.assert_allclose(model.predict(right_pad_batch(x), verbose=0), prediction, atol=1e-5)
+        # Extra left padding (what a client padding to a fixed length sends the
+        # SavedModel, which takes any length) changes nothing in the graph.
+        longer = {k: (np.pad(v, ((0, 0), (7, 0))) if k.startswith("history_") else v) for k, v in x.items()}
+        np.testing.assert_allclose(to_numpy(model(longer, training=False)), prediction, atol=1e-5)
+        empty = {k: (np.zeros_like(v) if k.startswith("history_") else v) for k, v in x.items()}
+        assert np.all(np.isfinite(model.predict(empty, verbose=0)))
+
+    def _check_model_saving(self, model, x, prediction, run_saved_model: bool) -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "model.keras")
+            model.save(path)
+            loaded = keras.saving.load_model(path)
+            assert type(loaded) is type(model)
+            np.testing.assert_allclose(loaded.predict(x, verbose=0), prediction, atol=1e-6)
+            if run_saved_model and BACKEND == "tensorflow":
+                import tensorflow as tf
+
+                export_dir = os.path.join(directory, "saved_model")
+                model.export(export_dir, format="tf_saved_model", verbose=False)
+                reloaded = tf.saved_model.load(export_dir)  # keep a reference: it owns the variables
+                served = reloaded.serve({k: tf.constant(v) for k, v in x.items()})
+                np.testing.assert_allclose(served.numpy(), prediction, atol=1e-5)
+
+    def _check_bad_input(self, model, x, y) -> None:
+        import pytest
+
+        bad = dict(x)
+        bad["target_item"] = x["target_item"] + model.schema.vocab_sizes["item"]
+        for call in (lambda: model.predict(bad, verbose=0), lambda: model.train_on_batch(bad, y)):
+            with pytest.raises(ValueError, match="target_item"):
+                call()
+        with pytest.raises(TypeError, match="unexpected keyword"):
+            type(model)(model.schema, not_an_argument=1)
+
+    def _check_model_mixed_precision(self, cls, init_kwargs, schema, x, y, loss) -> None:
+        x = {k: v.copy() for k, v in x.items()}
+        for key in x:
+            if key.startswith("history_"):
+                x[key][0] = 0  # one all-padding history
+        for policy in MIXED_POLICIES:
+            keras.config.set_dtype_policy(policy)
+            try:
+                model = cls(schema, **init_kwargs)
+                model.compile(optimizer="adam", loss=loss)
+                history = model.fit(x, y, epochs=2, batch_size=max(1, len(y) // 2), verbose=0)
+                prediction = model.predict(x, verbose=0)
+            finally:
+                keras.config.set_dtype_policy("float32")
+            assert np.all(np.isfinite(history.history["loss"])), policy
+            assert prediction.dtype == np.float32 and np.all(np.isfinite(prediction)), policy

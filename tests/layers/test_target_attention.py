@@ -1,0 +1,104 @@
+"""TargetAttention against an independent numpy reference."""
+
+import numpy as np
+import pytest
+from references import make_mask, np_normalize, np_sigmoid
+from test_case import TestCase, assert_close, to_numpy
+
+from keras_lsrec.layers import TargetAttention
+
+B, L, D = 4, 7, 8
+
+
+def np_target_attention(layer, q, k, v, mask):
+    if layer.scorer == "mlp":
+        qb = np.broadcast_to(q[:, None, :], k.shape)
+        h = np.concatenate([qb, k, qb - k, qb * k], -1) @ to_numpy(layer.score_kernel)
+        h = h + to_numpy(layer.score_bias)
+        for dense in layer.score_layers:
+            h = np_sigmoid(h) @ to_numpy(dense.kernel) + to_numpy(dense.bias)
+        weights = np_normalize(h[..., 0], mask, layer.normalizer)
+        return np.einsum("bl,bld->bd", weights, v)
+    heads = layer.num_heads
+    dh = k.shape[-1] // heads
+    scale = layer.scale if layer.scale is not None else 1 / np.sqrt(dh)
+    out = []
+    for h in range(heads):
+        qs, ks = q[:, h * dh : (h + 1) * dh], k[:, :, h * dh : (h + 1) * dh]
+        dv = v.shape[-1] // heads
+        logits = np.einsum("bd,bld->bl", qs, ks) * scale
+        weights = np_normalize(logits, mask, layer.normalizer)
+        out.append(np.einsum("bl,bld->bd", weights, v[:, :, h * dv : (h + 1) * dv]))
+    return np.concatenate(out, -1)
+
+
+def inputs(seed):
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=(B, D)).astype("float32")
+    k = rng.normal(size=(B, L, D)).astype("float32")
+    v = rng.normal(size=(B, L, 12)).astype("float32")
+    return dict(query=q, keys=k, values=v, mask=make_mask(rng))
+
+
+CASES = [
+    dict(scorer="mlp", normalizer="softmax", hidden_units=(6, 3)),
+    dict(scorer="mlp", normalizer="sigmoid", hidden_units=(5,)),
+    dict(scorer="dot", normalizer="softmax"),
+    dict(scorer="dot", normalizer="sigmoid", num_heads=2),
+    dict(scorer="dot", normalizer="softmax", num_heads=4, scale=0.7),
+]
+NUM_WEIGHTS = [6, 4, 0, 0, 0]
+IDS = ["-".join(map(str, k.values())) for k in CASES]
+
+
+class TestTargetAttention(TestCase):
+    @pytest.mark.parametrize("kwargs", CASES, ids=IDS)
+    def test_matches_numpy(self, kwargs):
+        data = inputs(2)
+        layer = TargetAttention(**kwargs)
+        out = to_numpy(layer(**data))
+        np.testing.assert_allclose(out, np_target_attention(layer, *data.values()), atol=1e-5, rtol=1e-5)
+        np.testing.assert_array_equal(out[0], np.zeros(12, "float32"))  # all padding: exactly 0
+        # Values default to keys.
+        q, k, _, mask = data.values()
+        assert_close(layer(q, k, mask=mask), np_target_attention(layer, q, k, k, mask))
+
+    @pytest.mark.parametrize("kwargs, num_weights", list(zip(CASES, NUM_WEIGHTS)), ids=IDS)
+    def test_layer_contract(self, kwargs, num_weights):
+        self.run_layer_test(
+            TargetAttention,
+            kwargs,
+            inputs(3),
+            (B, 12),
+            expected_num_trainable_weights=num_weights,
+            sequence_args=("keys", "values"),
+        )
+
+    def test_weights_and_no_mask(self):
+        rng = np.random.default_rng(3)
+        q = rng.normal(size=(B, D)).astype("float32")
+        k = rng.normal(size=(B, L, D)).astype("float32")
+        layer = TargetAttention(scorer="dot")
+        out, weights = layer(q, k, return_weights=True)
+        np.testing.assert_allclose(to_numpy(weights).sum(-1), np.ones(B), atol=1e-5)
+        assert_close(out, np_target_attention(layer, q, k, k, np.ones((B, L), bool)))
+
+    @pytest.mark.parametrize(
+        "kwargs, match",
+        [
+            (dict(scorer="cosine"), "scorer"),
+            (dict(normalizer="none"), "normalizer"),
+            (dict(num_heads=0), "num_heads"),
+            (dict(scorer="mlp", num_heads=2), "num_heads"),
+            (dict(hidden_units=(0,)), "hidden_units"),
+        ],
+    )
+    def test_rejects_bad_arguments(self, kwargs, match):
+        with pytest.raises(ValueError, match=match):
+            TargetAttention(**kwargs)
+
+    def test_rejects_bad_shapes(self):
+        with pytest.raises(ValueError, match="one size"):
+            TargetAttention(scorer="mlp")(np.ones((1, 3), "float32"), np.ones((1, 2, 4), "float32"))
+        with pytest.raises(ValueError, match="divisible"):
+            TargetAttention(scorer="dot", num_heads=3)(np.ones((1, 4), "float32"), np.ones((1, 2, 4), "float32"))
