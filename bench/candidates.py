@@ -68,11 +68,15 @@ def worker(args: argparse.Namespace) -> None:
                     model.predict_on_batch(batch)
 
             times = common.time_calls(score, warmup=1, repeats=args.repeats, budget_s=30.0)
-            common.emit(backend=backend, model=args.model, length=length, candidates=count, ms=common.median_ms(times))
+            common.emit(
+                backend=backend, model=args.model, length=length, candidates=count, ms=common.median_ms(times)
+            )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ints = lambda text: [int(v) for v in text.split(",")]  # noqa: E731
     parser.add_argument("--lengths", type=ints, default=[1000, 10000])
     parser.add_argument("--candidates", type=ints, default=[1, 10, 100, 1000])
@@ -89,7 +93,10 @@ def main() -> None:
         return
 
     print(f"Machine: {common.machine_line()}")
-    print(f"One user, full-length history; fields item+category+time x {args.dim} dims; DIN/DARE in batches of <= {args.chunk} rows.\n")
+    print(
+        f"One user, full-length history; fields item+category+time x {args.dim} dims; "
+        f"DIN/DARE in batches of <= {args.chunk} rows.\n"
+    )
     lengths, counts = sorted(args.lengths), sorted(args.candidates)
     results = {}
     for backend in args.backends.split(","):
@@ -102,7 +109,11 @@ def main() -> None:
                     print(f"{backend} {model}: {row['error']}", file=sys.stderr)
                     continue
                 results[backend, model, row["length"], row["candidates"]] = row["ms"]
-                print(f"  {backend:10s} {model:5s} L={row['length']:>6} C={row['candidates']:>5}: {row['ms']:10.1f} ms", flush=True)
+                print(
+                    f"  {backend:10s} {model:5s} L={row['length']:>6} C={row['candidates']:>5}: "
+                    f"{row['ms']:10.1f} ms",
+                    flush=True,
+                )
 
     def cell(key):
         return f"{results[key]:,.1f}" if key in results else "failed"
@@ -113,7 +124,10 @@ def main() -> None:
         rows = []
         for length in lengths:
             for model in args.models.split(","):
-                first, last = results.get((backend, model, length, counts[0])), results.get((backend, model, length, counts[-1]))
+                first, last = (
+                    results.get((backend, model, length, counts[0])),
+                    results.get((backend, model, length, counts[-1])),
+                )
                 ratio = f"{last / first:.1f}" if first and last else "-"
                 rows.append([model, length] + [cell((backend, model, length, c)) for c in counts] + [ratio])
         print(common.markdown_table(header, rows))

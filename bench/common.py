@@ -35,7 +35,9 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def time_calls(fn: Callable[[], Any], warmup: int = 2, repeats: int = 7, budget_s: float = 20.0) -> list[float]:
+def time_calls(
+    fn: Callable[[], Any], warmup: int = 2, repeats: int = 7, budget_s: float = 20.0
+) -> list[float]:
     """Seconds per call of `fn` after `warmup` calls; stops early past `budget_s`."""
     for _ in range(warmup):
         fn()

@@ -57,7 +57,10 @@ def make_batch(rows: int, length: int, rng, same_user: bool = False):
     history = np.repeat(history, rows, axis=0) if same_user else history
     target = rng.integers(1, ITEMS, (rows, 1))
     items = np.hstack([history, target])
-    item_dict = {"item_id": torch.from_numpy(items.reshape(-1)), "cate_id": torch.from_numpy(items.reshape(-1) % (CATEGORIES - 1) + 1)}
+    item_dict = {
+        "item_id": torch.from_numpy(items.reshape(-1)),
+        "cate_id": torch.from_numpy(items.reshape(-1) % (CATEGORIES - 1) + 1),
+    }
     batch_dict = {"label": torch.from_numpy(rng.integers(0, 2, rows))}
     return batch_dict, item_dict, torch.ones(rows, length)
 
@@ -96,7 +99,7 @@ def main() -> None:
     for length in sorted(int(v) for v in args.lengths.split(",")):
         train = [make_batch(args.batch, length, rng) for _ in range(2)]
 
-        def steps():
+        def steps(train=train):
             model.train()
             for i in range(args.steps):
                 model.train_step(train[i % 2])
@@ -104,16 +107,27 @@ def main() -> None:
         train_s = timed(steps, 1, args.repeats)
         model.eval()
         with torch.no_grad():
-            infer = timed(lambda: model.forward(train[0]), 2, 2 * args.repeats)
+            infer = timed(lambda batch=train[0]: model.forward(batch), 2, 2 * args.repeats)
             request = make_batch(100, length, rng, same_user=True)
-            latency = timed(lambda: model.forward(request), 2, 2 * args.repeats)
-        print("RESULT " + json.dumps({
-            "library": "fuxictr", "backend": "torch", "model": args.model, "length": length, "batch": args.batch,
-            "train_sps": args.steps * args.batch / statistics.median(train_s),
-            "infer_p50": 1000 * float(np.percentile(infer, 50)), "infer_p95": 1000 * float(np.percentile(infer, 95)),
-            "request_ms": 1000 * statistics.median(latency),
-            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        }), flush=True)
+            latency = timed(lambda request=request: model.forward(request), 2, 2 * args.repeats)
+        print(
+            "RESULT "
+            + json.dumps(
+                {
+                    "library": "fuxictr",
+                    "backend": "torch",
+                    "model": args.model,
+                    "length": length,
+                    "batch": args.batch,
+                    "train_sps": args.steps * args.batch / statistics.median(train_s),
+                    "infer_p50": 1000 * float(np.percentile(infer, 50)),
+                    "infer_p95": 1000 * float(np.percentile(infer, 95)),
+                    "request_ms": 1000 * statistics.median(latency),
+                    "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def generate(path: str, rows: int, seed: int = 0, chunk: int = 2_000_000) -> Non
                 behaviors[rng.choice(4, n, p=[0.9, 0.02, 0.05, 0.03])],
                 rng.integers(1511539200, 1512316799, n).astype(str),
             ]
-            f.write("\n".join(",".join(row) for row in zip(*columns)) + "\n")
+            f.write("\n".join(",".join(row) for row in zip(*columns, strict=True)) + "\n")
 
 
 def worker(path: str) -> None:
@@ -64,7 +64,9 @@ def worker(path: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=20_000_000)
     parser.add_argument("--keep-file", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -83,21 +85,35 @@ def main() -> None:
     if not args.keep_file:
         os.remove(path)
         os.rmdir(folder)
-    results = [json.loads(line[len(common.RESULT):]) for line in proc.stdout.splitlines() if line.startswith(common.RESULT)]
+    results = [
+        json.loads(line[len(common.RESULT) :])
+        for line in proc.stdout.splitlines()
+        if line.startswith(common.RESULT)
+    ]
     if proc.returncode or not results:
         sys.exit(f"worker failed: {proc.stderr[-2000:]}")
     r = results[0]
     total = r["load_s"] + r["protocol_s"]
-    print(common.markdown_table(
-        ["phase", "seconds", "rows/s", "output"],
-        [
-            ["load_taobao (read, parse, remap, sort, dedupe)", f"{r['load_s']:.1f}", f"{args.rows / r['load_s']:,.0f}",
-             f"{r['events']:,} page views"],
-            ["dare_protocol (users >= 210 events, 2 negatives)", f"{r['protocol_s']:.1f}", f"{args.rows / r['protocol_s']:,.0f}",
-             ", ".join(f"{k} {v:,}" for k, v in r["examples"].items())],
-            ["total", f"{total:.1f}", f"{args.rows / total:,.0f}", f"peak RSS {r['peak_mib']:,.0f} MiB"],
-        ],
-    ))
+    print(
+        common.markdown_table(
+            ["phase", "seconds", "rows/s", "output"],
+            [
+                [
+                    "load_taobao (read, parse, remap, sort, dedupe)",
+                    f"{r['load_s']:.1f}",
+                    f"{args.rows / r['load_s']:,.0f}",
+                    f"{r['events']:,} page views",
+                ],
+                [
+                    "dare_protocol (users >= 210 events, 2 negatives)",
+                    f"{r['protocol_s']:.1f}",
+                    f"{args.rows / r['protocol_s']:,.0f}",
+                    ", ".join(f"{k} {v:,}" for k, v in r["examples"].items()),
+                ],
+                ["total", f"{total:.1f}", f"{args.rows / total:,.0f}", f"peak RSS {r['peak_mib']:,.0f} MiB"],
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -55,7 +55,10 @@ CANDIDATES = 16  # per IFA training request
 def thread_env(threads: int) -> dict[str, str]:
     n = str(threads)
     return {
-        "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": "1",
+        "OMP_NUM_THREADS": n,
+        "MKL_NUM_THREADS": n,
+        "TF_NUM_INTRAOP_THREADS": n,
+        "TF_NUM_INTEROP_THREADS": "1",
         "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={n}",
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
@@ -102,12 +105,17 @@ def measure(name: str, args: argparse.Namespace) -> None:
     keras.utils.set_random_seed(0)
     model = build(name, schema, args.dim)
     model.compile(
-        optimizer="adam", loss=CandidateSetLoss() if ifa else "binary_crossentropy", jit_compile=backend != "torch"
+        optimizer="adam",
+        loss=CandidateSetLoss() if ifa else "binary_crossentropy",
+        jit_compile=backend != "torch",
     )
     rng = np.random.default_rng(0)
     for length in lengths:
         rows = args.batch // CANDIDATES if ifa else args.batch
-        batches = [schema.random_batch(rows, length, padded=False, seed=s, dtype="int32", candidates=CANDIDATES) for s in range(2)]
+        batches = [
+            schema.random_batch(rows, length, padded=False, seed=s, dtype="int32", candidates=CANDIDATES)
+            for s in range(2)
+        ]
         labels = [rng.integers(0, 2, b["target_item"].shape).astype("float32") for b in batches]
 
         def steps(batches=batches, labels=labels):
@@ -115,14 +123,24 @@ def measure(name: str, args: argparse.Namespace) -> None:
                 model.train_on_batch(batches[i % 2], labels[i % 2])
 
         train = common.time_calls(steps, warmup=1, repeats=args.repeats, budget_s=60)
-        infer = common.time_calls(lambda b=batches[0]: model.predict_on_batch(b), warmup=2, repeats=2 * args.repeats)
+        infer = common.time_calls(
+            lambda b=batches[0]: model.predict_on_batch(b), warmup=2, repeats=2 * args.repeats
+        )
         user = schema.random_batch(1, length, padded=False, seed=9, dtype="int32", candidates=100)
         if ifa:
             request = user
         else:
             request = {k: np.repeat(v, 100, axis=0) for k, v in user.items()}
-            request.update({k: rng.integers(1, schema.vocab_size(k), 100).astype("int32") for k in request if k.startswith("target_")})
-        latency = common.time_calls(lambda r=request: model.predict_on_batch(r), warmup=2, repeats=2 * args.repeats)
+            request.update(
+                {
+                    k: rng.integers(1, schema.vocab_size(k), 100).astype("int32")
+                    for k in request
+                    if k.startswith("target_")
+                }
+            )
+        latency = common.time_calls(
+            lambda r=request: model.predict_on_batch(r), warmup=2, repeats=2 * args.repeats
+        )
         common.emit(
             library="keras_lsrec", backend=backend, model=name, length=length, batch=args.batch,
             train_sps=args.steps * args.batch / float(np.median(train)),
@@ -144,10 +162,17 @@ def peer_python() -> str:
 
 def run_peer(args: argparse.Namespace, model: str) -> list[dict]:
     command = [peer_python(), os.path.join(HERE, "fuxictr_driver.py"), "--model", model,
-               "--lengths", ",".join(map(str, args.lengths)), "--batch", str(args.batch), "--dim", str(args.dim),
-               "--steps", str(args.steps), "--repeats", str(args.repeats), "--threads", str(args.threads)]
-    proc = subprocess.run(command, env={**os.environ, **thread_env(args.threads)}, capture_output=True, text=True)
-    rows = [json.loads(line[len(common.RESULT):]) for line in proc.stdout.splitlines() if line.startswith(common.RESULT)]
+               "--lengths", ",".join(map(str, args.lengths)), "--batch", str(args.batch),
+               "--dim", str(args.dim), "--steps", str(args.steps), "--repeats", str(args.repeats),
+               "--threads", str(args.threads)]
+    proc = subprocess.run(
+        command, env={**os.environ, **thread_env(args.threads)}, capture_output=True, text=True
+    )
+    rows = [
+        json.loads(line[len(common.RESULT) :])
+        for line in proc.stdout.splitlines()
+        if line.startswith(common.RESULT)
+    ]
     if proc.returncode:
         rows.append({"error": f"exit {proc.returncode}: " + "\n".join(proc.stderr.strip().splitlines()[-5:])})
     return rows
@@ -159,7 +184,9 @@ def tables(results: dict) -> str:
     header = ["library", "backend", "model", "L", "train samples/s", "infer ms p50", "infer ms p95",
               "1x100 request ms", "peak MiB"]
     rows = []
-    for (library, backend, model, length), r in sorted(results.items(), key=lambda kv: (kv[0][2], kv[0][3], kv[0][0], kv[0][1])):
+    for (library, backend, model, length), r in sorted(
+        results.items(), key=lambda kv: (kv[0][2], kv[0][3], kv[0][0], kv[0][1])
+    ):
         rows.append([library, backend, model, length, f"{r['train_sps']:,.0f}", f"{r['infer_p50']:,.1f}",
                      f"{r['infer_p95']:,.1f}", f"{r['request_ms']:,.1f}", f"{r['peak_mib']:,.0f}"])
     out.append(common.markdown_table(header, rows))
@@ -168,12 +195,22 @@ def tables(results: dict) -> str:
         out.append("\nRatios keras_lsrec / FuxiCTR (train: higher is better; times: lower is better):\n")
         header = ["model", "L", "backend", "train x", "infer p50 x", "request x"]
         rows = []
-        for (library, backend, model, length), r in sorted(results.items(), key=lambda kv: (kv[0][2], kv[0][3], kv[0][1])):
+        for (library, backend, model, length), r in sorted(
+            results.items(), key=lambda kv: (kv[0][2], kv[0][3], kv[0][1])
+        ):
             peer = peers.get((model, length))
             if library != "keras_lsrec" or peer is None:
                 continue
-            rows.append([model, length, backend, f"{r['train_sps'] / peer['train_sps']:.2f}",
-                         f"{r['infer_p50'] / peer['infer_p50']:.2f}", f"{r['request_ms'] / peer['request_ms']:.2f}"])
+            rows.append(
+                [
+                    model,
+                    length,
+                    backend,
+                    f"{r['train_sps'] / peer['train_sps']:.2f}",
+                    f"{r['infer_p50'] / peer['infer_p50']:.2f}",
+                    f"{r['request_ms'] / peer['request_ms']:.2f}",
+                ]
+            )
         out.append(common.markdown_table(header, rows))
     return "\n".join(out)
 
@@ -194,8 +231,15 @@ def plot(results: dict, path: str) -> None:
     for (model, library, backend), points in sorted(series.items()):
         points.sort()
         line, marker = ("--", "x") if library == "fuxictr" else styles.get(backend, ("-", "o"))
-        ax.plot([p[0] for p in points], [p[1] for p in points], color=colors[model], linestyle=line, marker=marker,
-                linewidth=2.5 if library == "fuxictr" else 1.5, label=f"{library} {model} ({backend})")
+        ax.plot(
+            [p[0] for p in points],
+            [p[1] for p in points],
+            color=colors[model],
+            linestyle=line,
+            marker=marker,
+            linewidth=2.5 if library == "fuxictr" else 1.5,
+            label=f"{library} {model} ({backend})",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("sequence length L")
@@ -208,15 +252,21 @@ def plot(results: dict, path: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ints = lambda text: [int(v) for v in text.split(",")]  # noqa: E731
-    parser.add_argument("--quick", action="store_true", help="L=200, batch 64, 2 steps, one process per backend, no peer")
+    parser.add_argument(
+        "--quick", action="store_true", help="L=200, batch 64, 2 steps, one process per backend, no peer"
+    )
     parser.add_argument("--lengths", type=ints, default=None)
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--dim", type=int, default=16)
-    parser.add_argument("--time", action="store_true", help="add the history_time field (not matched by the peer)")
+    parser.add_argument(
+        "--time", action="store_true", help="add the history_time field (not matched by the peer)"
+    )
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--peer-models", default=",".join(PEER_MODELS))
@@ -246,10 +296,14 @@ def main() -> None:
             plot(results, args.plot)
         return
     print(f"Machine: {common.machine_line()}; {args.threads} threads per process")
-    print(f"Batch {args.batch}, {args.steps} steps per timing, {args.repeats} repeats, L = {args.lengths}\n", flush=True)
+    print(
+        f"Batch {args.batch}, {args.steps} steps per timing, {args.repeats} repeats, L = {args.lengths}\n",
+        flush=True,
+    )
     results, failures = {}, []
-    options = ["--lengths", ",".join(map(str, args.lengths)), "--batch", str(args.batch), "--steps", str(args.steps),
-               "--repeats", str(args.repeats), "--dim", str(args.dim), "--threads", str(args.threads)]
+    options = ["--lengths", ",".join(map(str, args.lengths)), "--batch", str(args.batch),
+               "--steps", str(args.steps), "--repeats", str(args.repeats), "--dim", str(args.dim),
+               "--threads", str(args.threads)]
     options += ["--time"] if args.time else []
     os.environ.update(thread_env(args.threads))
     # One process per (backend, model); --quick runs a backend's models in one
@@ -269,8 +323,12 @@ def main() -> None:
                 print(failures[-1], file=sys.stderr, flush=True)
                 continue
             results[library, backend, row["model"], row["length"]] = row
-            print(f"  {library:11s} {backend:10s} {row['model']:5s} L={row['length']:>5}: {row['train_sps']:9,.0f} samples/s  "
-                  f"{row['infer_p50']:8.1f} ms  {row['request_ms']:8.1f} ms/request  {row['peak_mib']:6,.0f} MiB", flush=True)
+            print(
+                f"  {library:11s} {backend:10s} {row['model']:5s} L={row['length']:>5}: "
+                f"{row['train_sps']:9,.0f} samples/s  {row['infer_p50']:8.1f} ms  "
+                f"{row['request_ms']:8.1f} ms/request  {row['peak_mib']:6,.0f} MiB",
+                flush=True,
+            )
     print("\n" + tables(results))
     if args.save:
         with open(args.save, "w") as f:

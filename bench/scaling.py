@@ -36,7 +36,7 @@ def self_attention_model(schema, embedding_dim: int):
     import keras
 
     from keras_lsrec.layers import FieldEmbedding, TargetAttention
-    from keras_lsrec.models.base import click_probability, field_vocab_sizes, make_tower, split_inputs
+    from keras_lsrec.models.wiring import click_probability, field_vocab_sizes, make_tower, split_inputs
 
     inputs = schema.inputs()
     target_ids, history_ids, mask = split_inputs(inputs, schema)
@@ -87,14 +87,16 @@ def worker(args: argparse.Namespace) -> None:
                 common.emit(**row, oom=f"needs ~{need:.0f} GiB")
                 continue
         x = schema.random_batch(args.batch, length, padded=False, dtype="int32")
-        times = common.time_calls(lambda: model.predict_on_batch(x), warmup=2, repeats=args.repeats)
+        times = common.time_calls(lambda x=x: model.predict_on_batch(x), warmup=2, repeats=args.repeats)
         common.emit(
             **row, ms=common.median_ms(times), peak_mib=common.peak_rss_mib() - baseline, runs=len(times)
         )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ints = lambda text: [int(v) for v in text.split(",")]  # noqa: E731
     parser.add_argument("--lengths", type=ints, default=[250, 1000, 4000, 16000])
     parser.add_argument("--backends", default="tensorflow,jax,torch")
@@ -142,9 +144,16 @@ def main() -> None:
         header = ["model"] + [f"L={n}" for n in lengths] + [f"time L={lengths[-1]} / L={base}"]
         rows = []
         for model in args.models.split(","):
-            cells = [f"{cell((backend, model, n), 'ms')} / {cell((backend, model, n), 'peak_mib')}" for n in lengths]
+            cells = [
+                f"{cell((backend, model, n), 'ms')} / {cell((backend, model, n), 'peak_mib')}"
+                for n in lengths
+            ]
             first, last = results.get((backend, model, base)), results.get((backend, model, lengths[-1]))
-            ratio = f"{last['ms'] / first['ms']:.1f}" if first and last and "ms" in first and "ms" in last else "-"
+            ratio = (
+                f"{last['ms'] / first['ms']:.1f}"
+                if first and last and "ms" in first and "ms" in last
+                else "-"
+            )
             rows.append([model] + cells + [ratio])
         print(common.markdown_table(header, rows))
 
@@ -153,7 +162,11 @@ def main() -> None:
     for model in args.models.split(","):
         cells = []
         for n in lengths:
-            timed = [(results[b, model, n]["ms"], b) for b in args.backends.split(",") if "ms" in results.get((b, model, n), {})]
+            timed = [
+                (results[b, model, n]["ms"], b)
+                for b in args.backends.split(",")
+                if "ms" in results.get((b, model, n), {})
+            ]
             cells.append(f"{min(timed)[1]} {min(timed)[0]:,.1f}" if timed else "-")
         rows.append([model] + cells)
     print(common.markdown_table(["model"] + [f"L={n}" for n in lengths], rows))

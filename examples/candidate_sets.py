@@ -48,7 +48,9 @@ def run(data, epochs: int, batch_size: int, learning_rate: float, seed: int) -> 
         optimizer = keras.optimizers.Adam(learning_rate)
         if name == "IFA":
             model = IFA(data.schema)
-            model.compile(optimizer=optimizer, loss=CandidateSetLoss(), jit_compile=keras.backend.backend() == "jax")
+            model.compile(
+                optimizer=optimizer, loss=CandidateSetLoss(), jit_compile=keras.backend.backend() == "jax"
+            )
             # Requests per batch chosen so a batch holds about as many candidates as DIN's.
             per_batch = max(1, batch_size * len(data.train) // len(flat_train))
             model.fit(
@@ -63,7 +65,9 @@ def run(data, epochs: int, batch_size: int, learning_rate: float, seed: int) -> 
                 history_window=50 if name == "DIN@50" else None,
                 scorer="dot" if name == "DIN (dot)" else "mlp",
             )
-            model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=keras.backend.backend() == "jax")
+            model.compile(
+                optimizer=optimizer, loss="binary_crossentropy", jit_compile=keras.backend.backend() == "jax"
+            )
             model.fit(
                 flat_train.x, flat_train.y, batch_size=batch_size, epochs=epochs,
                 validation_data=(flat_validation.x, flat_validation.y), verbose=2,
@@ -73,7 +77,9 @@ def run(data, epochs: int, batch_size: int, learning_rate: float, seed: int) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", type=int, default=3000)
     parser.add_argument("--max-len", type=int, default=200)
     parser.add_argument("--candidates", type=int, default=20)
@@ -81,7 +87,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="candidates per batch (rows for DIN)")
     parser.add_argument("--learning-rate", type=float, default=0.005)
     parser.add_argument("--seed", type=int, default=0, help="seed of the data")
-    parser.add_argument("--seeds", type=int, default=1, help="initial-weight seeds 0..N-1 (mean and sd when N > 1)")
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="initial-weight seeds 0..N-1 (mean and sd when N > 1)"
+    )
     args = parser.parse_args()
     data = synthetic.generate(
         num_users=args.users, examples_per_user=2, max_len=args.max_len, candidates=args.candidates,

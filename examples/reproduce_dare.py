@@ -16,8 +16,9 @@ the arguments are unchanged).
 
 This script has NOT been run by the project: the datasets cannot be
 downloaded on its development machine. Its parts are tested on small files in
-the original formats (tests/test_real_data.py: loaders, protocol positions,
-leakage, negatives, caching, SequenceDataset with fit); the full run is yours.
+the original formats (tests/data/: loaders in test_readers.py; protocol positions,
+leakage, negatives and caching in test_protocol.py; SequenceDataset with fit in
+test_dataset.py); the full run is yours.
 """
 
 from __future__ import annotations
@@ -63,8 +64,12 @@ def train_one(name: str, splits, dim: int, seed: int, epochs: int, learning_rate
             best, monitor="val_auc", mode="max", save_best_only=True, save_weights_only=True
         )
         model.fit(
-            splits["train"], validation_data=splits["validation"], epochs=epochs, callbacks=[checkpoint],
-            shuffle=False, verbose=2,  # the dataset reshuffles itself (seeded, the same on every backend)
+            splits["train"],
+            validation_data=splits["validation"],
+            epochs=epochs,
+            callbacks=[checkpoint],
+            shuffle=False,
+            verbose=2,  # the dataset reshuffles itself (seeded, the same on every backend)
         )
         model.load_weights(best)
     test = splits["test"]
@@ -73,7 +78,9 @@ def train_one(name: str, splits, dim: int, seed: int, epochs: int, learning_rate
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("path", help="UserBehavior.csv (taobao) or user_log_format1.csv (tmall)")
     parser.add_argument("--dataset", choices=sorted(LOADERS), required=True)
     parser.add_argument("--cache-dir", default=None, help="default: <path>.dare_cache")
@@ -87,13 +94,22 @@ def main() -> None:
 
     load, load_args = LOADERS[args.dataset]
     cache = args.cache_dir or args.path + ".dare_cache"
-    splits = prepare(args.path, load, dare_protocol, cache, load_args=load_args,
-                     protocol_args={"batch_size": args.batch_size, "seed": 0})
+    splits = prepare(
+        args.path,
+        load,
+        dare_protocol,
+        cache,
+        load_args=load_args,
+        protocol_args={"batch_size": args.batch_size, "seed": 0},
+    )
     print({name: repr(split) for name, split in splits.items()})
     jit = keras.backend.backend() != "torch"
     rows = []
     for name in args.models.split(","):
-        aucs = [train_one(name, splits, args.dim, seed, args.epochs, args.learning_rate, jit) for seed in range(args.seeds)]
+        aucs = [
+            train_one(name, splits, args.dim, seed, args.epochs, args.learning_rate, jit)
+            for seed in range(args.seeds)
+        ]
         paper = PAPER_D16[args.dataset].get(name) if args.dim == 16 else None
         rows.append((name, np.mean(aucs), np.std(aucs), paper))
         print(f"{name}: test AUC per seed {np.round(aucs, 5).tolist()}")

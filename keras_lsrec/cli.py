@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-QUICKSTART_MODELS = (
+QUICKSTART_MODELS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("DIN@50", "din", {"history_window": 50}),
     ("DIN", "din", {}),
     ("TWIN", "twin", {}),
@@ -38,10 +38,10 @@ def _throughput_callback(samples_per_epoch: int) -> Any:
             super().__init__()
             self.durations: list[float] = []
 
-        def on_epoch_begin(self, epoch, logs=None):
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             self.start = time.perf_counter()
 
-        def on_epoch_end(self, epoch, logs=None):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             self.durations.append(time.perf_counter() - self.start)
 
         @property
@@ -140,9 +140,13 @@ def quickstart(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     from keras_lsrec import serving
 
-    path = serving.export(args.model_file, base_dir=args.base_dir, version=args.version, serving_root=args.serving_root)
+    path = serving.export(
+        args.model_file, base_dir=args.base_dir, version=args.version, serving_root=args.serving_root
+    )
     report = serving.check(path)
-    print(f"exported {path} (serving_default, serving_int32; {sum(report.ops.values())} ops, GPU check passed)")
+    print(
+        f"exported {path} (serving_default, serving_int32; {sum(report.ops.values())} ops, GPU check passed)"
+    )
     return 0
 
 
@@ -164,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     quick.add_argument("--learning-rate", type=float, default=0.005)
     quick.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     quick.add_argument(
-        "--init-seed", type=int, default=None, help="seed of the initial weights and shuffling (default: --seed)"
+        "--init-seed",
+        type=int,
+        default=None,
+        help="seed of the initial weights and shuffling (default: --seed)",
     )
     quick.add_argument(
         "--same-start",
@@ -189,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         "Works whatever KERAS_BACKEND trained the model.",
     )
     exporter.add_argument("model_file", help="the model's .keras file")
-    exporter.add_argument("--base-dir", default=None, help="model directory (default saved_models/<file stem>)")
+    exporter.add_argument(
+        "--base-dir", default=None, help="model directory (default saved_models/<file stem>)"
+    )
     exporter.add_argument("--version", type=int, default=None, help="version number (default: next)")
     exporter.add_argument("--serving-root", default="/models", help="where the server mounts saved_models/")
     args = parser.parse_args(argv)

@@ -64,7 +64,7 @@ class CandidateSetLoss(keras.losses.Loss):
         self.from_logits = bool(from_logits)
         self.epsilon = float(epsilon)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Any, y_pred: Any) -> Any:
         y_pred = ops.cast(y_pred, "float32")
         y_true = ops.cast(ops.reshape(y_true, ops.shape(y_pred)), "float32")
         valid = ops.cast(ops.greater_equal(y_true, 0.0), "float32")

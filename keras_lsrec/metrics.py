@@ -85,7 +85,7 @@ def ndcg(labels: Any, scores: Any, k: int = 10) -> float:
         raise ValueError(f"`k` must be a positive integer. Received: k={k!r}")
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     values = []
-    for row_y, row_s in zip(y, s):
+    for row_y, row_s in zip(y, s, strict=True):
         present = row_y >= 0
         gains = row_y[present]
         if gains.sum() <= 0:
@@ -115,7 +115,9 @@ def evaluate(
     return evaluate_scores(y, probabilities, groups, ndcg_at)
 
 
-def evaluate_scores(y: Any, probabilities: Any, groups: Any = None, ndcg_at: tuple[int, ...] = (10,)) -> dict[str, float]:
+def evaluate_scores(
+    y: Any, probabilities: Any, groups: Any = None, ndcg_at: tuple[int, ...] = (10,)
+) -> dict[str, float]:
     """`evaluate` on scores already computed (same metrics, same candidate-set rules)."""
     y = np.asarray(y)
     probabilities = np.asarray(probabilities).reshape(y.shape)
@@ -143,7 +145,7 @@ class CandidateSetAUC(keras.metrics.AUC):
     any `sample_weight`); the others count as usual.
     """
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
         y_true = keras.ops.cast(y_true, "float32")
         present = keras.ops.cast(keras.ops.greater_equal(y_true, 0.0), "float32")
         if sample_weight is not None:

@@ -44,8 +44,10 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
 
 def check_range(name: str, value: Any, low: float, high: float, high_inclusive: bool = True) -> None:
     """`low <= value <= high` (`< high` with `high_inclusive=False`) for a real number."""
-    inside = isinstance(value, numbers.Real) and not isinstance(value, bool) and low <= value
-    inside = inside and (value <= high if high_inclusive else value < high)
+    inside = False
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+        inside = low <= number and (number <= high if high_inclusive else number < high)
     if not inside:
         bracket = "]" if high_inclusive else ")"
         raise _refuse(name, f"a number in [{low}, {high}{bracket}", value)

@@ -2,6 +2,8 @@ import keras
 import numpy as np
 import pytest
 
+from keras_lsrec.data import synthetic
+
 # tests/test_case.py holds the shared TestCase and helpers, not tests.
 collect_ignore = ["test_case.py"]
 
@@ -17,3 +19,25 @@ def _seed_and_policy():
 
 def pytest_report_header(config):
     return f"keras backend: {keras.backend.backend()}"
+
+
+# Small data shared by the model and training tests: rows, and candidate sets of C = 6.
+@pytest.fixture(scope="session")
+def row_data():
+    return synthetic.generate(
+        num_users=24, examples_per_user=4, max_len=90, num_items=60, num_categories=8, seed=3
+    )
+
+
+@pytest.fixture(scope="session")
+def candidate_data():
+    return synthetic.generate(
+        num_users=24,
+        examples_per_user=3,
+        max_len=90,
+        num_items=60,
+        num_categories=8,
+        candidates=6,
+        min_candidates=2,
+        seed=4,
+    )

@@ -47,7 +47,7 @@ def right_pad_rows(arrays: list[np.ndarray], mask: np.ndarray) -> list[np.ndarra
     out = [np.zeros_like(a) for a in arrays]
     for row in range(mask.shape[0]):
         keep = mask[row]
-        for src, dst in zip(arrays, out):
+        for src, dst in zip(arrays, out, strict=True):
             dst[row, : keep.sum()] = src[row][keep]
     return out
 
@@ -58,7 +58,7 @@ def left_pad_rows(arrays: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray
     length = mask.shape[1]
     for row in range(mask.shape[0]):
         keep = mask[row]
-        for src, dst in zip(arrays, out):
+        for src, dst in zip(arrays, out, strict=True):
             dst[row, length - keep.sum() :] = src[row][keep]
     return out
 
@@ -67,7 +67,12 @@ def right_pad_batch(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The same batch with every `history_*` field right-padded."""
     keys = [k for k in batch if k.startswith("history_")]
     moved = right_pad_rows([batch[k] for k in keys], batch["history_item"] != 0)
-    return {**batch, **dict(zip(keys, moved))}
+    return {**batch, **dict(zip(keys, moved, strict=True))}
+
+
+def small_batch(data: Any, size: int = 16) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The first `size` training rows of a `synthetic.generate` result, as fresh copies."""
+    return {k: v[:size].copy() for k, v in data.train.x.items()}, data.train.y[:size].copy()
 
 
 def constructor_parameters(cls: type) -> set[str]:
@@ -105,7 +110,7 @@ def variable_gradients(
         import jax
 
         def scalar(values):
-            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
                 return loss_fn(fn())
 
         grads = jax.grad(scalar)([v.value for v in variables])
@@ -115,7 +120,7 @@ def variable_gradients(
         loss_fn(fn()).backward()
         grads = [v.value.grad for v in variables]
     norms = {}
-    for variable, grad in zip(variables, grads):
+    for variable, grad in zip(variables, grads, strict=True):
         if type(grad).__name__ == "IndexedSlices":
             grad = grad.values
         if BACKEND == "torch" and grad is not None:
@@ -128,7 +133,9 @@ def assert_independent_initial_weights(model: keras.Model) -> None:
     """Every kernel and embedding table has its own initializer draw (a shared
     Keras 3 initializer instance had given all tables of a model the same rows
     and an MLP's kernels proportional values): no two are correlated."""
-    weights = [(v.path, to_numpy(v).ravel()) for v in model.weights if v.path.endswith(("kernel", "embeddings"))]
+    weights = [
+        (v.path, to_numpy(v).ravel()) for v in model.weights if v.path.endswith(("kernel", "embeddings"))
+    ]
     assert len(weights) > 2
     for i, (path_a, a) in enumerate(weights):
         for path_b, b in weights[i + 1 :]:
@@ -270,7 +277,7 @@ class TestCase:
         moved = dict(input_data)
         for name in sequence_args:
             flat = _flatten({name: input_data[name]})
-            moved.update(_nest(dict(zip(flat, mover(list(flat.values()), mask)))))
+            moved.update(_nest(dict(zip(flat, mover(list(flat.values()), mask), strict=True))))
         if mask_arg in input_data:
             moved[mask_arg] = mover([mask], mask)[0]
         return moved
@@ -291,7 +298,7 @@ class TestCase:
         for mover in (left_pad_rows, right_pad_rows):
             moved = layer(**self._moved(input_data, sequence_args, mask_arg, mover))
             moved_mask = mover([mask], mask)[0]
-            for got, want in zip(defined(moved), defined(output)):
+            for got, want in zip(defined(moved), defined(output), strict=True):
                 if output_sequence:  # the outputs of the valid events, in order
                     got, want = got[moved_mask], want[mask]
                 np.testing.assert_allclose(got, want, atol=atol, rtol=1e-4, err_msg=mover.__name__)
@@ -334,7 +341,7 @@ class TestCase:
             model.save(path)
             loaded = keras.saving.load_model(path)
         after = to_numpy(loaded.predict(flat, verbose=0))
-        for got, want in zip(keras.tree.flatten(after), keras.tree.flatten(before)):
+        for got, want in zip(keras.tree.flatten(after), keras.tree.flatten(before), strict=True):
             np.testing.assert_allclose(got, want, atol=1e-6)
         if not (run_training and layer.trainable_weights):
             return
@@ -348,7 +355,9 @@ class TestCase:
         target = np.ones(trainer.output.shape[1:], "float32")[None].repeat(len(next(iter(flat.values()))), 0)
         history = trainer.fit(flat, target, epochs=1, batch_size=len(target), verbose=0)
         assert np.isfinite(history.history["loss"][0])
-        assert any(not np.array_equal(s, to_numpy(v)) for s, v in zip(start, layer.trainable_weights))
+        assert any(
+            not np.array_equal(s, to_numpy(v)) for s, v in zip(start, layer.trainable_weights, strict=True)
+        )
 
     # ------------------------------------------------------------ models
     def run_model_test(
@@ -398,21 +407,24 @@ class TestCase:
         start = [to_numpy(v).copy() for v in model.trainable_weights]
         history = model.fit(x, y, epochs=1, batch_size=len(y), verbose=0)
         assert np.isfinite(history.history["loss"][0])
-        moved = [not np.array_equal(s, to_numpy(v)) for s, v in zip(start, model.trainable_weights)]
-        assert all(moved), [v.path for v, m in zip(model.trainable_weights, moved) if not m]
+        moved = [
+            not np.array_equal(s, to_numpy(v)) for s, v in zip(start, model.trainable_weights, strict=True)
+        ]
+        assert all(moved), [v.path for v, m in zip(model.trainable_weights, moved, strict=True) if not m]
 
         if run_mixed_precision:
             self._check_model_mixed_precision(cls, init_kwargs, schema, x, y, loss)
         return model
 
     def _check_model_padding(self, model, x, prediction) -> None:
-        np.testing.assert_allclose(model.predict(right_pad_batch(x), verbose=0), prediction, atol=1e-5)
+        # Direct calls: the same graph as `predict`, without compiling a predict function per check.
+        np.testing.assert_allclose(to_numpy(model(right_pad_batch(x), training=False)), prediction, atol=1e-5)
         # Extra left padding (what a client padding to a fixed length sends the
         # SavedModel, which takes any length) changes nothing in the graph.
         longer = {k: (np.pad(v, ((0, 0), (7, 0))) if k.startswith("history_") else v) for k, v in x.items()}
         np.testing.assert_allclose(to_numpy(model(longer, training=False)), prediction, atol=1e-5)
         empty = {k: (np.zeros_like(v) if k.startswith("history_") else v) for k, v in x.items()}
-        assert np.all(np.isfinite(model.predict(empty, verbose=0)))
+        assert np.all(np.isfinite(to_numpy(model(empty, training=False))))
 
     def _check_model_saving(self, model, x, prediction, run_saved_model: bool) -> None:
         with tempfile.TemporaryDirectory() as directory:
@@ -420,7 +432,7 @@ class TestCase:
             model.save(path)
             loaded = keras.saving.load_model(path)
             assert type(loaded) is type(model)
-            np.testing.assert_allclose(loaded.predict(x, verbose=0), prediction, atol=1e-6)
+            np.testing.assert_allclose(to_numpy(loaded(x, training=False)), prediction, atol=1e-6)
             if run_saved_model and BACKEND == "tensorflow":
                 import tensorflow as tf
 
@@ -451,9 +463,9 @@ class TestCase:
             try:
                 model = cls(schema, **init_kwargs)
                 model.compile(optimizer="adam", loss=loss)
-                history = model.fit(x, y, epochs=2, batch_size=max(1, len(y) // 2), verbose=0)
-                prediction = model.predict(x, verbose=0)
+                losses = [model.train_on_batch(x, y) for _ in range(2)]
+                prediction = to_numpy(model(x, training=False))
             finally:
                 keras.config.set_dtype_policy("float32")
-            assert np.all(np.isfinite(history.history["loss"])), policy
+            assert np.all(np.isfinite(losses)), policy
             assert prediction.dtype == np.float32 and np.all(np.isfinite(prediction)), policy

@@ -30,4 +30,8 @@ def test_quickstart_json_record_and_init_seed(tmp_path):
     saved = run(1, "--same-start", str(start))
     assert (start / "din_50.weights.h5").exists()
     loaded = run(1, "--same-start", str(start))
-    assert saved["models"]["DIN@50"]["auc"] == loaded["models"]["DIN@50"]["auc"] == first["models"]["DIN@50"]["auc"]
+    assert (
+        saved["models"]["DIN@50"]["auc"]
+        == loaded["models"]["DIN@50"]["auc"]
+        == first["models"]["DIN@50"]["auc"]
+    )

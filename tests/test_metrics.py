@@ -58,3 +58,42 @@ def test_evaluate_uses_predict():
     assert result["auc"] == pytest.approx(brute_auc(y, x["score"]))
     assert result["gauc"] == pytest.approx(0.5)
     assert set(result) == {"auc", "gauc", "logloss"}
+
+
+def brute_ndcg(y, s, k):
+    values = []
+    for row_y, row_s in zip(y, s, strict=True):
+        keep = row_y >= 0
+        gains, scores = row_y[keep], row_s[keep]
+        if gains.sum() == 0:
+            continue
+        order = sorted(range(len(gains)), key=lambda i: (-scores[i], i))[:k]
+        dcg = sum(gains[i] / np.log2(rank + 2) for rank, i in enumerate(order))
+        ideal = sum(g / np.log2(rank + 2) for rank, g in enumerate(sorted(gains, reverse=True)[:k]))
+        values.append(dcg / ideal)
+    return np.mean(values)
+
+
+def test_ndcg_and_candidate_set_evaluate():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, (30, 8)).astype(float)
+    y[:, 6:] = -1
+    y[0, :6] = 0  # no click: skipped
+    s = np.round(rng.random((30, 8)), 1)
+    for k in (1, 3, 10):
+        assert metrics.ndcg(y, s, k) == pytest.approx(brute_ndcg(y, s, k), abs=1e-12)
+    assert metrics.ndcg(np.where(y > 0, 1.0, y), np.where(y > 0, 1.0, 0.0), 5) == pytest.approx(1.0)
+
+    class Scores:
+        def predict(self, x, batch_size=None, verbose=0):
+            return s
+
+    users = np.arange(30) % 7
+    result = metrics.evaluate(Scores(), {}, y, groups=users, ndcg_at=(3,))
+    present = y >= 0
+    assert result["auc"] == pytest.approx(metrics.auc(y[present], s[present]))
+    groups = np.broadcast_to(users[:, None], y.shape)[present]
+    assert result["gauc"] == pytest.approx(metrics.gauc(y[present], s[present], groups))
+    assert result["ndcg@3"] == pytest.approx(brute_ndcg(y, s, 3))
+
+

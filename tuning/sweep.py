@@ -23,8 +23,9 @@ exports the best model with `keras_lsrec.serving.export` to
 Distributed: start the same command on several machines with keras-tuner's
 variables, one chief and any number of workers (docs/tuning.md):
 
-    KERASTUNER_TUNER_ID=chief   KERASTUNER_ORACLE_IP=10.0.0.1 KERASTUNER_ORACLE_PORT=8000 python tuning/sweep.py CFG
-    KERASTUNER_TUNER_ID=tuner0  KERASTUNER_ORACLE_IP=10.0.0.1 KERASTUNER_ORACLE_PORT=8000 python tuning/sweep.py CFG
+    export KERASTUNER_ORACLE_IP=10.0.0.1 KERASTUNER_ORACLE_PORT=8000
+    KERASTUNER_TUNER_ID=chief   python tuning/sweep.py CFG    # on the chief, 10.0.0.1
+    KERASTUNER_TUNER_ID=tuner0  python tuning/sweep.py CFG    # on each worker: tuner0, tuner1, ...
 """
 
 from __future__ import annotations
@@ -70,13 +71,17 @@ def load_data(spec: dict[str, Any]):
 
         data = synthetic.generate(**spec)
         return data.schema, data.train, data.validation
-    raise ValueError(f"`data.source` must be 'synthetic' (real loaders come with the data issue). Received: {source!r}")
+    raise ValueError(
+        f"`data.source` must be 'synthetic' (real loaders come with the data issue). Received: {source!r}"
+    )
 
 
 def make_tuner(config: dict[str, Any], hypermodel: Any):
     import keras_tuner
 
-    objective = keras_tuner.Objective(config["objective"], direction="min" if "loss" in config["objective"] else "max")
+    objective = keras_tuner.Objective(
+        config["objective"], direction="min" if "loss" in config["objective"] else "max"
+    )
     common = dict(
         objective=objective,
         seed=config["seed"],
@@ -129,10 +134,17 @@ def run(config: dict[str, Any], verbose: int = 1) -> list[dict[str, Any]] | None
     if "batch_size" in config:
         fixed["batch_size"] = config["batch_size"]
     tuner = make_tuner(config, tuning.hypermodel(config["model"], schema, **fixed))
-    print(f"sweep {config['output']}: {config['model']} with {config['tuner']} search, {config['trials']} trials, "
-          f"backend {keras.backend.backend()}", flush=True)
+    print(
+        f"sweep {config['output']}: {config['model']} with {config['tuner']} search, "
+        f"{config['trials']} trials, backend {keras.backend.backend()}",
+        flush=True,
+    )
     tuner.search(
-        train.x, train.y, validation_data=(validation.x, validation.y), epochs=config["epochs"], verbose=verbose
+        train.x,
+        train.y,
+        validation_data=(validation.x, validation.y),
+        epochs=config["epochs"],
+        verbose=verbose,
     )
     if not os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief"):
         return None  # a worker: the chief writes the results
@@ -152,7 +164,9 @@ def run(config: dict[str, Any], verbose: int = 1) -> list[dict[str, Any]] | None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config", help="the sweep's YAML file")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch output")
     args = parser.parse_args(argv)

@@ -2,7 +2,8 @@
 
 from keras_lsrec.data import synthetic
 from keras_lsrec.data.dataset import ArrayDataset, SequenceDataset
-from keras_lsrec.data.loaders import (
+from keras_lsrec.data.protocol import dare_protocol, leave_last_out, prepare
+from keras_lsrec.data.readers import (
     LoadReport,
     encode_ids,
     load_amazon,
@@ -11,7 +12,6 @@ from keras_lsrec.data.loaders import (
     load_tmall,
     vocab_sizes,
 )
-from keras_lsrec.data.protocol import dare_protocol, leave_last_out, prepare
 from keras_lsrec.data.schema import SequenceSchema, pad_histories
 
 __all__ = [

@@ -10,7 +10,7 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import keras
 import numpy as np
@@ -237,7 +237,7 @@ class SequenceDataset(ShuffledBatches):
         """Reads a dataset written by `save`; arrays are memory-mapped by default."""
         with open(os.path.join(directory, "dataset.json")) as f:
             config = json.load(f)
-        mode = "r" if mmap else None
+        mode: Literal["r"] | None = "r" if mmap else None
 
         def read(name: str, folder: str = directory) -> np.ndarray:
             return np.load(os.path.join(folder, name + ".npy"), mmap_mode=mode)

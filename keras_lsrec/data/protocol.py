@@ -55,7 +55,8 @@ def dare_protocol(
     longest = max(max(v) for v in offsets.values())
     if min_events <= longest:
         raise ValueError(
-            f"`min_events` ({min_events}) must exceed the largest offset ({longest}) so every target has a history."
+            f"`min_events` ({min_events}) must exceed the largest offset ({longest}) "
+            "so every target has a history."
         )
     return _build(events, offsets, min_events, max_len, negatives, fields, batch_size, seed, time)
 
@@ -95,7 +96,9 @@ def _build(events, offsets, min_events, max_len, negatives, fields, batch_size, 
     lengths = np.diff(all_offsets)
     kept = np.flatnonzero(lengths >= min_events)
     if len(kept) == 0:
-        raise ValueError(f"No user has at least min_events={min_events} events (longest: {lengths.max(initial=0)}).")
+        raise ValueError(
+            f"No user has at least min_events={min_events} events (longest: {lengths.max(initial=0)})."
+        )
     # Keep the qualifying users' events only, stored once.
     segments = [np.arange(all_offsets[u], all_offsets[u + 1]) for u in kept]
     take = np.concatenate(segments)
@@ -132,7 +135,7 @@ def _build(events, offsets, min_events, max_len, negatives, fields, batch_size, 
 def _vocab_size(events, field: str) -> int:
     vocabularies = events.attrs.get("vocabularies", {})
     if field in vocabularies:
-        return len(vocabularies[field]) + 2  # padding, ids, OOV (see loaders)
+        return len(vocabularies[field]) + 2  # padding, ids, OOV (see readers)
     return int(events[field].max()) + 1
 
 
@@ -158,12 +161,15 @@ class _NegativeSampler:
         for _ in range(1000):
             if not len(todo):
                 return items
-            draws = np.searchsorted(self.cumulative, self.rng.random(len(todo)) * self.cumulative[-1], side="right")
+            uniform = self.rng.random(len(todo)) * self.cumulative[-1]
+            draws = np.searchsorted(self.cumulative, uniform, side="right")
             items[todo] = draws
             keys = user[todo] * self.width + draws
             position = np.minimum(np.searchsorted(self.seen, keys), len(self.seen) - 1)
             todo = todo[self.seen[position] == keys]  # `seen` is sorted: a binary search per draw
-        raise ValueError("Could not draw negatives outside some users' histories: they have seen almost every item.")
+        raise ValueError(
+            "Could not draw negatives outside some users' histories: they have seen almost every item."
+        )
 
 
 def _with_negatives(user, end, sequences, sampler, negatives, rng):
@@ -232,7 +238,8 @@ def prepare(
     if os.path.isfile(manifest_path):
         with open(manifest_path) as f:
             cached = json.load(f)
-        if {k: v for k, v in cached.items() if k != "source"} == {k: v for k, v in manifest.items() if k != "source"}:
+        cached.pop("source", None)  # not compared: the file is identified by its hash and size
+        if cached == {k: v for k, v in manifest.items() if k != "source"}:
             return {split: SequenceDataset.load(os.path.join(cache_dir, split)) for split in SPLITS}
     splits = protocol(load(path, **load_args), **protocol_args)
     staging = cache_dir.rstrip(os.sep) + ".partial"

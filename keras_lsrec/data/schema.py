@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import keras
 import numpy as np
@@ -62,7 +62,7 @@ class SequenceSchema:
         self,
         vocab_sizes: Mapping[str, int],
         max_len: int,
-        candidates: int | None = None,
+        candidates: int | Literal["variable"] | None = None,
         time_vocab_size: int | None = None,
     ) -> None:
         if not isinstance(vocab_sizes, Mapping) or "item" not in vocab_sizes:
@@ -87,11 +87,12 @@ class SequenceSchema:
                 )
         if not _is_int(max_len) or max_len < 1:
             raise ValueError(f"`max_len` must be a positive integer. Received: {max_len!r}")
-        if candidates is not None and candidates != VARIABLE and (not _is_int(candidates) or candidates < 1):
-            raise ValueError(
-                f"`candidates` must be None, a positive integer or {VARIABLE!r}. "
-                f"Received: {candidates!r}"
-            )
+        if candidates is not None and candidates != VARIABLE:
+            if not _is_int(candidates) or int(candidates) < 1:
+                raise ValueError(
+                    f"`candidates` must be None, a positive integer or {VARIABLE!r}. "
+                    f"Received: {candidates!r}"
+                )
         if time_vocab_size is not None and (
             not _is_int(time_vocab_size) or time_vocab_size < 2
         ):
@@ -101,7 +102,9 @@ class SequenceSchema:
             )
         self.vocab_sizes = {str(k): int(v) for k, v in vocab_sizes.items()}
         self.max_len = int(max_len)
-        self.candidates = candidates if candidates in (None, VARIABLE) else int(candidates)
+        self.candidates: int | str | None = (
+            candidates if candidates is None or candidates == VARIABLE else int(candidates)
+        )
         self.time_vocab_size = None if time_vocab_size is None else int(time_vocab_size)
 
     # -- names -------------------------------------------------------------
@@ -124,7 +127,7 @@ class SequenceSchema:
         """Shape of one `target_<f>` input without the batch axis."""
         if self.candidates is None:
             return ()
-        return (None,) if self.candidates == VARIABLE else (self.candidates,)
+        return (self.candidates,) if isinstance(self.candidates, int) else (None,)  # int or VARIABLE
 
     def input_shapes(self) -> dict[str, tuple[int | None, ...]]:
         """Per-key shapes without the batch axis (`None` = dynamic length)."""
@@ -175,7 +178,7 @@ class SequenceSchema:
         length = self.max_len if length is None else length
         valid = rng.integers(1, length + 1, rows) if padded else np.full(rows, length)
         mask = np.arange(length)[None, :] >= (length - valid)[:, None]
-        width = self.candidates if _is_int(self.candidates) else candidates
+        width = self.candidates if isinstance(self.candidates, int) else candidates
         kept = rng.integers(1, width + 1, rows) if padded else np.full(rows, width)
         target_mask = (np.arange(width)[None, :] < kept[:, None]) if self.has_candidates else True
         batch = {}
@@ -186,7 +189,7 @@ class SequenceSchema:
             else:
                 ids = rng.integers(1, self.vocab_size(key), (rows,) + ((width,) if shape else ()))
                 batch[key] = np.where(target_mask, ids, 0)
-        if self.has_time:
+        if self.time_vocab_size is not None:
             reverse = np.minimum(np.arange(length, 0, -1), self.time_vocab_size - 1)[None, :]
             batch[HISTORY + TIME] = np.where(mask, reverse, 0)
         return {key: value.astype(dtype) for key, value in batch.items()}
@@ -330,17 +333,17 @@ def pad_histories(
     `truncate=True`, which keeps its `max_len` most recent events.
     """
     out = np.zeros((len(sequences), max_len), dtype="int32")
-    for row, seq in enumerate(sequences):
-        seq = np.asarray(seq, dtype="int64")
-        if len(seq) > max_len:
+    for row, sequence in enumerate(sequences):
+        ids = np.asarray(sequence, dtype="int64")
+        if len(ids) > max_len:
             if not truncate:
                 raise ValueError(
-                    f"Sequence {row} has {len(seq)} events > max_len={max_len}. "
+                    f"Sequence {row} has {len(ids)} events > max_len={max_len}. "
                     "Pass `truncate=True` to keep the most recent events."
                 )
-            seq = seq[-max_len:]
-        if len(seq):
-            out[row, max_len - len(seq) :] = seq
+            ids = ids[-max_len:]
+        if len(ids):
+            out[row, max_len - len(ids) :] = ids
     return out
 
 

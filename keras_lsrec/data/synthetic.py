@@ -106,13 +106,18 @@ def generate(
         )
     if len(splits) != 3 or abs(sum(splits) - 1.0) > 1e-6 or min(splits) < 0:
         raise ValueError(f"`splits` must be 3 fractions summing to 1. Received: {splits}")
-    if candidates is not None and (not isinstance(candidates, int) or candidates < 1):
-        raise ValueError(f"`candidates` must be None or a positive integer. Received: candidates={candidates!r}")
-    min_candidates = candidates if min_candidates is None else min_candidates
-    if candidates is not None and not 1 <= min_candidates <= candidates:
-        raise ValueError(
-            f"`min_candidates` must be in [1, candidates={candidates}]. Received: min_candidates={min_candidates!r}"
-        )
+    fewest = 0  # with candidates: the fewest a request keeps
+    if candidates is not None:
+        if not isinstance(candidates, int) or candidates < 1:
+            raise ValueError(
+                f"`candidates` must be None or a positive integer. Received: candidates={candidates!r}"
+            )
+        fewest = candidates if min_candidates is None else min_candidates
+        if not 1 <= fewest <= candidates:
+            raise ValueError(
+                f"`min_candidates` must be in [1, candidates={candidates}]. "
+                f"Received: min_candidates={fewest!r}"
+            )
     rng = np.random.default_rng(seed)
     schema = SequenceSchema(
         {"item": num_items + 1, "category": num_categories + 1},
@@ -173,8 +178,8 @@ def generate(
         prob[rows] = 1.0 / (1.0 + np.exp(-logit))
 
     labels = (rng.random(prob.shape) < prob).astype("float32")
-    if candidates is not None and min_candidates < candidates:
-        kept = rng.integers(min_candidates, candidates + 1, n_rows)
+    if candidates is not None and fewest < candidates:
+        kept = rng.integers(fewest, candidates + 1, n_rows)
         missing = np.arange(candidates)[None, :] >= kept[:, None]
         tgt_item[missing] = 0
         tgt_cat[missing] = 0

@@ -20,8 +20,9 @@ class FieldEmbedding(keras.layers.Layer):
     For ids `{f: x_f}` with the same shape `S`, returns
     `concat_f(E_f[x_f])` of shape `S + (len(fields) * output_dim,)`, fields in
     the order of `vocab_sizes`, in the compute dtype (tables are looked up in
-    the variable dtype, so mixed precision keeps float32 gradient sums). Id 0 is padding; masking is left to the
-    attention layers (the mask is `ids["item"] != 0`).
+    the variable dtype, so mixed precision keeps float32 gradient sums). Id 0
+    is padding; masking is left to the attention layers (the mask is
+    `ids["item"] != 0`).
 
     Args:
         vocab_sizes: mapping field -> vocabulary size.
@@ -50,7 +51,8 @@ class FieldEmbedding(keras.layers.Layer):
         super().__init__(**kwargs)
         if not vocab_sizes:
             raise ValueError("`vocab_sizes` must name at least one field.")
-        check_positive(output_dim=output_dim, **{f"vocab_sizes[{f!r}]": n for f, n in vocab_sizes.items()})
+        sizes: dict[str, Any] = {f"vocab_sizes[{f!r}]": n for f, n in vocab_sizes.items()}
+        check_positive(output_dim=output_dim, **sizes)
         self.vocab_sizes = dict(vocab_sizes)
         self.output_dim = output_dim
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)

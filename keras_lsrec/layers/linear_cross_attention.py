@@ -109,7 +109,9 @@ class LinearCrossAttention(keras.layers.Layer):
                 f"Received: `feature_map={feature_map!r}`"
             )
         if not isinstance(feature_map, str) and not callable(feature_map):
-            raise ValueError(f"`feature_map` must be a string or a callable. Received: `feature_map={feature_map!r}`")
+            raise ValueError(
+                f"`feature_map` must be a string or a callable. Received: `feature_map={feature_map!r}`"
+            )
         if not epsilon > 0:
             raise ValueError(f"`epsilon` must be positive. Received: `epsilon={epsilon!r}`")
         self.num_heads = num_heads

@@ -7,7 +7,6 @@ import numpy as np
 from keras import ops
 
 
-
 def mask_value(dtype: str) -> float:
     """The most negative finite value of `dtype`: a padded logit.
 

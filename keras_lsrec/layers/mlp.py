@@ -89,7 +89,9 @@ class MLP(keras.layers.Layer):
         if output_units is not None:
             self.stack.append(owned_dense(self, output_units, "output"))
             self.stack.append(
-                keras.layers.Activation(self.output_activation, dtype=self.dtype_policy, name="output_activation")
+                keras.layers.Activation(
+                    self.output_activation, dtype=self.dtype_policy, name="output_activation"
+                )
             )
 
     def _make_activation(self, name: str) -> keras.layers.Layer:

@@ -15,7 +15,6 @@ from keras_lsrec.layers.sublayers import owned_dense
 from keras_lsrec.validation import check_choice, check_non_negative, check_positive, check_units
 
 
-
 @keras_lsrec_export
 class SparseAttentiveMemory(keras.layers.Layer):
     """Refines a memory of the target over a few passes through the whole sequence.
@@ -123,7 +122,9 @@ class SparseAttentiveMemory(keras.layers.Layer):
             )
         self.dim = dim
         units = self.hidden_units + (1,)
-        self.score_kernels, self.score_biases, self.score_layers = [], [], []
+        self.score_kernels: list[keras.Variable] = []
+        self.score_biases: list[keras.Variable] = []
+        self.score_layers: list[keras.layers.Dense] = []
         for t in range(self.num_passes):
             self.score_kernels.append(
                 self.add_weight(
@@ -138,7 +139,8 @@ class SparseAttentiveMemory(keras.layers.Layer):
             )
             # Flat list: pass t owns score_layers[t * depth : (t + 1) * depth].
             self.score_layers.extend(
-                owned_dense(self, size, f"pass_{t}_score_dense_{i + 1}", units[i]) for i, size in enumerate(units[1:])
+                owned_dense(self, size, f"pass_{t}_score_dense_{i + 1}", units[i])
+                for i, size in enumerate(units[1:])
             )
         self.memory_cell = keras.layers.GRUCell(
             dim, reset_after=False, dtype=self.dtype_policy, name="memory_cell"
@@ -158,10 +160,10 @@ class SparseAttentiveMemory(keras.layers.Layer):
         """Scorer of pass `t` over `[q - k, q * k, m - k, m * k]`, `(B, L)`."""
         w_q, w_qk, w_m, w_mk = ops.split(ops.cast(self.score_kernels[t], keys.dtype), 4, axis=0)
         # (B, d, h): the kernel applied to k_i, different in every row.
-        kernel = (
-            ops.expand_dims(query, -1) * w_qk + ops.expand_dims(memory, -1) * w_mk - (w_q + w_m)
+        kernel = ops.expand_dims(query, -1) * w_qk + ops.expand_dims(memory, -1) * w_mk - (w_q + w_m)
+        per_row = (
+            ops.matmul(query, w_q) + ops.matmul(memory, w_m) + ops.cast(self.score_biases[t], keys.dtype)
         )
-        per_row = ops.matmul(query, w_q) + ops.matmul(memory, w_m) + ops.cast(self.score_biases[t], keys.dtype)
         hidden = ops.einsum("bld,bdh->blh", keys, kernel) + ops.expand_dims(per_row, 1)
         depth = len(self.hidden_units)
         for layer in self.score_layers[t * depth : (t + 1) * depth]:

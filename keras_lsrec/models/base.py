@@ -97,7 +97,9 @@ class SequenceModel(keras.Model):
             raise TypeError(f"{cls.__name__} needs a `SequenceSchema`. Received: `schema={schema!r}`")
         form = CANDIDATES if schema.has_candidates else ROW
         if form not in cls.INPUT_FORMS:
-            wanted = "`candidates=C` (or 'variable')" if CANDIDATES in cls.INPUT_FORMS else "`candidates=None`"
+            wanted = (
+                "`candidates=C` (or 'variable')" if CANDIDATES in cls.INPUT_FORMS else "`candidates=None`"
+            )
             raise ValueError(
                 f"{cls.__name__} takes {' or '.join(cls.INPUT_FORMS)} batches; it needs a schema with "
                 f"{wanted}. Received: `candidates={schema.candidates}`"

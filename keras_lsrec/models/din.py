@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import keras
-
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.layers.field_embedding import FieldEmbedding

@@ -15,7 +15,7 @@ from keras_lsrec.layers.mlp import MLP
 def field_vocab_sizes(schema: SequenceSchema) -> dict[str, int]:
     """Vocabulary per embedded field: the id fields, then `time` if present."""
     sizes = {f: schema.vocab_sizes[f] for f in schema.fields}
-    if schema.has_time:
+    if schema.time_vocab_size is not None:
         sizes[TIME] = schema.time_vocab_size
     return sizes
 

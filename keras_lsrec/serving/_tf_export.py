@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -16,13 +17,13 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 SIGNATURES = {"serving_default": "int64", "serving_int32": "int32"}
 
 
-def _serving_fn(model: keras.Model):
+def _serving_fn(model: keras.Model) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """`inputs -> {"probability": ...}` with early checks that name the field."""
     import tensorflow as tf
 
     schema = model.schema
 
-    def serve(inputs):
+    def serve(inputs: dict[str, Any]) -> dict[str, Any]:
         checks = []
         reference = inputs["history_item"]
         for key, ids in inputs.items():

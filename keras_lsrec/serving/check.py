@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import collections
 import os
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class ServingCheckError(ValueError):
@@ -29,6 +32,27 @@ class CheckReport:
 _NO_KERNEL_NEEDED = {"NoOp", "StatefulPartitionedCall", "PartitionedCall", "Placeholder", "_Arg", "_Retval"}
 
 
+def _kernel_devices(ops: Iterable[str]) -> dict[str, set[str]] | None:
+    """The device types with a registered kernel, per op type; None if unknown.
+
+    TensorFlow has no public Python API for its kernel registry. The C API
+    has one (`TF_GetRegisteredKernelsForOp` in `tensorflow/c/c_api.h`), but
+    Python reaches it only through the private
+    `tensorflow.python.framework.kernels` (not exported under `tf.*`, see
+    tensorflow/tensorflow#2502): `tf.raw_ops` and the op registry describe op
+    signatures, not kernels; `tf.config` and `tf.sysconfig` list devices and
+    build flags. The private import is therefore kept here, alone. If a
+    TensorFlow release removes or renames it, this returns None and `check`
+    warns that the kernel check was skipped; the other checks still run.
+    """
+    try:
+        from tensorflow.python.framework import kernels
+
+        return {op: {k.device_type for k in kernels.get_registered_kernels_for_op(op).kernel} for op in ops}
+    except Exception:  # a private module may be missing or change shape: "unknown", never a crash
+        return None
+
+
 def check(path: str, signature: str = "serving_default", raise_on_error: bool = True) -> CheckReport:
     """Checks every op reachable from `signature` in the SavedModel at `path`.
 
@@ -40,10 +64,11 @@ def check(path: str, signature: str = "serving_default", raise_on_error: bool = 
 
     Host-memory ops such as `Assert` are fine: their kernel is
     device-agnostic. Raises `ServingCheckError` listing the problems unless
-    `raise_on_error=False`; returns the `CheckReport` otherwise.
+    `raise_on_error=False`; returns the `CheckReport` otherwise. Where this
+    TensorFlow does not expose its kernel registry, the kernel look-up is
+    skipped with a `RuntimeWarning` and the other checks still run.
     """
     from tensorflow.core.protobuf import saved_model_pb2
-    from tensorflow.python.framework import kernels
 
     proto = saved_model_pb2.SavedModel()
     with open(os.path.join(path, "saved_model.pb"), "rb") as f:
@@ -55,10 +80,10 @@ def check(path: str, signature: str = "serving_default", raise_on_error: bool = 
     graph_nodes = {n.name: n for n in meta.graph_def.node}
 
     report = CheckReport(signature)
-    counts: collections.Counter = collections.Counter()
+    counts: collections.Counter[str] = collections.Counter()
     seen_functions: set[str] = set()
 
-    def visit_node(node, where: str) -> None:
+    def visit_node(node: Any, where: str) -> None:
         counts[node.op] += 1
         if node.device and "CPU" in node.device.upper():
             report.problems.append(f"{where}/{node.name} ({node.op}) is pinned to {node.device}")
@@ -89,16 +114,25 @@ def check(path: str, signature: str = "serving_default", raise_on_error: bool = 
         visit_node(node, "graph")
         pending.extend(i.lstrip("^").split(":")[0] for i in node.input)
 
-    for op in sorted(counts):
-        if op in library or op in _NO_KERNEL_NEEDED:
-            continue
+    kernel_ops = [op for op in sorted(counts) if op not in library and op not in _NO_KERNEL_NEEDED]
+    devices = _kernel_devices(op for op in kernel_ops if op != "XlaCallModule")
+    if devices is None:
+        warnings.warn(
+            "keras_lsrec.serving.check: this TensorFlow build does not expose its kernel registry "
+            "(tensorflow.python.framework.kernels), so ops without a GPU kernel were not looked for; "
+            "the XlaCallModule and CPU-pinning checks still ran.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    for op in kernel_ops:
         if op == "XlaCallModule":
-            report.problems.append("XlaCallModule found: a jax-compiled graph for one platform, not portable to GPU")
-            continue
-        devices = {k.device_type for k in kernels.get_registered_kernels_for_op(op).kernel}
-        if not devices & {"GPU", "DEFAULT"}:
-            report.problems.append(f"op {op} has no GPU kernel (kernels: {sorted(devices) or 'none'})")
+            report.problems.append(
+                "XlaCallModule found: a jax-compiled graph for one platform, not portable to GPU"
+            )
+        elif devices is not None and not devices[op] & {"GPU", "DEFAULT"}:
+            report.problems.append(f"op {op} has no GPU kernel (kernels: {sorted(devices[op]) or 'none'})")
     report.ops = dict(sorted(counts.items()))
     if report.problems and raise_on_error:
-        raise ServingCheckError(f"{path} [{signature}] would not run on a GPU server:\n- " + "\n- ".join(report.problems))
+        problems = "\n- ".join(report.problems)
+        raise ServingCheckError(f"{path} [{signature}] would not run on a GPU server:\n- {problems}")
     return report

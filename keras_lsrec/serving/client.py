@@ -61,12 +61,15 @@ class Client:
         self.timeout = timeout
         self.schema = schema
         self.pad_to = pad_to
-        self._stub = None
+        self._channel: Any = None  # grpc.Channel, opened on the first gRPC request
+        self._stub: Any = None
 
     # -- validation ----------------------------------------------------------
     def _prepare(self, batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
         if not isinstance(batch, Mapping) or not batch:
-            raise ValueError(f"The batch must be a non-empty dict of id arrays. Received: {type(batch).__name__}")
+            raise ValueError(
+                f"The batch must be a non-empty dict of id arrays. Received: {type(batch).__name__}"
+            )
         arrays = {key: np.asarray(value) for key, value in batch.items()}
         sizes = set()
         for key, value in arrays.items():
@@ -147,7 +150,9 @@ class Client:
                 f"gRPC {self.target} answered {error.code().name}: {error.details()}"
             ) from None
         if "probability" not in response.outputs:
-            raise ServingError(f"gRPC {self.target} returned no 'probability' output: {list(response.outputs)}")
+            raise ServingError(
+                f"gRPC {self.target} returned no 'probability' output: {list(response.outputs)}"
+            )
         return tf.make_ndarray(response.outputs["probability"]).astype("float32")
 
     def close(self) -> None:

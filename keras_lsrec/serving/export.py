@@ -68,7 +68,9 @@ def export(
         name = os.path.splitext(os.path.basename(model))[0]
     else:
         if not hasattr(model, "schema"):
-            raise ValueError(f"`model` must be a keras_lsrec model (with a schema). Received: {type(model).__name__}")
+            raise ValueError(
+                f"`model` must be a keras_lsrec model (with a schema). Received: {type(model).__name__}"
+            )
         name = model.name
     base_dir = base_dir or os.path.join("saved_models", name.lower())
     name = os.path.basename(os.path.normpath(base_dir))
@@ -99,7 +101,9 @@ def export(
         os.rename(target, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    update_model_config(os.path.join(os.path.dirname(os.path.abspath(base_dir)), CONFIG_FILE), name, serving_root)
+    update_model_config(
+        os.path.join(os.path.dirname(os.path.abspath(base_dir)), CONFIG_FILE), name, serving_root
+    )
     return final
 
 

@@ -8,7 +8,7 @@ turns both into a `keras_tuner.HyperModel`; `fixed` pins any knob.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 
@@ -16,6 +16,9 @@ from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.losses import CandidateSetLoss
 from keras_lsrec.metrics import CandidateSetAUC
 from keras_lsrec.models import get as get_model
+
+if TYPE_CHECKING:
+    import keras_tuner
 
 TRAINING_SPACE: dict[str, tuple] = {
     "learning_rate": ("log", 1e-4, 1e-2),
@@ -53,7 +56,9 @@ def _sample(hp: Any, knob: str, spec: tuple) -> Any:
     raise ValueError(f"Unknown search-space kind {kind!r} for `{knob}`")
 
 
-def hypermodel(name: str, schema: SequenceSchema, objective_metric: str = "auc", **fixed: Any):
+def hypermodel(
+    name: str, schema: SequenceSchema, objective_metric: str = "auc", **fixed: Any
+) -> keras_tuner.HyperModel:
     """A `keras_tuner.HyperModel` over model `name`'s knobs.
 
     `build(hp)` samples every knob of `search_space(name)` not in `fixed`,
@@ -81,8 +86,8 @@ def hypermodel(name: str, schema: SequenceSchema, objective_metric: str = "auc",
         raise ValueError(f"Unknown knobs for {cls.__name__}: {unknown}. Searchable: {sorted(space)}")
 
     class SequenceHyperModel(keras_tuner.HyperModel):
-        def build(self, hp):
-            values = {}
+        def build(self, hp: Any) -> keras.Model:
+            values: dict[str, Any] = {}
             for knob, spec in space.items():
                 if knob in fixed:
                     value = fixed[knob]
@@ -94,6 +99,7 @@ def hypermodel(name: str, schema: SequenceSchema, objective_metric: str = "auc",
             model_args = {k: v for k, v in values.items() if k not in TRAINING_SPACE}
             extra = {k: v for k, v in fixed.items() if k not in space}
             model = cls(schema, **model_args, **extra)
+            loss: str | keras.losses.Loss
             if schema.has_candidates:  # list-wise: missing candidates (-1) skipped
                 loss, auc = CandidateSetLoss(), CandidateSetAUC(name=objective_metric)
             else:
@@ -101,7 +107,7 @@ def hypermodel(name: str, schema: SequenceSchema, objective_metric: str = "auc",
             model.compile(optimizer=keras.optimizers.Adam(values["learning_rate"]), loss=loss, metrics=[auc])
             return model
 
-        def fit(self, hp, model, *args, **kwargs):
+        def fit(self, hp: Any, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
             batch_size = fixed.get("batch_size") or hp.get("batch_size")
             kwargs.setdefault("batch_size", batch_size)
             return model.fit(*args, **kwargs)
@@ -109,7 +115,7 @@ def hypermodel(name: str, schema: SequenceSchema, objective_metric: str = "auc",
     return SequenceHyperModel(name=cls.__name__.lower())
 
 
-def _constructor_args(cls: type) -> list[str]:
+def _constructor_args(cls: type[keras.Model]) -> list[str]:
     import inspect
 
     return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "schema", "kwargs")]

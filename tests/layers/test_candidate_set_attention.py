@@ -20,7 +20,10 @@ def np_candidate_set_attention(layer, x, mask):
         return values @ to_numpy(d.kernel) + to_numpy(d.bias)
 
     heads, dk = layer.num_heads, layer.key_dim
-    q, k, v = (dense(d, x).reshape(x.shape[:2] + (heads, dk)) for d in (layer.query_dense, layer.key_dense, layer.value_dense))
+    q, k, v = (
+        dense(d, x).reshape(x.shape[:2] + (heads, dk))
+        for d in (layer.query_dense, layer.key_dense, layer.value_dense)
+    )
     mixed = np.zeros(x.shape[:2] + (heads, dk))
     for b in range(x.shape[0]):
         valid = mask[b]
@@ -78,9 +81,13 @@ class TestCandidateSetAttention(TestCase):
         out = to_numpy(layer(x))
         perm = np.random.default_rng(31).permutation(C)
         assert_close(layer(x[:, perm]), out[:, perm])
-        np.testing.assert_allclose(out, np_candidate_set_attention(layer, x, np.ones((B, C), bool)), atol=1e-5)
+        np.testing.assert_allclose(
+            out, np_candidate_set_attention(layer, x, np.ones((B, C), bool)), atol=1e-5
+        )
 
-    @pytest.mark.parametrize("kwargs, match", [(dict(num_heads=0), "num_heads"), (dict(key_dim=0), "key_dim")])
+    @pytest.mark.parametrize(
+        "kwargs, match", [(dict(num_heads=0), "num_heads"), (dict(key_dim=0), "key_dim")]
+    )
     def test_rejects_bad_arguments(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
             CandidateSetAttention(**kwargs)

@@ -24,7 +24,9 @@ def np_linear_cross_attention(layer, x, s, mask):
 
         def phi(x, h):
             x = x / layer.key_dim**0.25
-            return np.exp(x @ projection[h] - 0.5 * (x**2).sum(-1, keepdims=True)) / np.sqrt(layer.random_features)
+            return np.exp(x @ projection[h] - 0.5 * (x**2).sum(-1, keepdims=True)) / np.sqrt(
+                layer.random_features
+            )
     else:
 
         def phi(x, h):
@@ -32,7 +34,13 @@ def np_linear_cross_attention(layer, x, s, mask):
 
     wq, wk, wv, wo, bo = (
         to_numpy(w).astype("float64")
-        for w in (layer.query_kernel, layer.key_kernel, layer.value_kernel, layer.output_kernel, layer.output_bias)
+        for w in (
+            layer.query_kernel,
+            layer.key_kernel,
+            layer.value_kernel,
+            layer.output_kernel,
+            layer.output_bias,
+        )
     )
     heads = np.zeros(x.shape[:2] + (layer.num_heads, layer.value_dim))
     for b in range(x.shape[0]):
@@ -72,7 +80,9 @@ class TestLinearCrossAttention(TestCase):
         assert out.shape == (B, C, kwargs.get("output_dim", D))
         np.testing.assert_allclose(out, np_linear_cross_attention(layer, x, s, mask), atol=1e-5, rtol=1e-5)
         # An all-padding history reads exactly 0: the output is the bias, finite.
-        np.testing.assert_allclose(out[0], np.broadcast_to(to_numpy(layer.output_bias), out[0].shape), atol=1e-7)
+        np.testing.assert_allclose(
+            out[0], np.broadcast_to(to_numpy(layer.output_bias), out[0].shape), atol=1e-7
+        )
 
     @pytest.mark.parametrize("kwargs", CASES, ids=IDS)
     def test_layer_contract(self, kwargs):
@@ -98,14 +108,16 @@ class TestLinearCrossAttention(TestCase):
     @pytest.mark.parametrize("feature_map", ["elu_plus_one", "favor"])
     def test_summaries_update_incrementally(self, feature_map):
         x, s, mask = random_inputs(22, length=12)
-        layer = LinearCrossAttention(num_heads=2, key_dim=3, value_dim=4, feature_map=feature_map, random_features=3)
+        layer = LinearCrossAttention(
+            num_heads=2, key_dim=3, value_dim=4, feature_map=feature_map, random_features=3
+        )
         full = to_numpy(layer(x, s, mask=mask))
         kv, z = to_numpy(layer.summaries(s, mask))
         assert kv.shape == (B, 2, 3, 4) and z.shape == (B, 2, 3)
         # A cached summary of the first 8 events plus the summary of 4 new events.
         old = layer.summaries(s[:, :8], mask[:, :8])
         new = layer.summaries(s[:, 8:], mask[:, 8:])
-        merged = tuple(to_numpy(a) + to_numpy(b) for a, b in zip(old, new))
+        merged = tuple(to_numpy(a) + to_numpy(b) for a, b in zip(old, new, strict=True))
         np.testing.assert_allclose(merged[0], kv, atol=1e-5, rtol=1e-5)
         np.testing.assert_allclose(merged[1], z, atol=1e-5, rtol=1e-5)
         assert_close(layer.attend(x, merged), full)

@@ -73,13 +73,17 @@ class TestMLP(TestCase):
         rng = np.random.default_rng(7)
         x = rng.normal(size=(4, 5, 6)).astype("float32")
         mask = np.arange(5)[None, :] < np.array([[5], [3], [1], [4]])
-        layer = MLP(hidden_units=(4,), activation=activation, input_batch_norm=True, batch_norm=True, output_units=1)
+        layer = MLP(
+            hidden_units=(4,), activation=activation, input_batch_norm=True, batch_norm=True, output_units=1
+        )
         layer.build(x.shape)
         junk = np.where(mask[..., None], x, 1e3 * rng.normal(size=x.shape)).astype("float32")
         got = to_numpy(layer(junk, training=True, mask=mask))
         norm = layer.stack[0]
         # Moving mean after one step: momentum update towards the valid rows' mean only.
-        np.testing.assert_allclose(to_numpy(norm.moving_mean), (1 - norm.momentum) * x[mask].mean(0), atol=1e-5)
+        np.testing.assert_allclose(
+            to_numpy(norm.moving_mean), (1 - norm.momentum) * x[mask].mean(0), atol=1e-5
+        )
         # The valid rows equal the same rows computed alone (as one flat batch).
         flat = to_numpy(layer(x[mask][None], training=True))[0]
         np.testing.assert_allclose(got[mask], flat, atol=1e-4, rtol=1e-4)
@@ -87,7 +91,11 @@ class TestMLP(TestCase):
 
     @pytest.mark.parametrize(
         "kwargs, match",
-        [(dict(dropout=1.0), "dropout"), (dict(hidden_units=(0,)), "hidden_units"), (dict(output_units=0), "output_units")],
+        [
+            (dict(dropout=1.0), "dropout"),
+            (dict(hidden_units=(0,)), "hidden_units"),
+            (dict(output_units=0), "output_units"),
+        ],
     )
     def test_rejects_bad_arguments(self, kwargs, match):
         with pytest.raises(ValueError, match=match):

@@ -63,7 +63,7 @@ class TestTargetAttention(TestCase):
         q, k, _, mask = data.values()
         assert_close(layer(q, k, mask=mask), np_target_attention(layer, q, k, k, mask))
 
-    @pytest.mark.parametrize("kwargs, num_weights", list(zip(CASES, NUM_WEIGHTS)), ids=IDS)
+    @pytest.mark.parametrize("kwargs, num_weights", list(zip(CASES, NUM_WEIGHTS, strict=True)), ids=IDS)
     def test_layer_contract(self, kwargs, num_weights):
         self.run_layer_test(
             TargetAttention,
@@ -101,4 +101,6 @@ class TestTargetAttention(TestCase):
         with pytest.raises(ValueError, match="one size"):
             TargetAttention(scorer="mlp")(np.ones((1, 3), "float32"), np.ones((1, 2, 4), "float32"))
         with pytest.raises(ValueError, match="divisible"):
-            TargetAttention(scorer="dot", num_heads=3)(np.ones((1, 4), "float32"), np.ones((1, 2, 4), "float32"))
+            TargetAttention(scorer="dot", num_heads=3)(
+                np.ones((1, 4), "float32"), np.ones((1, 2, 4), "float32")
+            )

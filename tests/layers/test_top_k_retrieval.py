@@ -33,7 +33,9 @@ class TestTopKRetrieval(TestCase):
         data = inputs(4)
         ids = np.random.default_rng(4).integers(1, 100, (B, L)).astype("int32")
         layer = TopKRetrieval(k)
-        (got_items, got_ids), got_mask = to_numpy(layer(data["scores"], (data["items"], ids), mask=data["mask"]))
+        (got_items, got_ids), got_mask = to_numpy(
+            layer(data["scores"], (data["items"], ids), mask=data["mask"])
+        )
         assert got_items.shape == (B, k, 5) and got_mask.shape == (B, k)
         for row, best in enumerate(np_top_k(data["scores"], data["mask"], k)):
             n = len(best)

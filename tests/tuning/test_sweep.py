@@ -15,13 +15,13 @@ pytest.importorskip("keras_tuner")
 import keras  # noqa: E402
 
 # The sweep script is orchestration (config, resume, results, chief/worker);
-# the per-backend tuner test is tests/test_tuning.py. To keep CI short these
+# the per-backend tuner test is tests/tuning/test_tuning.py. To keep CI short these
 # run once, under the backend with the cheapest start-up.
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "torch", reason="sweep orchestration is tested once, under torch"
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SWEEP = os.path.join(ROOT, "tuning", "sweep.py")
 spec = importlib.util.spec_from_file_location("sweep", SWEEP)
 sweep = importlib.util.module_from_spec(spec)
@@ -73,7 +73,11 @@ def test_sweep_writes_the_table_exports_and_resumes(tmp_path):
 
 @pytest.mark.parametrize(
     "overrides, match",
-    [(dict(tuner="grid"), "tuner"), (dict(colour="red"), "colour"), (dict(data={"source": "s3"}), "data.source")],
+    [
+        (dict(tuner="grid"), "tuner"),
+        (dict(colour="red"), "colour"),
+        (dict(data={"source": "s3"}), "data.source"),
+    ],
 )
 def test_bad_config_is_rejected(overrides, match, tmp_path):
     with pytest.raises(ValueError, match=match):
@@ -90,7 +94,9 @@ def free_port():
 def test_distributed_chief_and_two_workers(tmp_path):
     path = config(tmp_path, trials=3)
     port = str(free_port())
-    env = dict(os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=port, TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(
+        os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=port, TF_CPP_MIN_LOG_LEVEL="3"
+    )
     procs = {}
     for tuner_id in ("chief", "tuner0", "tuner1"):
         procs[tuner_id] = subprocess.Popen(

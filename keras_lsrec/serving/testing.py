@@ -1,11 +1,25 @@
-"""A test-only stand-in for TF Serving: its REST and gRPC predict APIs over `tf.saved_model.load`.
+"""A stand-in for TF Serving, for tests and benchmarks where its binary cannot be installed.
 
-TF Serving's binary cannot be installed on the CI machine. This server runs
-the exported SavedModel with the real TensorFlow runtime and answers the two
-wire protocols the way TF Serving does (URL scheme, JSON columnar format,
-`PredictionService.Predict`, INVALID_ARGUMENT for bad input, the server
-staying up), so the client and the export are tested end to end. It serves
-the highest version under `base_dir`, as TF Serving's default policy does.
+`ModelServer` serves a SavedModel written by `keras_lsrec.serving.export`
+through TF Serving's REST and gRPC predict APIs, running it with
+`tf.saved_model.load` (the real TensorFlow runtime, not TF Serving's C++
+server). It answers the two wire protocols the way TF Serving does (URL
+scheme, JSON columnar format, `PredictionService.Predict`, NOT_FOUND for an
+unknown model, INVALID_ARGUMENT for bad input, the server staying up), so the
+client and the export can be tested end to end and request latency measured.
+It serves the highest version under `base_dir`, as TF Serving's default
+version policy does. It does not batch requests, reload new versions, read
+`models.config` or replay warm-up records; use the real TF Serving in
+production.
+
+Example:
+
+>>> from keras_lsrec.serving import Client
+>>> from keras_lsrec.serving.testing import ModelServer
+>>> server = ModelServer("saved_models/dare").start()
+>>> Client(server.rest_url, "dare").predict(batch)
+>>> Client(server.grpc_target, "dare").predict(batch)
+>>> server.stop()
 """
 
 from __future__ import annotations
@@ -16,6 +30,7 @@ import re
 import threading
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import grpc
 import numpy as np
@@ -24,15 +39,32 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 
 class BadRequest(ValueError):
-    pass
+    """A request TF Serving would refuse with INVALID_ARGUMENT (HTTP 400)."""
 
 
 class ModelServer:
+    """Serves the highest version under `base_dir` over REST and gRPC on 127.0.0.1.
+
+    Args:
+        base_dir: the model's directory, `<root>/<name>/` holding numbered
+            version directories; the model is served under the name `<name>`.
+
+    After `start()`, `rest_url` (`"http://127.0.0.1:<port>"`) and
+    `grpc_target` (`"127.0.0.1:<port>"`) are the addresses to give
+    `keras_lsrec.serving.Client`; both ports are chosen free by the system.
+    """
+
     def __init__(self, base_dir: str) -> None:
         self.name = os.path.basename(os.path.normpath(base_dir))
         versions = sorted(int(d) for d in os.listdir(base_dir) if d.isdigit())
+        if not versions:
+            raise ValueError(f"No version directory (1/, 2/, ...) under {base_dir!r}")
         self.version = versions[-1]
         self.model = tf.saved_model.load(os.path.join(base_dir, str(self.version)))
+        self.rest_url = ""
+        self.grpc_target = ""
+        self._http: ThreadingHTTPServer | None = None
+        self._grpc: Any = None
 
     # -- the shared predict path ----------------------------------------------
     def predict(self, name: str, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -60,14 +92,14 @@ class ModelServer:
         return {key: value.numpy() for key, value in outputs.items()}
 
     # -- REST -----------------------------------------------------------------
-    def _rest_handler(self):
+    def _rest_handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def _reply(self, code: int, payload: dict) -> None:
+            def _reply(self, code: int, payload: dict[str, Any]) -> None:
                 body = json.dumps(payload).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
@@ -75,14 +107,14 @@ class ModelServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self):
+            def do_GET(self) -> None:
                 if self.path.rstrip("/") == f"/v1/models/{server.name}":
                     status = {"version": str(server.version), "state": "AVAILABLE"}
                     self._reply(200, {"model_version_status": [status]})
                 else:
                     self._reply(404, {"error": f"Not found: {self.path}"})
 
-            def do_POST(self):
+            def do_POST(self) -> None:
                 match = re.fullmatch(r"/v1/models/([^/:]+)(?:/versions/(\d+))?:predict", self.path)
                 if not match:
                     return self._reply(404, {"error": f"Malformed request: POST {self.path}"})
@@ -97,7 +129,8 @@ class ModelServer:
                         if not np.issubdtype(array.dtype, np.integer):
                             raise BadRequest(f"{key}: JSON value is not an integer array")
                         inputs[key] = array.astype("int64")
-                    outputs = server.predict(match.group(1), body.get("signature_name", "serving_default"), inputs)
+                    signature = body.get("signature_name", "serving_default")
+                    outputs = server.predict(match.group(1), signature, inputs)
                 except LookupError as error:
                     return self._reply(404, {"error": str(error)})
                 except (BadRequest, ValueError) as error:
@@ -108,15 +141,17 @@ class ModelServer:
         return Handler
 
     # -- gRPC -----------------------------------------------------------------
-    def _grpc_servicer(self):
+    def _grpc_servicer(self) -> Any:
         server = self
 
         class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-            def Predict(self, request, context):
+            def Predict(self, request: Any, context: Any) -> Any:
                 inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
                 try:
                     outputs = server.predict(
-                        request.model_spec.name, request.model_spec.signature_name or "serving_default", inputs
+                        request.model_spec.name,
+                        request.model_spec.signature_name or "serving_default",
+                        inputs,
                     )
                 except LookupError as error:
                     context.abort(grpc.StatusCode.NOT_FOUND, str(error))
@@ -133,16 +168,23 @@ class ModelServer:
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> ModelServer:
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), self._rest_handler())
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-        self.rest_url = f"http://127.0.0.1:{self.http.server_address[1]}"
-        self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(self._grpc_servicer(), self.grpc)
-        port = self.grpc.add_insecure_port("127.0.0.1:0")
-        self.grpc.start()
+        """Starts both servers in background threads; returns `self`."""
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._rest_handler())
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+        self.rest_url = f"http://127.0.0.1:{self._http.server_address[1]}"
+        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(self._grpc_servicer(), self._grpc)
+        port = self._grpc.add_insecure_port("127.0.0.1:0")
+        self._grpc.start()
         self.grpc_target = f"127.0.0.1:{port}"
         return self
 
     def stop(self) -> None:
-        self.http.shutdown()
-        self.grpc.stop(None)
+        """Stops both servers (in-flight gRPC calls are cancelled)."""
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+        if self._grpc is not None:
+            self._grpc.stop(None)
+            self._grpc = None

@@ -16,7 +16,9 @@ NAMES = ["din", "twin", "dare", "sam"]
 
 @pytest.fixture(scope="module")
 def data():
-    return synthetic.generate(num_users=30, examples_per_user=4, max_len=80, num_items=50, num_categories=6, seed=2)
+    return synthetic.generate(
+        num_users=30, examples_per_user=4, max_len=80, num_items=50, num_categories=6, seed=2
+    )
 
 
 @pytest.mark.parametrize("name", NAMES + ["ifa"])
@@ -51,18 +53,23 @@ def test_candidate_set_models_compile_with_the_list_wise_loss():
     from keras_lsrec.metrics import CandidateSetAUC
 
     sets = synthetic.generate(
-        num_users=20, examples_per_user=2, max_len=80, num_items=50, num_categories=6, candidates=5, min_candidates=2, seed=2
+        num_users=20, examples_per_user=2, max_len=80, num_items=50, num_categories=6,
+        candidates=5, min_candidates=2, seed=2,
     )
     hp = keras_tuner.HyperParameters()
     model = tuning.hypermodel("ifa", sets.schema, mlp_units=(8,), embedding_dim=4).build(hp)
     assert isinstance(model, models.IFA) and isinstance(model.loss, CandidateSetLoss)
-    history = model.fit(sets.train.x, sets.train.y, validation_data=(sets.validation.x, sets.validation.y), verbose=0)
+    history = model.fit(
+        sets.train.x, sets.train.y, validation_data=(sets.validation.x, sets.validation.y), verbose=0
+    )
     assert np.isfinite(history.history["val_auc"][0])
     # The compiled AUC leaves missing candidates (-1) out (continuous scores: no ties).
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, (300, 5)).astype("float32")
     labels[:, 3:] = -1
-    scores = np.where(labels > 0, rng.random(labels.shape) + 0.3, rng.random(labels.shape)).astype("float32") / 1.3
+    scores = (
+        np.where(labels > 0, rng.random(labels.shape) + 0.3, rng.random(labels.shape)).astype("float32") / 1.3
+    )
     scores[labels < 0] = 1.5  # whatever a model says about missing candidates must not count
     auc = CandidateSetAUC(num_thresholds=4000)
     auc.update_state(labels, scores)
@@ -96,7 +103,11 @@ def test_random_search_runs_and_returns_a_model(data, tmp_path):
             overwrite=False,
         )
         tuner.search(
-            data.train.x, data.train.y, validation_data=(data.validation.x, data.validation.y), epochs=1, verbose=0
+            data.train.x,
+            data.train.y,
+            validation_data=(data.validation.x, data.validation.y),
+            epochs=1,
+            verbose=0,
         )
         return tuner
 

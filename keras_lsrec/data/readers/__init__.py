@@ -1,0 +1,50 @@
+"""Readers for the public long-sequence datasets, in their original file formats.
+
+One module per format (`taobao`, `tmall`, `amazon`, `movielens`), all built on
+one chunked reader (`table`). Every loader returns one `pandas.DataFrame` of
+events, sorted by user then time, with integer ids remapped to `1..N` per
+field (0 is padding), plus the columns the format has (`behavior`, `action`,
+`rating`, `seller`, `brand`).
+
+Id policy: every id that occurs in the file gets a new id `1..N` in the
+order of the original ids (numbers sorted numerically, strings
+lexicographically). `frame.attrs["vocabularies"][field]` holds the original
+ids, entry `i - 1` for new id `i`, so `encode_ids` maps other raw ids (e.g.
+at serving time) the same way; an id it has never seen becomes the
+out-of-vocabulary id `N + 1`, and `vocab_sizes(frame)` counts it
+(`N + 2` per field: padding, N ids, OOV). A missing optional side id (Tmall
+`brand_id`, a movie without genre) becomes 0.
+
+Malformed rows are never dropped silently; `frame.attrs["report"]` (a
+`LoadReport`) lists them by 1-based line number of the file:
+
+- missing columns, an empty or non-numeric id or timestamp, an unknown
+  behaviour: rejected. `errors="raise"` (default) raises a `ValueError` with
+  the first line numbers; `errors="skip"` leaves the rows out, lists them in
+  the report and warns.
+- a row with too many columns: a `ValueError` naming the line (the file's
+  layout is wrong).
+- timestamps out of order within a user: repaired by a stable sort on
+  (user, timestamp), so equal timestamps keep their file order; counted.
+- duplicate events (same user, item, timestamp and behaviour): repaired by
+  keeping the first; their line numbers are listed.
+
+Files are read in chunks (`chunk_rows`), so memory is the numeric columns of
+the events (a few bytes per row and column), never one Python object per row.
+"""
+
+from keras_lsrec.data.readers.amazon import load_amazon
+from keras_lsrec.data.readers.movielens import load_movielens
+from keras_lsrec.data.readers.table import LoadReport, encode_ids, vocab_sizes
+from keras_lsrec.data.readers.taobao import load_taobao
+from keras_lsrec.data.readers.tmall import load_tmall
+
+__all__ = [
+    "LoadReport",
+    "encode_ids",
+    "load_amazon",
+    "load_movielens",
+    "load_taobao",
+    "load_tmall",
+    "vocab_sizes",
+]

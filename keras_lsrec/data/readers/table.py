@@ -1,0 +1,431 @@
+"""What every reader shares: the chunked table reader, id remapping and the load report.
+
+The policy these implement (ids, malformed rows, memory) is described in
+`keras_lsrec.data.readers`. A reader calls `read_table` (a file -> one numpy
+array per column, bad rows rejected by the policy), then `finish` (ids
+remapped, rows sorted by user and time, duplicates removed -> a DataFrame).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+FIELDS = ("user", "item", "category")
+COLUMN_ORDER = ["user", "item", "category", "seller", "brand", "behavior", "action", "rating", "timestamp"]
+MAX_LISTED = 20  # line numbers kept per problem in the report
+ERRORS = ("raise", "skip")
+LINE = "_line"  # the column of 1-based line numbers that `read_table` adds
+
+Columns = dict[str, np.ndarray]
+Problems = list[tuple[str, np.ndarray]]  # (reason, rows of a chunk with that problem)
+
+
+@dataclass
+class LoadReport:
+    """What the loader rejected or repaired, by 1-based line number of the source file."""
+
+    rows: int = 0
+    rejected: dict[str, list[int]] = field(default_factory=dict)  # reason -> line numbers (first MAX_LISTED)
+    rejected_count: int = 0
+    unsorted: int = 0
+    duplicates: list[int] = field(default_factory=list)
+    duplicate_count: int = 0
+
+    def reject(self, reason: str, lines: np.ndarray) -> None:
+        if len(lines):
+            listed = self.rejected.setdefault(reason, [])
+            listed.extend(int(n) for n in lines[: MAX_LISTED - len(listed)])
+            self.rejected_count += len(lines)
+
+    def summary(self) -> str:
+        parts = [f"{self.rows:,} events kept"] if self.rows else []
+        for reason, lines in self.rejected.items():
+            parts.append(f"rejected ({reason}) at lines {lines}")
+        if self.unsorted:
+            parts.append(f"{self.unsorted:,} events out of time order, re-sorted")
+        if self.duplicate_count:
+            parts.append(f"{self.duplicate_count:,} duplicate events removed (lines {self.duplicates})")
+        return "; ".join(parts)
+
+
+def check_path(path: str | os.PathLike[str]) -> str:
+    """`path` as a string; a `ValueError` when it is not a file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"No such file: path={path!r}")
+    return path
+
+
+def check_errors(errors: str) -> None:
+    if errors not in ERRORS:
+        raise ValueError(f"`errors` must be 'raise' or 'skip'. Received: errors={errors!r}")
+
+
+def raise_malformed(path: str, report: LoadReport) -> None:
+    """The `errors="raise"` answer to rejected rows: a `ValueError` listing them."""
+    raise ValueError(
+        f"{path}: malformed rows. {report.summary()}. "
+        "Pass errors='skip' to leave them out (they stay listed in the report)."
+    )
+
+
+# ----------------------------------------------------------------- reading
+def read_table(
+    path: str,
+    names: Sequence[str],
+    *,
+    sep: str,
+    header: bool,
+    numeric: Sequence[str],
+    strings: Sequence[str] = (),
+    optional: Sequence[str] = (),
+    codes: Mapping[str, Sequence[str]] | None = None,
+    chunk_rows: int,
+    report: LoadReport,
+    errors: str,
+    progress: bool,
+    convert: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+) -> Columns:
+    """Streams a delimited file in chunks of lines; returns one numpy array per
+    kept column (and `_line`, the 1-based line number of each kept row).
+
+    `numeric` columns become integers (int32 when they fit; empty or missing:
+    rejected, or 0 for an `optional` column; not an integer: rejected),
+    `strings` stay text (empty: rejected), `codes` become the int8 index of the
+    value in an allowed list (another value: rejected), so no Python object per
+    row outlives its chunk. A chunk is first parsed with numeric types (fast);
+    if that fails it is re-parsed as text to find the bad lines. `convert`
+    maps a text chunk to the named columns first (JSON lines).
+    """
+    check_errors(errors)
+    codes = dict(codes or {})
+    keep = [*numeric, *strings, *codes]
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in [*keep, LINE]}
+    options = _csv_options(names, sep)
+    bar = _progress_bar(progress)
+    size = os.path.getsize(path)
+    with bar, open(path, "rb") as handle:
+        task = bar.add_task(os.path.basename(path), total=size)
+        for lines, buffer in _chunks(handle, chunk_rows, header):
+            chunk = _parse_chunk(buffer, options, numeric, strings, codes, convert, path, int(lines[0]))
+            values, bad = _validate_chunk(chunk, lines, numeric, strings, optional, codes, report)
+            if bad.any() and errors == "raise":
+                raise_malformed(path, report)
+            for name in keep:
+                parts[name].append(values[name][~bad])
+            parts[LINE].append(lines[~bad].astype("int32") if lines[-1] < 2**31 else lines[~bad])
+            bar.update(task, completed=handle.tell())
+    return {
+        name: np.concatenate(chunks) if chunks else np.zeros(0, object if name in strings else "int64")
+        for name, chunks in parts.items()
+    }
+
+
+def _progress_bar(enabled: bool) -> Progress:
+    """A transient rich progress bar over the bytes read (a no-op when disabled)."""
+    return Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+        disable=not enabled, transient=True,
+    )
+
+
+def _csv_options(names: Sequence[str], sep: str) -> dict[str, Any]:
+    """`pandas.read_csv` options for one chunk of lines (the header, if any, is already skipped).
+
+    A separator of several characters needs the python engine; `"\\x01"` (a
+    whole JSON line read as one field) turns quoting off.
+    """
+    return dict(
+        sep=sep, header=None, names=list(names), engine="python" if len(sep) > 1 else "c", index_col=False,
+        skip_blank_lines=False, quoting=csv.QUOTE_NONE if sep == "\x01" else csv.QUOTE_MINIMAL,
+        encoding="utf-8",
+    )
+
+
+def _chunks(handle: BinaryIO, chunk_rows: int, header: bool) -> Iterator[tuple[np.ndarray, io.BytesIO]]:
+    """The file after its header in chunks of `chunk_rows` lines: their 1-based line numbers and bytes."""
+    first = 1
+    if header:
+        handle.readline()
+        first = 2
+    while True:
+        raw = list(itertools.islice(handle, chunk_rows))
+        if not raw:
+            return
+        lines = first + np.arange(len(raw), dtype="int64")
+        buffer = io.BytesIO(b"".join(raw))
+        first += len(raw)
+        del raw  # one copy of the chunk's bytes, not two, while it is parsed
+        yield lines, buffer
+
+
+def _parse_chunk(
+    buffer: io.BytesIO,
+    options: dict[str, Any],
+    numeric: Sequence[str],
+    strings: Sequence[str],
+    codes: Mapping[str, Sequence[str]],
+    convert: Callable[[pd.DataFrame], pd.DataFrame] | None,
+    path: str,
+    first_line: int,
+) -> pd.DataFrame:
+    """One chunk as a DataFrame: typed when the C parser can (fast), otherwise as text.
+
+    A line with too many fields is a `ValueError` naming its line in the file.
+    """
+    try:
+        if convert is None:
+            typed = _parse_typed(buffer, options, numeric, strings, codes)
+            if typed is not None:
+                return typed
+        chunk = pd.read_csv(buffer, dtype=str, keep_default_na=False, **options)
+        return chunk if convert is None else convert(chunk)
+    except pd.errors.ParserError as error:
+        message = re.sub(r"line (\d+)", lambda m: f"line {int(m.group(1)) + first_line - 1}", str(error))
+        raise ValueError(f"{path}: malformed file ({message.strip()})") from None
+
+
+def _parse_typed(
+    buffer: io.BytesIO,
+    options: dict[str, Any],
+    numeric: Sequence[str],
+    strings: Sequence[str],
+    codes: Mapping[str, Sequence[str]],
+) -> pd.DataFrame | None:
+    """The chunk with `numeric` columns as float64, `strings` as text and `codes` as categories, or
+    None (buffer rewound) when a value does not parse: the chunk is then read as text to find the bad lines.
+
+    Only an empty field is missing (NaN), as in the text parse: "NA" or "null" is a value (an id
+    such as "0007" stays text), so a row gets the same verdict whichever parse its chunk took.
+    """
+    dtypes = {
+        **{name: "float64" for name in numeric},
+        **{name: "str" for name in strings},
+        **{name: "category" for name in codes},
+    }
+    try:
+        return pd.read_csv(buffer, dtype=dtypes, keep_default_na=False, na_values=[""], **options)
+    except (ValueError, TypeError):
+        buffer.seek(0)
+        return None
+
+
+def _validate_chunk(
+    chunk: pd.DataFrame,
+    lines: np.ndarray,
+    numeric: Sequence[str],
+    strings: Sequence[str],
+    optional: Sequence[str],
+    codes: Mapping[str, Sequence[str]],
+    report: LoadReport,
+) -> tuple[Columns, np.ndarray]:
+    """The typed columns of a chunk and the mask of its rejected rows.
+
+    Every rejected row is reported once, under its first problem (columns in
+    the order numeric, strings, codes).
+    """
+    bad = np.zeros(len(chunk), bool)
+    values: Columns = {}
+
+    def note(problems: Problems) -> None:
+        for reason, rows in problems:
+            report.reject(reason, lines[rows & ~bad])
+            bad[rows] = True
+
+    for name in numeric:
+        values[name], problems = _integers(chunk[name], name, optional=name in optional)
+        note(problems)
+    for name in strings:
+        values[name], problems = _text(chunk[name], name)
+        note(problems)
+    for name, allowed in codes.items():
+        values[name], problems = _codes(chunk[name], name, allowed)
+        note(problems)
+    return values, bad
+
+
+def _integers(column: pd.Series, name: str, optional: bool) -> tuple[np.ndarray, Problems]:
+    """Integers (int32 when they fit, int64 otherwise; 0 where empty) and the rows that are not.
+
+    An empty value is a problem unless the column is `optional`.
+    """
+    if column.dtype == object or str(column.dtype) in ("str", "string"):
+        text = column.fillna("").astype(str).str.strip()
+        empty = (text == "").to_numpy()
+        number = pd.to_numeric(text.mask(empty, "0"), errors="coerce").to_numpy(dtype="float64")
+    else:
+        number = column.to_numpy(dtype="float64")
+        empty = np.isnan(number)
+        number = np.where(empty, 0.0, number)
+    invalid = ~np.isfinite(number) | (number != np.floor(np.nan_to_num(number)))
+    problems: Problems = [] if optional else [(f"{name}: missing or empty", empty)]
+    problems.append((f"{name}: not an integer", invalid & ~empty))
+    integers = np.nan_to_num(number).astype("int64")
+    fits = integers.size == 0 or (integers.min() >= -(2**31) and integers.max() < 2**31)
+    return (integers.astype("int32") if fits else integers), problems
+
+
+def _text(column: pd.Series, name: str) -> tuple[np.ndarray, Problems]:
+    """Stripped text (an object array) and the rows where it is empty."""
+    text = column.fillna("").astype(str).str.strip()
+    return text.to_numpy(dtype=object), [(f"{name}: missing or empty", (text == "").to_numpy())]
+
+
+def _codes(column: pd.Series, name: str, allowed: Sequence[str]) -> tuple[np.ndarray, Problems]:
+    """The int8 position of each (stripped) value in `allowed`, and the rows whose value is not there."""
+    index = pd.Index(list(allowed))
+    if isinstance(column.dtype, pd.CategoricalDtype):  # typed parse: look up each category once
+        positions = np.append(index.get_indexer(column.cat.categories.astype(str).str.strip()), -1)
+        code = positions[column.cat.codes.to_numpy()]  # a missing value (code -1) takes the last: -1
+    else:
+        code = index.get_indexer(column.astype(str).str.strip())
+    return code.astype("int8"), [(f"{name}: not one of {tuple(allowed)}", code < 0)]
+
+
+def select_rows(columns: Columns, column: str, codes: Sequence[int] | None) -> Columns:
+    """The rows whose `column` is one of `codes` (before ids are remapped); all rows when `codes` is None."""
+    if codes is None:
+        return columns
+    rows = np.isin(columns[column], list(codes))
+    return {name: values[rows] for name, values in columns.items()}
+
+
+def floats(text: np.ndarray) -> np.ndarray:
+    """Text (ratings) as float32; NaN where it is not a number."""
+    return pd.to_numeric(pd.Series(text), errors="coerce").to_numpy("float32")
+
+
+# ----------------------------------------------------------------- ids
+def encode_ids(vocabulary: np.ndarray, raw: ArrayLike) -> np.ndarray:
+    """Maps raw ids to new ids with a vocabulary from `frame.attrs["vocabularies"]`.
+
+    Known ids get `1..N`; unknown ids get the OOV id `N + 1`.
+    """
+    raw = np.asarray(raw)
+    position = np.searchsorted(vocabulary, raw)
+    position = np.minimum(position, len(vocabulary) - 1)
+    known = vocabulary[position] == raw if len(vocabulary) else np.zeros(raw.shape, bool)
+    return np.where(known, position + 1, len(vocabulary) + 1).astype("int64")
+
+
+def vocab_sizes(frame: pd.DataFrame) -> dict[str, int]:
+    """`{field: N + 2}` (padding, ids, OOV) for every remapped id column of `frame`."""
+    return {name: len(values) + 2 for name, values in frame.attrs["vocabularies"].items()}
+
+
+def _remap(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """New ids 1..N in the order of the sorted original ids, and that sorted vocabulary."""
+    vocabulary, inverse = np.unique(values, return_inverse=True)
+    return (inverse + 1).astype("int32"), vocabulary
+
+
+def _remap_columns(columns: Columns, id_columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """Replaces each id column by new ids 1..N (an optional side id 0 stays 0); returns the vocabularies."""
+    vocabularies = {}
+    for name in id_columns:
+        values = columns[name]
+        zero = values == 0 if values.dtype != object else np.zeros(len(values), bool)
+        if zero.any():  # optional side ids: 0 = unknown stays 0
+            ids = np.zeros(len(values), "int32")
+            ids[~zero], vocabularies[name] = _remap(values[~zero])
+        else:
+            ids, vocabularies[name] = _remap(values)
+        columns[name] = ids
+    return vocabularies
+
+
+# ----------------------------------------------------------------- the events table
+def finish(
+    columns: Columns,
+    id_columns: Sequence[str],
+    report: LoadReport,
+    path: str,
+    duplicate_key: Sequence[str],
+    stacklevel: int = 3,
+) -> pd.DataFrame:
+    """Remaps ids, sorts by (user, time), removes duplicates, attaches the report (numpy, then one DataFrame).
+
+    `stacklevel` points the warning about repairs at the reader's caller.
+    """
+    lines = columns.pop(LINE)
+    vocabularies = _remap_columns(columns, id_columns)
+    users, times = columns["user"], columns["timestamp"]
+    report.unsorted = _count_unsorted(users, times)
+    order = np.lexsort((times, users))  # stable: equal times keep file order
+    columns = {name: values[order] for name, values in columns.items()}
+    lines = lines[order]
+    del order
+    duplicated = _duplicates(columns, lines, duplicate_key)
+    if duplicated.any():
+        report.duplicate_count = int(duplicated.sum())
+        report.duplicates = sorted(int(n) for n in lines[duplicated])[:MAX_LISTED]
+        columns = {name: values[~duplicated] for name, values in columns.items()}
+    report.rows = len(columns["user"])
+    ordered = sorted(columns, key=lambda c: COLUMN_ORDER.index(c) if c in COLUMN_ORDER else len(COLUMN_ORDER))
+    frame = pd.DataFrame({name: columns[name] for name in ordered}, copy=False)
+    frame.attrs["vocabularies"] = vocabularies
+    frame.attrs["report"] = report
+    frame.attrs["source"] = os.path.abspath(path)
+    if report.rejected_count or report.duplicate_count or report.unsorted:
+        warnings.warn(f"{path}: {report.summary()}", stacklevel=stacklevel)
+    return frame
+
+
+def finish_with_text_categories(
+    columns: Columns, report: LoadReport, path: str, stacklevel: int = 4
+) -> pd.DataFrame:
+    """`finish` with a text `category` column where "" means unknown (-> 0)."""
+    columns["_category_text"] = columns.pop("category")
+    key = ("user", "item", "timestamp")
+    frame = finish(columns, ("user", "item"), report, path, key, stacklevel=stacklevel)
+    text = frame.pop("_category_text").to_numpy()
+    known = text != ""
+    ids = np.zeros(len(text), "int32")
+    if known.any():
+        ids[known], vocabulary = _remap(text[known].astype(str))
+    else:
+        vocabulary = np.zeros(0, dtype=str)
+    frame.insert(2, "category", ids)
+    frame.attrs["vocabularies"]["category"] = vocabulary
+    return frame
+
+
+def _count_unsorted(users: np.ndarray, times: np.ndarray) -> int:
+    """Events earlier than the previous event of the same user, in file order."""
+    by_user = np.argsort(users, kind="stable")
+    u, t = users[by_user], times[by_user]
+    return int(((u[1:] == u[:-1]) & (t[1:] < t[:-1])).sum())
+
+
+def _duplicates(columns: Columns, lines: np.ndarray, key: Sequence[str]) -> np.ndarray:
+    """Rows (sorted by user, time) equal on `key` to an earlier line: only rows
+    sharing (user, timestamp) with a neighbour can be, so only those are sorted."""
+    users, times = columns["user"], columns["timestamp"]
+    same = (users[1:] == users[:-1]) & (times[1:] == times[:-1])
+    candidates = np.zeros(len(users), bool)
+    candidates[1:] |= same
+    candidates[:-1] |= same
+    rows = np.flatnonzero(candidates)
+    duplicated = np.zeros(len(users), bool)
+    if len(rows):
+        keys = [columns[k][rows] for k in key]
+        order = np.lexsort([lines[rows]] + keys[::-1])
+        equal = np.ones(len(rows) - 1, bool)
+        for values in keys:
+            sorted_values = values[order]
+            equal &= sorted_values[1:] == sorted_values[:-1]
+        duplicated[rows[order][1:][equal]] = True
+    return duplicated

@@ -1,0 +1,102 @@
+"""The DARE protocol and leave-last-out (positions, leakage, negatives) and the `prepare` cache."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_lsrec.data import dare_protocol, leave_last_out, load_movielens, load_taobao, prepare
+
+MOVIELENS = os.path.join(
+    os.path.dirname(__file__), "..", "..", "..", "shared", "data", "ml-latest-small", "ratings.csv"
+)
+
+
+def test_dare_protocol_positions_leakage_and_negatives(make_events):
+    events = make_events()
+    splits = dare_protocol(events, min_events=210, max_len=200, negatives=2, seed=3, batch_size=64)
+    train = splits["train"]
+    users = events[events["user"] <= 6]
+    lengths = users.groupby("user").size().to_numpy()
+    assert train.num_examples == 6 * 19 * 3 and splits["test"].num_examples == 6 * 3
+    examples = train.examples
+    labels = examples["label"]
+    assert np.array_equal(labels, np.tile([1.0, 0.0, 0.0], 6 * 19))
+    for u, n in enumerate(lengths):
+        rows = (examples["user"] == u) & (labels == 1)
+        positions = examples["end"][rows] - train.offsets[u]
+        assert sorted(n - 1 - positions) == list(range(3, 94, 5))  # T-3, T-8, ..., T-93
+    for name, offset in (("validation", 1), ("test", 0)):
+        split = splits[name]
+        positive = split.examples["label"] == 1
+        positions = split.examples["end"][positive] - split.offsets[split.examples["user"][positive]]
+        assert np.array_equal(positions, lengths - 1 - offset)
+    user_times = [g["timestamp"].to_numpy() for _, g in users.groupby("user")]
+    user_items = [set(g["item"]) for _, g in users.groupby("user")]
+    for split in splits.values():
+        x, y = split.arrays()
+        split.schema.validate(x, y)
+        for row in range(len(y)):
+            u = split.examples["user"][row]
+            position = split.examples["end"][row] - split.offsets[u]
+            history = x["history_item"][row][x["history_item"][row] != 0]
+            assert len(history) == min(200, position)
+            # No leakage: every history event is strictly earlier than the target event.
+            assert user_times[u][position - len(history) : position].max() < user_times[u][position]
+            user_items_in_order = users[users["user"] == u + 1]["item"].to_numpy()
+            assert np.array_equal(history, user_items_in_order[position - len(history) : position])
+            if y[row] == 0:
+                assert x["target_item"][row] not in user_items[u]  # never from the user's history
+                assert x["target_category"][row] == x["target_item"][row] % 7 + 1  # its own category
+            assert x["history_time"][row][-1] == 1
+    # Deterministic with a seed; another seed draws other negatives.
+    again = dare_protocol(events, seed=3, batch_size=64)["train"].examples
+    assert all(np.array_equal(again[k], examples[k]) for k in examples)
+    other = dare_protocol(events, seed=4, batch_size=64)["train"].examples
+    assert not np.array_equal(other["target_item"], examples["target_item"])
+    with pytest.raises(ValueError, match="min_events"):
+        dare_protocol(events, min_events=50)
+
+
+@pytest.mark.skipif(not os.path.isfile(MOVIELENS), reason="../shared/data/ml-latest-small is not present")
+def test_real_movielens_file_and_leave_last_out():
+    events = load_movielens(MOVIELENS, progress=False)
+    assert len(events) == 100_836 and events["user"].max() == 610
+    assert events["category"].min() >= 0 and (events["category"] > 0).mean() > 0.99
+    splits = leave_last_out(events, max_len=50, max_train_per_user=5, negatives=1)
+    assert splits["test"].num_examples == 2 * 610
+    x, y = splits["test"].arrays()
+    assert x["history_item"].shape == (1220, 50) and set(np.unique(y)) == {0.0, 1.0}
+    splits["test"].schema.validate(x, y)
+
+
+def test_prepare_caches_and_invalidates(tmp_path, make_events):
+    path = str(tmp_path / "UserBehavior.csv")
+    events = make_events(num_users=3)
+    columns = ["user", "item", "category", "behavior", "timestamp"]
+    events.assign(behavior="pv")[columns].to_csv(path, header=False, index=False)
+    calls = []
+
+    def counting_load(p, **kwargs):
+        calls.append(kwargs)
+        return load_taobao(p, progress=False, **kwargs)
+
+    cache = str(tmp_path / "cache")
+    load_args = {"behaviors": ["pv"]}
+    first = prepare(path, counting_load, dare_protocol, cache, load_args=load_args, protocol_args={"seed": 1})
+    second = prepare(
+        path, counting_load, dare_protocol, cache, load_args=load_args, protocol_args={"seed": 1}
+    )
+    assert len(calls) == 1  # the second run read the cache
+    assert isinstance(second["train"].examples["label"], np.memmap)
+    for split in first:
+        for a, b in zip(first[split].arrays(), second[split].arrays(), strict=True):
+            keras.tree.map_structure(np.testing.assert_array_equal, a, b)
+    assert sorted(os.listdir(cache)) == ["manifest.json", "sequences", "test", "train", "validation"]
+    prepare(path, counting_load, dare_protocol, cache, load_args=load_args, protocol_args={"seed": 2})
+    assert len(calls) == 2  # a changed parameter rebuilds
+    with open(path, "a") as f:
+        f.write("99,1,1,pv,5\n")
+    prepare(path, counting_load, dare_protocol, cache, load_args=load_args, protocol_args={"seed": 2})
+    assert len(calls) == 3  # a changed file rebuilds

@@ -1,0 +1,200 @@
+"""The dataset readers on small files in the original formats: ids, order, malformed rows."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from keras_lsrec.data import encode_ids, load_amazon, load_movielens, load_taobao, load_tmall, vocab_sizes
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def test_load_taobao_remaps_sorts_and_filters(tmp_path):
+    path = write(
+        tmp_path / "UserBehavior.csv",
+        "7,500,90,pv,1511544070\n"
+        "7,300,90,buy,1511544000\n"  # earlier than the line above: re-sorted
+        "2,300,90,pv,1511550000\n"
+        "2,500,91,cart,1511540000\n",
+    )
+    with pytest.warns(UserWarning, match="out of time order") as caught:
+        events = load_taobao(path, progress=False)
+    assert [w.filename for w in caught] == [__file__]  # the warning names the caller's line
+    assert list(events.columns) == ["user", "item", "category", "behavior", "timestamp"]
+    # ids 1..N in the order of the original ids; users sorted, then time.
+    assert events["user"].tolist() == [1, 1, 2, 2]
+    assert events["item"].tolist() == [2, 1, 1, 2]
+    assert events["behavior"].astype(str).tolist() == ["cart", "pv", "buy", "pv"]
+    assert events["timestamp"].is_monotonic_increasing is False and events.groupby("user")["timestamp"].apply(
+        lambda t: t.is_monotonic_increasing
+    ).all()
+    assert events.attrs["report"].unsorted == 2  # lines 2 and 4 are earlier than the line before
+    assert list(events.attrs["vocabularies"]["item"]) == [300, 500]
+    assert vocab_sizes(events) == {"user": 4, "item": 4, "category": 4}
+    assert encode_ids(events.attrs["vocabularies"]["item"], [500, 300, 999]).tolist() == [2, 1, 3]  # 3 = OOV
+    page_views = load_taobao(path, behaviors=["pv"], progress=False)
+    assert page_views["behavior"].astype(str).tolist() == ["pv", "pv"]
+    # Reading in chunks of one line gives the same table.
+    pd.testing.assert_frame_equal(load_taobao(path, chunk_rows=1, progress=False), events)
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ("3,100,9,pv\n", "timestamp: missing or empty"),
+        ("3,abc,9,pv,1511544070\n", "item: not an integer"),
+        ("3,100,9,click,1511544070\n", "behavior: not one of"),
+        ("3,,9,pv,1511544070\n", "item: missing or empty"),
+    ],
+)
+def test_malformed_rows_are_reported_with_line_numbers(tmp_path, line, reason):
+    good = "1,100,9,pv,1511544000\n2,101,9,pv,1511544001\n"
+    path = write(tmp_path / "UserBehavior.csv", good + line + good)
+    with pytest.raises(ValueError, match=rf"{reason}.* at lines \[3\]"):
+        load_taobao(path, progress=False)
+    with pytest.warns(UserWarning, match="rejected"):
+        events = load_taobao(path, errors="skip", progress=False)
+    report = events.attrs["report"]
+    assert report.rejected_count == 1 and list(report.rejected.values()) == [[3]]
+    assert len(events) == 4 - 2  # the rejected line out, then the repeated good lines as duplicates
+    assert report.duplicate_count == 2 and report.duplicates == [4, 5]
+
+
+def test_behaviour_codes_do_not_depend_on_the_chunk(tmp_path):
+    """A chunk that parses with numeric types and one re-read as text (because of
+    a bad number) apply the same rule to a behaviour: surrounding spaces ignored."""
+    path = write(
+        tmp_path / "UserBehavior.csv", "1,100,9, pv ,1511544000\n2,101,9,buy,1511544001\n2,x,9,pv,5\n"
+    )
+    with pytest.warns(UserWarning, match="rejected"):
+        whole = load_taobao(path, errors="skip", progress=False)  # one chunk, re-read as text
+    with pytest.warns(UserWarning, match="rejected"):
+        lines = load_taobao(path, errors="skip", chunk_rows=1, progress=False)  # lines 1-2 parse as numbers
+    pd.testing.assert_frame_equal(whole, lines)
+    assert whole["behavior"].astype(str).tolist() == ["pv", "buy"]
+    assert whole.attrs["report"].rejected == {"item: not an integer": [3]}
+
+
+def test_too_many_columns_is_a_clear_error(tmp_path):
+    path = write(tmp_path / "UserBehavior.csv", "1,100,9,pv,1511544000\n1,100,9,pv,1511544000,extra\n")
+    with pytest.raises(ValueError, match="malformed file.*line 2"):
+        load_taobao(path, progress=False)
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    path = write(tmp_path / "UserBehavior.csv", "1,100,9,pv,1511544000\n")
+    with pytest.raises(ValueError, match="behaviors"):
+        load_taobao(path, behaviors=["click"], progress=False)
+    with pytest.raises(ValueError, match="errors"):
+        load_taobao(path, errors="ignore", progress=False)
+    with pytest.raises(ValueError, match="No such file"):
+        load_taobao(tmp_path / "missing.csv", progress=False)
+
+
+def test_load_tmall(tmp_path):
+    path = write(
+        tmp_path / "user_log_format1.csv",
+        "user_id,item_id,cat_id,seller_id,brand_id,time_stamp,action_type\n"
+        "10,5,1,3,,1111,0\n"
+        "10,6,2,3,8,0512,2\n"
+        "11,5,1,3,9,0601,0\n",
+    )
+    events = load_tmall(path, progress=False)
+    assert list(events.columns) == ["user", "item", "category", "seller", "brand", "action", "timestamp"]
+    first = events.iloc[0]
+    assert (first["user"], first["action"], first["brand"]) == (1, 2, 1)  # May 12 before Nov 11; brand 8 -> 1
+    assert events["brand"].tolist() == [1, 0, 2]  # the missing brand is 0
+    assert pd.Timestamp(events["timestamp"].iloc[1], unit="s") == pd.Timestamp("2015-11-11")
+    assert load_tmall(path, actions=[0], progress=False)["action"].tolist() == [0, 0]
+    bad = write(
+        tmp_path / "bad.csv",
+        "user_id,item_id,cat_id,seller_id,brand_id,time_stamp,action_type\n1,2,3,4,5,1341,0\n",
+    )
+    with pytest.raises(ValueError, match=r"mmdd.*\[2\]"):
+        load_tmall(bad, progress=False)
+
+
+def test_load_amazon_json_lines_csv_and_metadata(tmp_path):
+    reviews = [
+        {"reviewerID": "B", "asin": "x2", "overall": 4.0, "unixReviewTime": 20, "reviewText": "a, b"},
+        {"reviewerID": "A", "asin": "x1", "overall": 5.0, "unixReviewTime": 10},
+        {"reviewerID": "B", "asin": "x1", "overall": 3.0, "unixReviewTime": 10},
+    ]
+    path = write(tmp_path / "reviews_Books_5.json", "".join(json.dumps(r) + "\n" for r in reviews))
+    meta = write(
+        tmp_path / "meta_Books.json",
+        "{'asin': 'x1', 'categories': [['Books', 'Fiction']]}\n"
+        + json.dumps({"asin": "x2", "category": ["Books", "Poetry"]})
+        + "\n",
+    )
+    events = load_amazon(path, meta_path=meta, progress=False)
+    assert events[["user", "item", "timestamp"]].values.tolist() == [[1, 1, 10], [2, 1, 10], [2, 2, 20]]
+    assert events["rating"].tolist() == [5.0, 3.0, 4.0]
+    assert list(events.attrs["vocabularies"]["category"]) == ["Fiction", "Poetry"]
+    assert events["category"].tolist() == [1, 1, 2]
+    broken = write(tmp_path / "broken.json", json.dumps(reviews[0]) + "\n{not json\n")
+    with pytest.raises(ValueError, match=r"at lines \[2\]"):
+        load_amazon(broken, progress=False)
+    csv = write(tmp_path / "ratings_Books.csv", "B,x2,4.0,20\nA,x1,5.0,10\nB,x1,3.0,10\n")
+    with pytest.warns(UserWarning, match="out of time order") as caught:
+        from_csv = load_amazon(csv, progress=False)
+    assert [w.filename for w in caught] == [__file__]  # the warning names the caller's line
+    assert from_csv[["user", "item", "timestamp"]].values.tolist() == [[1, 1, 10], [2, 1, 10], [2, 2, 20]]
+    assert (from_csv["category"] == 0).all()  # no metadata: unknown category
+
+
+def test_text_ids_stay_text_whichever_parse_a_chunk_takes(tmp_path):
+    """Ids that look like numbers (ISBN asins such as "0001") keep their zeros and "NA" is an id,
+    in chunks parsed with types (chunks of one line) as in a chunk re-read as text (line 4's bad
+    timestamp): the same table either way."""
+    path = write(tmp_path / "ratings_Books.csv", "A,0001,5.0,10\nB,000X,4.0,20\nNA,0001,3.0,30\nC,0,1.0,x\n")
+    meta = write(tmp_path / "meta_Books.json", json.dumps({"asin": "0001", "category": ["Books"]}) + "\n")
+    with pytest.warns(UserWarning, match="rejected"):
+        whole = load_amazon(path, meta_path=meta, errors="skip", progress=False)
+    with pytest.warns(UserWarning, match="rejected"):
+        lines = load_amazon(path, meta_path=meta, errors="skip", chunk_rows=1, progress=False)
+    pd.testing.assert_frame_equal(whole, lines)
+    assert list(whole.attrs["vocabularies"]["item"]) == ["0001", "000X"]
+    assert list(whole.attrs["vocabularies"]["user"]) == ["A", "B", "NA"]
+    assert whole["category"].tolist() == [1, 0, 1]
+    assert whole.attrs["report"].rejected == {"timestamp: not an integer": [4]}
+
+
+def test_load_movielens_formats(tmp_path):
+    (tmp_path / "1m").mkdir()
+    dat = write(
+        tmp_path / "1m" / "ratings.dat", "1::20::5::978300760\n1::10::3::978300000\n2::10::4::978300001\n"
+    )
+    write(tmp_path / "1m" / "movies.dat", "10::A (1995)::Comedy|Drama\n20::B (1996)::Horror\n")
+    events = load_movielens(dat, progress=False)
+    assert events[["user", "item"]].values.tolist() == [[1, 1], [1, 2], [2, 1]]
+    vocabulary = events.attrs["vocabularies"]["category"]
+    assert [vocabulary[c - 1] for c in events["category"]] == ["Comedy", "Horror", "Comedy"]
+    (tmp_path / "100k").mkdir()
+    data = write(tmp_path / "100k" / "u.data", "1\t10\t3\t881250949\n1\t20\t4\t881250950\n")
+    flags = ["0"] * 19
+    horror = list(flags)
+    horror[11] = "1"
+    write(
+        tmp_path / "100k" / "u.item",
+        "10|A|01-Jan-1995||http://x|" + "|".join(flags) + "\n"
+        "20|B|01-Jan-1995||http://y|" + "|".join(horror) + "\n",
+    )
+    events = load_movielens(data, progress=False)
+    assert events["category"].tolist() == [0, 1]  # no genre flag -> 0; Horror
+    (tmp_path / "latest").mkdir()
+    csv = write(
+        tmp_path / "latest" / "ratings.csv", "userId,movieId,rating,timestamp\n5,10,4.5,100\n5,11,2.0,90\n"
+    )
+    write(
+        tmp_path / "latest" / "movies.csv",
+        'movieId,title,genres\n10,"A, The (1995)",Drama|War\n11,B,(no genres listed)\n',
+    )
+    events = load_movielens(csv, progress=False)
+    assert events["item"].tolist() == [2, 1] and events["category"].tolist() == [0, 1]
+    with pytest.raises(ValueError, match="Unknown MovieLens file"):
+        load_movielens(write(tmp_path / "x.txt", ""), progress=False)

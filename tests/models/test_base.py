@@ -1,0 +1,89 @@
+"""SequenceModel: early input validation at every entry point, recorded arguments."""
+
+import numpy as np
+import pytest
+from test_case import TestCase, small_batch
+
+from keras_lsrec.models import DIN, TWIN
+
+SMALL = dict(mlp_units=(8,))
+
+
+def corrupt(x, key, value):
+    bad = dict(x)
+    bad[key] = value
+    return bad
+
+
+class TestSequenceModel(TestCase):
+    @pytest.mark.parametrize(
+        "mutate, match",
+        [
+            (
+                lambda x, s: corrupt(x, "target_item", x["target_item"] + s.vocab_sizes["item"]),
+                "target_item.*outside the vocabulary",
+            ),
+            (
+                lambda x, s: corrupt(x, "history_category", x["history_category"] - 100),
+                "history_category.*negative",
+            ),
+            (
+                lambda x, s: corrupt(x, "history_item", x["history_item"].astype("float32")),
+                "history_item.*integer",
+            ),
+            (
+                lambda x, s: {
+                    k: np.pad(v, ((0, 0), (5, 0))) if k.startswith("history_") else v for k, v in x.items()
+                },
+                "history_item.*max_len",
+            ),
+            (lambda x, s: {k: v for k, v in x.items() if k != "history_category"}, "history_category"),
+            (lambda x, s: corrupt(x, "target_item", x["target_item"][:, None]), "target_item.*rank"),
+            (lambda x, s: corrupt(x, "user_id", x["target_item"]), "user_id"),
+        ],
+        ids=["oov", "negative", "float", "too_long", "missing", "rank", "unknown"],
+    )
+    def test_bad_input_is_rejected_with_the_field_name(self, mutate, match, row_data):
+        model = TWIN(row_data.schema, embedding_dim=2, k=3, **SMALL)
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        x, y = small_batch(row_data, 4)
+        bad = mutate(x, row_data.schema)
+        with pytest.raises(ValueError, match=match):
+            row_data.schema.validate(bad)
+        entry_points = (
+            lambda v: model.predict(v, verbose=0),
+            lambda v: model.fit(v, y, verbose=0),
+            lambda v: model.evaluate(v, y, verbose=0),
+            model.predict_on_batch,
+            lambda v: model.train_on_batch(v, y),
+            lambda v: model.test_on_batch(v, y),
+            lambda v: model.fit(x, y, validation_data=(v, y), verbose=0),
+        )
+        for call in entry_points:
+            with pytest.raises(ValueError, match=match):
+                call(bad)
+
+    def test_config_is_the_recorded_constructor_arguments(self, row_data):
+        model = DIN(row_data.schema, embedding_dim=6, attention_units=(5, 3), name="din_6")
+        config = model.get_config()
+        assert config["embedding_dim"] == 6 and config["attention_units"] == [5, 3]
+        assert config["history_window"] is None and config["name"] == "din_6"
+        assert model.embedding_dim == 6  # every argument is also an attribute
+        assert DIN.from_config(config).get_config() == config
+
+    def test_a_subclass_records_its_own_arguments(self, row_data):
+        class SmallDIN(DIN):
+            def __init__(self, schema, width=3, **kwargs):
+                super().__init__(schema, embedding_dim=width, mlp_units=(width,), **kwargs)
+
+        model = SmallDIN(row_data.schema, width=5)
+        config = model.get_config()
+        assert config["width"] == 5 and "embedding_dim" not in config
+        assert SmallDIN.from_config(config).get_config() == config
+
+    def test_positional_and_missing_arguments(self, row_data):
+        assert DIN(row_data.schema, 6).get_config()["embedding_dim"] == 6
+        with pytest.raises(TypeError, match="DIN"):
+            DIN()
+        with pytest.raises(TypeError, match="SequenceSchema"):
+            DIN({"item": 10})

@@ -1,0 +1,97 @@
+"""The model contract, driven by the registry: every model `keras_lsrec.models.get`
+resolves is tested here with its defaults, without a test file of its own."""
+
+import inspect
+
+import numpy as np
+import pytest
+from test_case import TestCase, small_batch
+
+import keras_lsrec
+from keras_lsrec.data import SequenceSchema
+from keras_lsrec.losses import CandidateSetLoss
+from keras_lsrec.models import base
+from keras_lsrec.models.wiring import TOWER_DEFAULTS
+
+NAMES = keras_lsrec.models.names()
+
+
+def batch_for(cls, row_data, candidate_data):
+    """A batch in the first form the model takes, and the loss that trains it."""
+    if cls.INPUT_FORMS[0] == base.CANDIDATES:
+        x, y = small_batch(candidate_data)
+        return candidate_data.schema, x, y, CandidateSetLoss()
+    x, y = small_batch(row_data)
+    return row_data.schema, x, y, "binary_crossentropy"
+
+
+@pytest.mark.parametrize("name", NAMES)
+class TestModelContract(TestCase):
+    def test_contract(self, name, row_data, candidate_data):
+        cls = keras_lsrec.models.get(name)
+        schema, x, y, loss = batch_for(cls, row_data, candidate_data)
+        self.run_model_test(cls, {}, schema, x, y, loss=loss)
+
+    def test_is_resolved_by_name_and_exported(self, name):
+        cls = keras_lsrec.models.get(name.upper())
+        assert issubclass(cls, keras_lsrec.models.SequenceModel)
+        assert getattr(keras_lsrec.models, cls.__name__) is cls
+        assert cls.__doc__ and "Args:" in cls.__doc__
+
+    def test_takes_the_tower_arguments_with_the_shared_defaults(self, name):
+        parameters = inspect.signature(keras_lsrec.models.get(name).__init__).parameters
+        for argument, default in TOWER_DEFAULTS.items():
+            assert argument in parameters, argument
+            assert parameters[argument].default == default, argument
+
+    def test_refuses_a_schema_of_another_form(self, name):
+        cls = keras_lsrec.models.get(name)
+        other = SequenceSchema(
+            {"item": 10, "category": 3}, 5, candidates=None if base.CANDIDATES in cls.INPUT_FORMS else 4
+        )
+        form = base.CANDIDATES if other.has_candidates else base.ROW
+        if form in cls.INPUT_FORMS:
+            pytest.skip(f"{cls.__name__} takes both forms")
+        with pytest.raises(ValueError, match="candidates"):
+            cls(other)
+
+    def test_refuses_a_misspelled_argument(self, name, row_data, candidate_data):
+        cls = keras_lsrec.models.get(name)
+        schema = batch_for(cls, row_data, candidate_data)[0]
+        with pytest.raises(TypeError, match="embeding_dim"):
+            cls(schema, embeding_dim=8)
+
+    def test_any_history_length_within_max_len(self, name, row_data, candidate_data):
+        cls = keras_lsrec.models.get(name)
+        schema, x, _, _ = batch_for(cls, row_data, candidate_data)
+        model = cls(schema)
+        for length in (3, 40, 90):
+            short = {k: (v[:4, -length:] if k.startswith("history_") else v[:4]) for k, v in x.items()}
+            assert (
+                model.predict(short, verbose=0).shape
+                == model.predict({k: v[:4] for k, v in x.items()}, verbose=0).shape
+            )
+
+
+def test_names_lists_every_model():
+    assert NAMES == sorted(NAMES) and {"din", "twin", "dare", "sam", "ifa"} <= set(NAMES)
+    with pytest.raises(ValueError, match="Unknown model"):
+        keras_lsrec.models.get("dien")
+
+
+def test_a_new_registered_model_is_enrolled(monkeypatch, row_data):
+    """Registering a class is all it takes: `names()` lists it, so every test
+    above runs on it; a config that loses an argument fails the contract."""
+
+    class Forgetful(keras_lsrec.models.TWIN):
+        def get_config(self):
+            config = super().get_config()
+            config.pop("k")
+            return config
+
+    monkeypatch.setitem(keras_lsrec.models._MODELS, "forgetful", Forgetful)
+    assert "forgetful" in keras_lsrec.models.names()
+    x, y = small_batch(row_data)
+    with pytest.raises(AssertionError, match="config lacks \\['k'\\]"):
+        TestCase().run_model_test(Forgetful, {}, row_data.schema, x, y, run_mixed_precision=False)
+    np.testing.assert_equal(keras_lsrec.models.get("forgetful"), Forgetful)

@@ -1,0 +1,59 @@
+"""Shared by the serving tests: tiny synthetic data, small trained models, one DARE exported twice."""
+
+import os
+
+import keras
+import pytest
+
+from keras_lsrec import cli, serving
+from keras_lsrec.data import synthetic
+from keras_lsrec.models import DARE, DIN, SAM, TWIN
+
+MODELS = {
+    "din": (DIN, dict(embedding_dim=4, attention_units=(8,))),
+    "twin": (TWIN, dict(embedding_dim=4, k=5)),
+    "dare": (DARE, dict(attention_dim=2, representation_dim=4, k=5)),
+    "sam": (SAM, dict(embedding_dim=4, num_passes=2, enhance_steps=1)),
+}
+
+
+@pytest.fixture(scope="session")
+def data():
+    return synthetic.generate(
+        num_users=40, examples_per_user=4, max_len=80, num_items=60, num_categories=8, seed=5
+    )
+
+
+@pytest.fixture(scope="session")
+def train(data):
+    """`train(name)`: a small model of `MODELS[name]` fitted for one epoch on `data`."""
+
+    def train(name):
+        cls, kwargs = MODELS[name]
+        keras.utils.set_random_seed(1)
+        model = cls(data.schema, mlp_units=(8,), **kwargs)
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        model.fit(data.train.x, data.train.y, batch_size=64, epochs=1, verbose=0)
+        return model
+
+    return train
+
+
+@pytest.fixture(params=sorted(MODELS))
+def model_name(request):
+    """Each name of `MODELS` in turn."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def exported(train, tmp_path_factory):
+    """`(model, base_dir, version_1_path, version_2_path)`: DARE exported by the API, then by the CLI."""
+    root = tmp_path_factory.mktemp("saved_models")
+    model = train("dare")
+    base = str(root / "dare")
+    first = serving.export(model, base)
+    # The second version goes through the command line, from the .keras file.
+    model_file = str(root / "dare.keras")
+    model.save(model_file)
+    assert cli.main(["export", model_file, "--base-dir", base]) == 0
+    return model, base, first, os.path.join(base, "2")
