@@ -10,13 +10,17 @@ import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
 
 def _refuse(name: str, requirement: str, value: Any) -> ValueError:
     return ValueError(f"`{name}` must be {requirement}. Received: `{name}={value!r}`")
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    """A Python int (not a bool). numpy integers are refused: Keras layers
+    (e.g. `Embedding`) refuse them later with a less clear message."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_positive(allow_none: bool = False, **values: Any) -> None:
@@ -53,11 +57,12 @@ def check_range(name: str, value: Any, low: float, high: float, high_inclusive: 
         raise _refuse(name, f"a number in [{low}, {high}{bracket}", value)
 
 
-def check_units(name: str, units: Sequence[int], allow_empty: bool = True) -> tuple[int, ...]:
-    """A sequence of positive layer sizes, returned as a tuple of ints."""
-    if isinstance(units, (str, bytes)) or not isinstance(units, Sequence):
+def check_units(name: str, units: Any, allow_empty: bool = True) -> tuple[int, ...]:
+    """A sequence (or 1-D array) of positive integral layer sizes, returned as a tuple of ints."""
+    if isinstance(units, (str, bytes)) or not isinstance(units, (Sequence, np.ndarray)):
         raise _refuse(name, "a sequence of positive integers", units)
-    if not all(_is_int(u) and u >= 1 for u in units) or (not units and not allow_empty):
+    integral = all(isinstance(u, numbers.Integral) and not isinstance(u, bool) and int(u) >= 1 for u in units)
+    if not integral or (len(units) == 0 and not allow_empty):
         requirement = "a sequence of positive integers" + ("" if allow_empty else ", not empty")
         raise _refuse(name, requirement, units)
     return tuple(int(u) for u in units)

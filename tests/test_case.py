@@ -35,13 +35,6 @@ def assert_close(actual: Any, expected: Any, atol: float = 1e-5, rtol: float = 1
     np.testing.assert_allclose(to_numpy(actual), expected, atol=atol, rtol=rtol)
 
 
-def symbolic_inputs(arrays: Mapping[str, np.ndarray]) -> dict[str, keras.KerasTensor]:
-    return {
-        name: keras.Input(shape=value.shape[1:], dtype=str(value.dtype), name=name)
-        for name, value in arrays.items()
-    }
-
-
 def right_pad_rows(arrays: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray]:
     """Move each row's padding (where `mask` is False) to the right, keeping order."""
     out = [np.zeros_like(a) for a in arrays]
@@ -60,6 +53,21 @@ def left_pad_rows(arrays: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray
         keep = mask[row]
         for src, dst in zip(arrays, out, strict=True):
             dst[row, length - keep.sum() :] = src[row][keep]
+    return out
+
+
+def scatter_rows(arrays: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray]:
+    """Spread each row's valid events (where `mask` is True) over random
+    positions of the row, keeping their order: padding on both sides and in
+    between. A layer that honours its mask gives the same result."""
+    rng = np.random.default_rng(0)
+    out = [np.zeros_like(a) for a in arrays]
+    length = mask.shape[1]
+    for row in range(mask.shape[0]):
+        keep = mask[row]
+        slots = np.sort(rng.choice(length, keep.sum(), replace=False))
+        for src, dst in zip(arrays, out, strict=True):
+            dst[row, slots] = src[row][keep]
     return out
 
 
@@ -216,8 +224,9 @@ class TestCase:
         - the output has `expected_output_shape`, the compute dtype, finite
           values; `compute_output_shape` agrees;
         - the expected numbers of trainable and non-trainable weights;
-        - the same result whatever the padding side (valid events moved to the
-          right or to the left of each row), and a finite one for all-padding rows;
+        - the same result wherever the padding is (every row's valid events moved
+          to the left, to the right, or spread with gaps), and a finite one for
+          all-padding rows;
         - `.keras` save -> load gives the same output in a functional model;
         - mixed_float16 and mixed_bfloat16 run without NaN or inf;
         - a `fit` step moves the trainable weights and gives a finite loss.
@@ -268,7 +277,9 @@ class TestCase:
     def _mask(input_data: Mapping[str, Any], sequence_args: tuple[str, ...], mask_arg: str) -> np.ndarray:
         if mask_arg in input_data:
             return np.asarray(input_data[mask_arg], bool)
-        ids = keras.tree.flatten(input_data[sequence_args[0]])[0]
+        ids = input_data[sequence_args[0]]
+        if isinstance(ids, Mapping):  # ids per field: the item field marks padding
+            ids = ids["item"] if "item" in ids else next(iter(ids.values()))
         return np.asarray(ids) != 0
 
     def _moved(self, input_data, sequence_args, mask_arg, mover) -> dict[str, Any]:
@@ -295,7 +306,7 @@ class TestCase:
             valid = leaves[-1].astype(bool)
             return [np.where(valid.reshape(valid.shape + (1,) * (v.ndim - valid.ndim)), v, 0) for v in leaves]
 
-        for mover in (left_pad_rows, right_pad_rows):
+        for mover in (left_pad_rows, right_pad_rows, scatter_rows):
             moved = layer(**self._moved(input_data, sequence_args, mask_arg, mover))
             moved_mask = mover([mask], mask)[0]
             for got, want in zip(defined(moved), defined(output), strict=True):
@@ -370,6 +381,7 @@ class TestCase:
         loss: Any = "binary_crossentropy",
         run_mixed_precision: bool = True,
         run_saved_model: bool = True,
+        right_padding: bool = True,
     ) -> keras.Model:
         """Checks the whole contract of a model on one batch; returns the model.
 
@@ -383,6 +395,8 @@ class TestCase:
         without NaN; a `fit` step that moves the weights; bad ids refused with
         the field named; every `SEARCH_SPACE` key a constructor argument;
         independent initial draws of every kernel and table.
+        `right_padding=False` skips the right-padded batch, for a model that
+        documents that it relies on left padding (`DIN(history_window=N)`).
         """
         model = cls(schema, **init_kwargs)
         assert_config_matches_constructor(model)
@@ -399,7 +413,7 @@ class TestCase:
         if y.ndim == 2:
             assert np.all(prediction[x["target_item"] == 0] == 0)
 
-        self._check_model_padding(model, x, prediction)
+        self._check_model_padding(model, x, prediction, right_padding)
         self._check_model_saving(model, x, prediction, run_saved_model)
         self._check_bad_input(model, x, y)
 
@@ -416,9 +430,11 @@ class TestCase:
             self._check_model_mixed_precision(cls, init_kwargs, schema, x, y, loss)
         return model
 
-    def _check_model_padding(self, model, x, prediction) -> None:
+    def _check_model_padding(self, model, x, prediction, right_padding: bool) -> None:
         # Direct calls: the same graph as `predict`, without compiling a predict function per check.
-        np.testing.assert_allclose(to_numpy(model(right_pad_batch(x), training=False)), prediction, atol=1e-5)
+        if right_padding:
+            right = to_numpy(model(right_pad_batch(x), training=False))
+            np.testing.assert_allclose(right, prediction, atol=1e-5)
         # Extra left padding (what a client padding to a fixed length sends the
         # SavedModel, which takes any length) changes nothing in the graph.
         longer = {k: (np.pad(v, ((0, 0), (7, 0))) if k.startswith("history_") else v) for k, v in x.items()}

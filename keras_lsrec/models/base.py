@@ -14,7 +14,9 @@ from keras_lsrec.training import AuxiliaryHead, prepare_optimizer
 
 ROW, CANDIDATES = "row", "candidates"
 # What `keras.Model.__init__` may receive besides the graph; anything else is a typo.
-_KERAS_KWARGS = frozenset({"name", "trainable", "dtype"})
+# (No `dtype`: a model's dtype policy comes from `keras.config.set_dtype_policy`.)
+_KERAS_KWARGS = frozenset({"name", "trainable"})
+_VARIADIC = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
 
 
 def _plain(value: Any) -> Any:
@@ -26,27 +28,40 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _records_arguments(cls: type[SequenceModel], init: Callable[..., None]) -> Callable[..., None]:
-    """Wraps a model's `__init__`: before it runs, the schema's form is checked
-    against `INPUT_FORMS` and the constructor's arguments (defaults applied)
-    are recorded once, by the outermost constructor, for `get_config`."""
+def _records_arguments(init: Callable[..., None]) -> Callable[..., None]:
+    """Wraps a model's `__init__`: before it runs, the constructor's arguments
+    (defaults applied) are recorded for `get_config` and the schema's form is
+    checked against `INPUT_FORMS`.
+
+    The outermost constructor that names `schema` records, once: a user's
+    subclass records its own arguments, plus the keywords it passes on to its
+    parent through `**kwargs` (so `MyDARE(schema, extra=1, k=3)` keeps `k`); a
+    pass-through subclass (`__init__(self, *args, **kwargs)`) leaves the
+    recording to the constructor it calls.
+    """
     signature = inspect.signature(init)
-    variadic = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
-    names = [n for n, p in signature.parameters.items() if n != "self" and p.kind not in variadic]
+    parameters = signature.parameters
+    names = [n for n, p in parameters.items() if n != "self" and p.kind not in _VARIADIC]
+    var_keyword = next((n for n, p in parameters.items() if p.kind is inspect.Parameter.VAR_KEYWORD), None)
 
     @functools.wraps(init)
     def __init__(self: SequenceModel, *args: Any, **kwargs: Any) -> None:
-        if "_arguments" not in self.__dict__:
+        if "_arguments" not in self.__dict__ and "schema" in names:
             try:
                 bound = signature.bind(self, *args, **kwargs)
             except TypeError as error:
                 raise TypeError(f"{type(self).__name__}: {error}") from None
             bound.apply_defaults()
             arguments = {n: bound.arguments[n] for n in names}
-            type(self).check_schema(arguments.get("schema"))
+            if var_keyword is not None:
+                passed_on = bound.arguments.get(var_keyword, {})
+                arguments.update({k: v for k, v in passed_on.items() if k not in _KERAS_KWARGS})
+            type(self).check_schema(arguments["schema"])
             object.__setattr__(self, "_arguments", arguments)
         init(self, *args, **kwargs)
 
+    # Keras reads constructor signatures (`Operation.__new__`): show the real one.
+    __init__.__signature__ = signature  # type: ignore[attr-defined]
     return __init__
 
 
@@ -67,9 +82,10 @@ class SequenceModel(keras.Model):
       field fail early with the field's name (a direct `model(x)` call is
       not checked: it is also the traced path);
     - trains one optional auxiliary click head,
-      `auxiliary=(probability_tensor, weight)`: `compute_loss` adds
-      `weight * BCE(y, p_aux)` in training (`keras_lsrec.training.AuxiliaryHead`);
-      prediction, evaluation and export see only the main output;
+      `auxiliary=(probability_tensor, weight)`: in training the model returns
+      `(prediction, p_aux)` and `compute_loss` adds `weight * BCE(y, p_aux)`
+      (`keras_lsrec.training.AuxiliaryHead`); prediction, evaluation and
+      export see only the main output;
     - hands the compiled optimizer to `keras_lsrec.training.prepare_optimizer`.
     """
 
@@ -88,7 +104,7 @@ class SequenceModel(keras.Model):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:
-            cls.__init__ = _records_arguments(cls, cls.__dict__["__init__"])  # type: ignore[method-assign]
+            cls.__init__ = _records_arguments(cls.__dict__["__init__"])  # type: ignore[method-assign]
 
     @classmethod
     def check_schema(cls, schema: Any) -> None:
@@ -115,9 +131,9 @@ class SequenceModel(keras.Model):
     ) -> None:
         unknown = sorted(set(kwargs) - _KERAS_KWARGS)
         if unknown:
+            accepted = sorted({*self.__dict__.get("_arguments", {}), *_KERAS_KWARGS} - set(unknown))
             raise TypeError(
-                f"{type(self).__name__} got unexpected keyword argument(s) {unknown}. "
-                f"It takes: {sorted(self.__dict__.get('_arguments', {}))}"
+                f"{type(self).__name__} got unexpected keyword argument(s) {unknown}. It takes: {accepted}"
             )
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.schema = schema
@@ -127,7 +143,7 @@ class SequenceModel(keras.Model):
             setattr(self, key, value)
         self._auxiliary = None
         if auxiliary is not None and auxiliary[1]:
-            head = AuxiliaryHead(inputs, auxiliary[0], auxiliary[1])
+            head = AuxiliaryHead(inputs, outputs, auxiliary[0], auxiliary[1])
             self._auxiliary = head
             # Track the head's own layers so their weights train, save and load.
             self.auxiliary_layers = head.own_layers(self.layers)
@@ -139,11 +155,26 @@ class SequenceModel(keras.Model):
         super().compile(*args, **kwargs)
         prepare_optimizer(self.optimizer)
 
+    def call(self, inputs, training=None, mask=None):
+        """The functional graph; with an auxiliary head, in training only,
+        `(prediction, auxiliary_prediction)` (see `AuxiliaryHead`)."""
+        if training and self._auxiliary is not None:
+            return self._auxiliary(inputs)
+        return super().call(inputs, training=training, mask=mask)
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        auxiliary = None
+        if isinstance(y_pred, (tuple, list)) and self._auxiliary is not None:
+            y_pred, auxiliary = y_pred
         loss = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
-        if training and self._auxiliary is not None and y is not None:
-            loss = loss + self._auxiliary.loss(x, y, loss.dtype)
+        if training and auxiliary is not None and y is not None:
+            loss = loss + self._auxiliary.loss(y, auxiliary, loss.dtype)
         return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if isinstance(y_pred, (tuple, list)) and self._auxiliary is not None:
+            y_pred = y_pred[0]
+        return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     # -- early input validation ------------------------------------------------
     def _validate(self, x: Any, y: Any = None) -> None:

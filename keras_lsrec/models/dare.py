@@ -64,7 +64,8 @@ class DARE(SequenceModel):
     valid events, has its own tower, and adds
     `auxiliary_loss_weight * BCE(y, p_aux)` to the training loss, which gives
     the attention table a dense gradient. It costs one extra O(L) attention in
-    training and nothing at inference (predict and export ignore it).
+    training and nothing at inference (predict and export ignore it); in
+    training mode `model(x, training=True)` returns `(p, p_aux)`.
 
     Args:
         schema: the `SequenceSchema` of the data.
@@ -114,7 +115,7 @@ class DARE(SequenceModel):
     ) -> None:
         check_positive(attention_dim=attention_dim, representation_dim=representation_dim, k=k)
         check_choice("score_scaling", score_scaling, SCORE_SCALINGS)
-        check_range("auxiliary_loss_weight", auxiliary_loss_weight, 0.0, math.inf)
+        check_range("auxiliary_loss_weight", auxiliary_loss_weight, 0.0, math.inf, high_inclusive=False)
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema)
         embedding = DecoupledEmbedding(

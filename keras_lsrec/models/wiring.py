@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ from keras import ops
 
 from keras_lsrec.data.schema import HISTORY, TARGET, TIME, SequenceSchema
 from keras_lsrec.layers.mlp import MLP
+from keras_lsrec.validation import check_range, check_units
 
 
 def field_vocab_sizes(schema: SequenceSchema) -> dict[str, int]:
@@ -62,7 +64,11 @@ def make_tower(
     name: str = "tower",
 ) -> MLP:
     """The prediction tower from the five tower arguments every model takes:
-    hidden layers, then one logit."""
+    hidden layers, then one logit. Refuses bad values under the models'
+    argument names."""
+    mlp_units = check_units("mlp_units", mlp_units)
+    check_range("dropout", dropout, 0.0, 1.0, high_inclusive=False)
+    check_range("l2", l2, 0.0, math.inf, high_inclusive=False)
     return MLP(
         hidden_units=mlp_units,
         activation=mlp_activation,

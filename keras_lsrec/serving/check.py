@@ -21,6 +21,9 @@ class CheckReport:
     signature: str
     ops: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # False when this TensorFlow did not expose its kernel registry, so ops
+    # without a GPU kernel could not be looked for (see `_kernel_devices`).
+    kernels_checked: bool = True
 
     @property
     def ok(self) -> bool:
@@ -48,9 +51,10 @@ def _kernel_devices(ops: Iterable[str]) -> dict[str, set[str]] | None:
     try:
         from tensorflow.python.framework import kernels
 
-        return {op: {k.device_type for k in kernels.get_registered_kernels_for_op(op).kernel} for op in ops}
-    except Exception:  # a private module may be missing or change shape: "unknown", never a crash
+        lookup = kernels.get_registered_kernels_for_op
+    except (ImportError, AttributeError):  # the private module moved or changed: "unknown", never a crash
         return None
+    return {op: {k.device_type for k in lookup(op).kernel} for op in ops}
 
 
 def check(path: str, signature: str = "serving_default", raise_on_error: bool = True) -> CheckReport:
@@ -117,6 +121,7 @@ def check(path: str, signature: str = "serving_default", raise_on_error: bool = 
     kernel_ops = [op for op in sorted(counts) if op not in library and op not in _NO_KERNEL_NEEDED]
     devices = _kernel_devices(op for op in kernel_ops if op != "XlaCallModule")
     if devices is None:
+        report.kernels_checked = False
         warnings.warn(
             "keras_lsrec.serving.check: this TensorFlow build does not expose its kernel registry "
             "(tensorflow.python.framework.kernels), so ops without a GPU kernel were not looked for; "

@@ -133,7 +133,7 @@ class ModelServer:
                     outputs = server.predict(match.group(1), signature, inputs)
                 except LookupError as error:
                     return self._reply(404, {"error": str(error)})
-                except (BadRequest, ValueError) as error:
+                except ValueError as error:  # BadRequest included
                     return self._reply(400, {"error": str(error)})
                 payload = {k: v.tolist() for k, v in outputs.items()}
                 self._reply(200, {"outputs": next(iter(payload.values())) if len(payload) == 1 else payload})

@@ -7,6 +7,6 @@ model (and nothing under `keras_lsrec/models`) knows which backend runs it.
 """
 
 from keras_lsrec.training.auxiliary import AuxiliaryHead
-from keras_lsrec.training.gradients import dense_gradients, prepare_optimizer
+from keras_lsrec.training.gradients import prepare_optimizer
 
-__all__ = ["AuxiliaryHead", "dense_gradients", "prepare_optimizer"]
+__all__ = ["AuxiliaryHead", "prepare_optimizer"]

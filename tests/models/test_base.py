@@ -71,15 +71,43 @@ class TestSequenceModel(TestCase):
         assert model.embedding_dim == 6  # every argument is also an attribute
         assert DIN.from_config(config).get_config() == config
 
-    def test_a_subclass_records_its_own_arguments(self, row_data):
+    def test_a_subclass_records_its_own_arguments_and_what_it_passes_on(self, row_data):
         class SmallDIN(DIN):
             def __init__(self, schema, width=3, **kwargs):
                 super().__init__(schema, embedding_dim=width, mlp_units=(width,), **kwargs)
 
-        model = SmallDIN(row_data.schema, width=5)
+        model = SmallDIN(row_data.schema, width=5, attention_units=(4,), name="small")
         config = model.get_config()
-        assert config["width"] == 5 and "embedding_dim" not in config
-        assert SmallDIN.from_config(config).get_config() == config
+        assert config["width"] == 5 and config["attention_units"] == [4] and "embedding_dim" not in config
+        self.assert_same_model(model, SmallDIN.from_config(config), row_data)
+
+    def test_a_pass_through_subclass_keeps_the_parent_arguments(self, row_data):
+        class MyTWIN(TWIN):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+
+        model = MyTWIN(row_data.schema, 4, k=3, num_heads=2)
+        config = model.get_config()
+        assert (config["embedding_dim"], config["k"], config["num_heads"]) == (4, 3, 2)
+        self.assert_same_model(model, MyTWIN.from_config(config), row_data)
+
+    def test_a_subclass_with_defaults_only(self, row_data):
+        schema = row_data.schema
+
+        class FixedTWIN(TWIN):
+            def __init__(self, schema=schema, k=4, **kwargs):
+                super().__init__(schema, k=k, **kwargs)
+
+        model = FixedTWIN()
+        assert model.get_config()["k"] == 4
+        self.assert_same_model(model, FixedTWIN.from_config(model.get_config()), row_data)
+
+    @staticmethod
+    def assert_same_model(model, clone, data):
+        assert clone.get_config() == model.get_config()
+        clone.set_weights(model.get_weights())
+        x, _ = small_batch(data, 4)
+        np.testing.assert_allclose(clone.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
     def test_positional_and_missing_arguments(self, row_data):
         assert DIN(row_data.schema, 6).get_config()["embedding_dim"] == 6
@@ -87,3 +115,5 @@ class TestSequenceModel(TestCase):
             DIN()
         with pytest.raises(TypeError, match="SequenceSchema"):
             DIN({"item": 10})
+        with pytest.raises(TypeError, match="unexpected keyword.*dtype"):
+            DIN(row_data.schema, dtype="float16")

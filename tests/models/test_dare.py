@@ -85,8 +85,8 @@ def test_dare_training_loss_adds_the_auxiliary_term(row_data):
         p = np.clip(p, 1e-7, 1 - 1e-7)
         return -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
 
-    main = to_numpy(model(x, training=True))
-    aux = to_numpy(model._auxiliary.graph(x, training=True))
+    # In training the model returns the main and the auxiliary prediction.
+    main, aux = to_numpy(model(x, training=True))
     loss = to_numpy(model.compute_loss(x, y, model(x, training=True), training=True))
     # Evaluation's loss is the compiled loss alone.
     np.testing.assert_allclose(

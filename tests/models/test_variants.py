@@ -56,7 +56,13 @@ class TestVariants(TestCase):
         cls, kwargs = ROW_CASES[case]
         x, y = small_batch(row_data)
         self.run_model_test(
-            cls, kwargs, row_data.schema, x, y, run_mixed_precision=False, run_saved_model=False
+            cls,
+            kwargs,
+            row_data.schema,
+            x,
+            y,
+            run_mixed_precision=False,
+            right_padding="history_window" not in kwargs,  # the window relies on left padding (documented)
         )
 
     @pytest.mark.parametrize("case", sorted(CANDIDATE_CASES))
@@ -70,7 +76,6 @@ class TestVariants(TestCase):
             y,
             loss=CandidateSetLoss(),
             run_mixed_precision=False,
-            run_saved_model=False,
         )
 
     @pytest.mark.parametrize(
@@ -85,7 +90,10 @@ class TestVariants(TestCase):
             (lambda s: TWIN(s, num_heads=0), "num_heads"),
             (lambda s: SAM(s, num_passes=0), "num_passes"),
             (lambda s: SAM(s, enhance_steps=-2), "enhance_steps"),
-            (lambda s: SAM(s, mlp_units=(0,)), "hidden_units"),
+            (lambda s: SAM(s, mlp_units=(0,)), "mlp_units"),
+            (lambda s: TWIN(s, l2=-1.0), "l2"),
+            (lambda s: DARE(s, auxiliary_loss_weight=float("inf")), "auxiliary_loss_weight"),
+            (lambda s: DIN(s, embedding_dim=4.0), "embedding_dim"),
             (lambda s: SAM(s, dropout=1.5), "dropout"),
         ],
     )

@@ -50,3 +50,4 @@ def test_check_without_the_kernel_registry_warns_and_runs_the_other_checks(cpu_b
     assert any("pinned" in p for p in report.problems)
     assert not any("StringFormat" in p for p in report.problems)
     assert "StringFormat" in report.ops
+    assert not report.kernels_checked
