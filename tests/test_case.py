@@ -391,7 +391,7 @@ class TestCase:
         arguments and round-trips; `.keras` save -> load -> same predictions;
         SavedModel parity (under tensorflow); the same predictions for left-
         and right-padded histories and for extra left padding; finite
-        predictions for all-padding histories; mixed precision training
+        predictions for all-padding histories and histories of length 0; mixed precision training
         without NaN; a `fit` step that moves the weights; bad ids refused with
         the field named; every `SEARCH_SPACE` key a constructor argument;
         independent initial draws of every kernel and table.
@@ -441,6 +441,9 @@ class TestCase:
         np.testing.assert_allclose(to_numpy(model(longer, training=False)), prediction, atol=1e-5)
         empty = {k: (np.zeros_like(v) if k.startswith("history_") else v) for k, v in x.items()}
         assert np.all(np.isfinite(to_numpy(model(empty, training=False))))
+        # A history of length 0 (a new user): finite too, through `predict`.
+        none = {k: (v[:, :0] if k.startswith("history_") else v) for k, v in x.items()}
+        assert np.all(np.isfinite(model.predict(none, verbose=0)))
 
     def _check_model_saving(self, model, x, prediction, run_saved_model: bool) -> None:
         with tempfile.TemporaryDirectory() as directory:
@@ -457,6 +460,8 @@ class TestCase:
                 reloaded = tf.saved_model.load(export_dir)  # keep a reference: it owns the variables
                 served = reloaded.serve({k: tf.constant(v) for k, v in x.items()})
                 np.testing.assert_allclose(served.numpy(), prediction, atol=1e-5)
+                none = {k: tf.constant(v[:, :0] if k.startswith("history_") else v) for k, v in x.items()}
+                assert np.all(np.isfinite(reloaded.serve(none).numpy()))  # histories of length 0
 
     def _check_bad_input(self, model, x, y) -> None:
         import pytest

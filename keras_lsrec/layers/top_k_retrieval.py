@@ -65,24 +65,26 @@ class TopKRetrieval(keras.layers.Layer):
         scores = masked_logits(scores, mask)
         length = scores.shape[1]
         if length is None or length < self.k:
-            # Pad the scores (not the items) so top-k is always defined; the
-            # padded slots are clamped to a real index and masked out below.
-            pad = ops.full(
-                (ops.shape(scores)[0], self.k), mask_value(scores.dtype), scores.dtype
-            )
-            padded = ops.concatenate([scores, pad], axis=1)
-            _, indices = ops.top_k(padded, self.k, sorted=True)
-            in_range = indices < ops.shape(scores)[1]
-            indices = ops.minimum(indices, ops.shape(scores)[1] - 1)
-        else:
-            _, indices = ops.top_k(scores, self.k, sorted=True)
-            in_range = None
+            # Fewer than k events, or a length known only at run time (a
+            # SavedModel): append k padding events (masked scores, zero items)
+            # so that top-k and the gather are defined even for L = 0.
+            scores, mask, items = self._pad(scores, mask, items)
+        _, indices = ops.top_k(scores, self.k, sorted=True)
         indices = ops.cast(indices, "int32")
         retrieved_mask = batch_gather(mask, indices)
-        if in_range is not None:
-            retrieved_mask = ops.logical_and(retrieved_mask, in_range)
         retrieved = keras.tree.map_structure(lambda x: batch_gather(x, indices), items)
         return retrieved, retrieved_mask
+
+    def _pad(self, scores, mask, items):
+        batch = ops.shape(scores)[0]
+        fill = ops.full((batch, self.k), mask_value(scores.dtype), scores.dtype)
+        scores = ops.concatenate([scores, fill], axis=1)
+        mask = ops.concatenate([mask, ops.zeros((batch, self.k), "bool")], axis=1)
+
+        def pad(x):
+            return ops.concatenate([x, ops.zeros((batch, self.k) + tuple(x.shape[2:]), x.dtype)], axis=1)
+
+        return scores, mask, keras.tree.map_structure(pad, items)
 
     def compute_output_shape(self, scores_shape, items_shape, mask_shape=None):
         def shape_of(shape):

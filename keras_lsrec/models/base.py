@@ -8,9 +8,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import keras
+import numpy as np
 
 from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.training import AuxiliaryHead, prepare_optimizer
+from keras_lsrec.training.inputs import check_batch, validated
 
 ROW, CANDIDATES = "row", "candidates"
 # What `keras.Model.__init__` may receive besides the graph; anything else is a typo.
@@ -155,6 +157,15 @@ class SequenceModel(keras.Model):
         super().compile(*args, **kwargs)
         prepare_optimizer(self.optimizer)
 
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        """Compiles a model loaded from `.keras` as it was saved (loss, metrics,
+        optimizer), so that loading restores the optimizer's state too and
+        training resumes where it stopped. (Keras skips this for models that
+        override `compile`, as `SequenceModel` does.)"""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def call(self, inputs, training=None, mask=None):
         """The functional graph; with an auxiliary head, in training only,
         `(prediction, auxiliary_prediction)` (see `AuxiliaryHead`)."""
@@ -177,38 +188,40 @@ class SequenceModel(keras.Model):
         return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     # -- early input validation ------------------------------------------------
-    def _validate(self, x: Any, y: Any = None) -> None:
-        if isinstance(x, Mapping):
-            self.schema.validate(x)
-            # Labels of candidate sets carry the missing-candidate convention (-1).
-            if y is not None and self.schema.has_candidates and hasattr(y, "shape"):
-                self.schema.validate_labels(x["target_item"], y)
-
+    # Every entry point checks its input by name against the schema before
+    # Keras sees it (`keras_lsrec.training.inputs`): a dict at once, a
+    # PyDataset / tf.data.Dataset / generator batch by batch. A direct
+    # `model(x)` call is not checked: it is also the traced path.
     def fit(self, x=None, y=None, *args, **kwargs):
-        self._validate(x, y)
+        x = validated(x, self.schema, y)
         validation = kwargs.get("validation_data")
         if isinstance(validation, (tuple, list)) and validation:
-            self._validate(*validation[:2])
+            validated(validation[0], self.schema, validation[1] if len(validation) > 1 else None)
+        elif validation is not None:
+            kwargs["validation_data"] = validated(validation, self.schema)
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        self._validate(x, y)
-        return super().evaluate(x, y, *args, **kwargs)
+        return super().evaluate(validated(x, self.schema, y), y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        self._validate(x)
+        x = validated(x, self.schema)
+        if isinstance(x, Mapping) and len(x["target_item"]) == 0:
+            return np.zeros(np.shape(x["target_item"]), "float32")  # no rows, no predictions
         return super().predict(x, *args, **kwargs)
 
     def train_on_batch(self, x=None, y=None, *args, **kwargs):
-        self._validate(x, y)
+        check_batch(self.schema, x, y)
         return super().train_on_batch(x, y, *args, **kwargs)
 
     def test_on_batch(self, x=None, y=None, *args, **kwargs):
-        self._validate(x, y)
+        check_batch(self.schema, x, y)
         return super().test_on_batch(x, y, *args, **kwargs)
 
     def predict_on_batch(self, x):
-        self._validate(x)
+        check_batch(self.schema, x)
+        if len(x["target_item"]) == 0:
+            return np.zeros(np.shape(x["target_item"]), "float32")
         return super().predict_on_batch(x)
 
     # -- serialization -----------------------------------------------------------

@@ -1,0 +1,132 @@
+"""Input validation at the model's entry points, whatever the input type.
+
+`validated(x, schema)` checks a dict batch at once and wraps any other input
+(a `keras.utils.PyDataset`, a `tf.data.Dataset`, a generator) so that every
+batch it yields is checked by name against the schema before the model sees
+it (`SequenceSchema.validate`, and `validate_labels` for the labels): ids
+outside the vocabulary, negative or float ids, a missing or unknown key
+(inputs are selected by name, never by position), labels that are not 0/1.
+The keras_lsrec datasets (`ArrayDataset`, `SequenceDataset`) check their
+contents once when they are built and pass through unwrapped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_lsrec.data.schema import SequenceSchema
+
+
+def check_batch(schema: SequenceSchema, x: Any, y: Any = None) -> None:
+    """Validates one batch: `x` must be a dict named by the schema; `y`, when
+    given, labels of `x["target_item"]`'s shape ((B,) rows may also be (B, 1))."""
+    if not isinstance(x, Mapping):
+        raise ValueError(
+            "keras_lsrec models take a dict batch keyed by name "
+            f"({sorted(schema.input_shapes())}). Received a {type(x).__name__}."
+        )
+    schema.validate(x)
+    if y is None or not hasattr(y, "shape"):
+        return
+    labels = np.asarray(y)
+    if not schema.has_candidates and labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    schema.validate_labels(x["target_item"], labels)
+
+
+def _check_element(schema: SequenceSchema, element: Any) -> Any:
+    """Checks a `(x,)`, `(x, y)` or `(x, y, sample_weight)` element; returns it unchanged."""
+    if isinstance(element, tuple):
+        check_batch(schema, element[0], element[1] if len(element) > 1 else None)
+    else:
+        check_batch(schema, element)
+    return element
+
+
+class _ValidatedPyDataset(keras.utils.PyDataset):
+    """A `PyDataset` whose batches are checked before the model sees them."""
+
+    def __init__(self, dataset: keras.utils.PyDataset, schema: SequenceSchema) -> None:
+        super().__init__(
+            workers=dataset.workers,
+            use_multiprocessing=dataset.use_multiprocessing,
+            max_queue_size=dataset.max_queue_size,
+        )
+        self.dataset = dataset
+        self.schema = schema
+
+    @property
+    def num_batches(self) -> int | None:
+        return self.dataset.num_batches
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        return _check_element(self.schema, self.dataset[index])
+
+    def on_epoch_begin(self) -> None:
+        self.dataset.on_epoch_begin()
+
+    def on_epoch_end(self) -> None:
+        self.dataset.on_epoch_end()
+
+
+def _validated_generator(generator: Iterator[Any], schema: SequenceSchema) -> Iterator[Any]:
+    for element in generator:
+        yield _check_element(schema, element)
+
+
+def _validated_tf_dataset(dataset: Any, schema: SequenceSchema) -> Any:
+    """The names, dtypes and ranks of a `tf.data.Dataset` are checked now, from
+    its `element_spec`; the id values of every batch as it streams (a numpy
+    check inside the pipeline)."""
+    import tensorflow as tf  # tf.data is tensorflow's: this branch is the only one that needs it
+
+    spec = dataset.element_spec
+    x_spec = spec[0] if isinstance(spec, tuple) else spec
+    if not isinstance(x_spec, Mapping):
+        raise ValueError(
+            "keras_lsrec models take a dict batch keyed by name "
+            f"({sorted(schema.input_shapes())}). This tf.data.Dataset yields {x_spec}."
+        )
+    example = {
+        name: np.zeros([1 if d is None else d for d in s.shape], s.dtype.as_numpy_dtype) for name, s in x_spec.items()
+    }
+    schema.validate(example)  # names, dtypes and ranks, before any data is read
+
+    def check(*element: Any) -> Any:
+        def numpy_check(*flat: Any) -> bool:
+            arrays = tf.nest.pack_sequence_as(element, [np.asarray(a) for a in flat])
+            _check_element(schema, tuple(arrays) if isinstance(arrays, (tuple, list)) else arrays)
+            return True
+
+        ok = tf.numpy_function(numpy_check, tf.nest.flatten(element), tf.bool, stateful=True)
+        with tf.control_dependencies([ok]):
+            checked = tf.nest.map_structure(tf.identity, element)
+        return checked if len(element) > 1 else checked[0]
+
+    return dataset.map(check)
+
+
+def validated(x: Any, schema: SequenceSchema, y: Any = None) -> Any:
+    """`x` checked (a dict) or wrapped so that every batch is checked (a
+    `PyDataset`, a `tf.data.Dataset`, a generator); see the module docstring."""
+    from keras_lsrec.data.dataset import ShuffledBatches
+
+    if isinstance(x, Mapping):
+        check_batch(schema, x, y)
+        return x
+    if isinstance(x, ShuffledBatches):
+        return x  # checked once, when it was built
+    if isinstance(x, keras.utils.PyDataset):
+        return _ValidatedPyDataset(x, schema)
+    if type(x).__module__.startswith("tensorflow") and hasattr(x, "element_spec"):
+        return _validated_tf_dataset(x, schema)
+    if isinstance(x, Iterator):
+        return _validated_generator(x, schema)
+    return x
