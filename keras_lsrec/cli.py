@@ -1,12 +1,24 @@
-"""The `lsrec` command."""
+"""The `lsrec` command.
+
+Quiet by default: TensorFlow's C++ start-up messages, its absl / Python logs
+and tf.function retracing warnings are turned off unless `--verbose` is given
+(`configure_logging`). Sizes, epochs, rates and versions must be positive;
+anything else is refused by argparse with the option named (exit code 2).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
+import logging
+import math
 import os
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 QUICKSTART_MODELS: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -16,6 +28,102 @@ QUICKSTART_MODELS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("DARE", "dare", {}),
     ("SAM", "sam", {}),
 )
+
+
+RETRACING = "triggered tf.function retracing"
+
+
+class _DropRetracing(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls ... triggered tf.function retracing" warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return RETRACING not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _stderr_discarded() -> Iterator[None]:
+    """File descriptor 2 goes to /dev/null for the block (C++ writes included)."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr: nothing to silence
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def configure_logging(verbose: bool) -> None:
+    """Turns TensorFlow's logs off for this process unless `verbose`; call before tensorflow is imported.
+
+    - `TF_CPP_MIN_LOG_LEVEL=3` (unless the user set it) silences the C++ logs
+      TensorFlow writes once it runs (CUDA probing, data pipeline notices);
+    - tensorflow is imported with stderr discarded when it is installed and
+      not imported yet: the messages it prints while loading (oneDNN, CUDA
+      stubs, CPU features) come before absl logging is initialised and ignore
+      `TF_CPP_MIN_LOG_LEVEL` (TF 2.21). Every command imports it anyway
+      (`keras.utils.set_random_seed` seeds it, export needs it); a real import
+      error is raised again, visibly, by the next import;
+    - absl's verbosity and the "tensorflow" logger go to ERROR, and the
+      tf.function retracing warnings are dropped.
+
+    Only the first import is affected: when tensorflow is already loaded
+    (this process imported it before the command ran), its start-up
+    messages are already out.
+    """
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules and importlib.util.find_spec("tensorflow") is not None:
+        with _stderr_discarded():
+            with contextlib.suppress(Exception):  # a broken install: the next import shows why
+                import tensorflow  # noqa: F401
+    with contextlib.suppress(ImportError):
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    tf_logger = logging.getLogger("tensorflow")
+    tf_logger.setLevel(logging.ERROR)
+    if not any(isinstance(f, _DropRetracing) for f in tf_logger.filters):
+        tf_logger.addFilter(_DropRetracing())
+    warnings.filterwarnings("ignore", message=f".*{RETRACING}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer. Received: {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer. Received: {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number. Received: {text!r}")
+    return value
 
 
 def default_jit_compile() -> bool:
@@ -69,9 +177,9 @@ def quickstart(args: argparse.Namespace) -> int:
     from keras_lsrec import metrics, models
     from keras_lsrec.data import ArrayDataset, synthetic
 
-    users = args.users or (12000 if args.full else 3000)
-    epochs = args.epochs or (5 if args.full else 3)
-    max_len = args.max_len or (500 if args.full else 200)
+    users = args.users if args.users is not None else (12000 if args.full else 3000)
+    epochs = args.epochs if args.epochs is not None else (5 if args.full else 3)
+    max_len = args.max_len if args.max_len is not None else (500 if args.full else 200)
     backend = keras.backend.backend()
     print(f"keras_lsrec quickstart on the {backend} backend: synthetic data, {users} users, L={max_len}")
     data = synthetic.generate(num_users=users, examples_per_user=8, max_len=max_len, seed=args.seed)
@@ -150,25 +258,31 @@ def export(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    verbose_help = "show TensorFlow's logs and retracing warnings (off by default)"
     parser = argparse.ArgumentParser(prog="lsrec", description="keras_lsrec command line.")
+    parser.add_argument("--verbose", action="store_true", help=verbose_help)
+    # Also accepted after the command; SUPPRESS keeps the subcommand from resetting the flag.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     commands = parser.add_subparsers(dest="command", required=True)
     quick = commands.add_parser(
         "quickstart",
+        parents=[common],
         help="train DIN@50, DIN, TWIN, DARE and SAM on embedded synthetic data and print a table",
         description="Trains DIN@50, DIN, TWIN, DARE and SAM on synthetic long-sequence data "
         "(no download) and prints AUC / GAUC / logloss / train samples per second. "
         "The backend is KERAS_BACKEND (default tensorflow).",
     )
     quick.add_argument("--full", action="store_true", help="more users, L=500, 5 epochs")
-    quick.add_argument("--users", type=int, default=None, help="number of synthetic users")
-    quick.add_argument("--epochs", type=int, default=None, help="training epochs")
-    quick.add_argument("--max-len", type=int, default=None, help="history length L")
-    quick.add_argument("--batch-size", type=int, default=256)
-    quick.add_argument("--learning-rate", type=float, default=0.005)
-    quick.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
+    quick.add_argument("--users", type=_positive_int, default=None, help="number of synthetic users")
+    quick.add_argument("--epochs", type=_positive_int, default=None, help="training epochs")
+    quick.add_argument("--max-len", type=_positive_int, default=None, help="history length L")
+    quick.add_argument("--batch-size", type=_positive_int, default=256)
+    quick.add_argument("--learning-rate", type=_positive_float, default=0.005)
+    quick.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the synthetic data")
     quick.add_argument(
         "--init-seed",
-        type=int,
+        type=_non_negative_int,
         default=None,
         help="seed of the initial weights and shuffling (default: --seed)",
     )
@@ -189,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     exporter = commands.add_parser(
         "export",
+        parents=[common],
         help="export a .keras model as a versioned SavedModel for TF Serving",
         description="Writes saved_models/<name>/<version>/ (or --base-dir) with serving_default and warm-up "
         "requests, updates models.config beside it, and checks that the graph runs on a GPU TF Serving. "
@@ -198,15 +313,22 @@ def main(argv: list[str] | None = None) -> int:
     exporter.add_argument(
         "--base-dir", default=None, help="model directory (default saved_models/<file stem>)"
     )
-    exporter.add_argument("--version", type=int, default=None, help="version number (default: next)")
+    exporter.add_argument(
+        "--version", type=_positive_int, default=None, help="version number (default: next)"
+    )
     exporter.add_argument("--serving-root", default="/models", help="where the server mounts saved_models/")
     args = parser.parse_args(argv)
-    if args.command == "export":
-        return export(args)
     if args.command == "quickstart" and args.models:
         unknown = sorted(set(args.models) - set(labels))
         if unknown:
             parser.error(f"--models: unknown {unknown}; choose from {labels}")
+    configure_logging(args.verbose)
+    if args.command == "export":
+        try:
+            return export(args)
+        except ImportError as error:  # the serving extra is missing: the message says what to install
+            print(f"lsrec export: error: {error}", file=sys.stderr)
+            return 1
     if args.command == "quickstart":
         return quickstart(args)
     return 2

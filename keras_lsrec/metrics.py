@@ -2,6 +2,11 @@
 
 Candidate sets: labels of shape `(N, C)` with -1 marking a missing candidate
 (the batch format's convention) are scored over the present candidates only.
+
+Bad input is refused, never scored: a NaN or infinite score (a diverged model
+would otherwise get AUC 0.5 from the tie rule), or a label other than 0 / 1
+(-1 is allowed only where a candidate set marks a missing candidate) raises
+`ValueError` saying how many values are wrong and where the first one is.
 """
 
 from __future__ import annotations
@@ -15,15 +20,48 @@ import numpy as np
 from keras_lsrec.api_export import keras_lsrec_export
 
 
-def auc(labels: Any, scores: Any) -> float:
-    """Area under the ROC curve (Mann-Whitney U, ties counted as 1/2).
+def _position(flat_index: int, shape: tuple[int, ...]) -> int | tuple[int, ...]:
+    """`flat_index` as an index into an array of `shape` (an int for 1-D input)."""
+    if len(shape) <= 1:
+        return int(flat_index)
+    return tuple(int(i) for i in np.unravel_index(flat_index, shape))
 
-    Returns NaN when only one class is present.
-    """
-    y = np.asarray(labels, dtype="float64").ravel()
-    s = np.asarray(scores, dtype="float64").ravel()
-    if y.shape != s.shape:
-        raise ValueError(f"labels and scores differ in size: {y.shape} vs {s.shape}")
+
+def _refuse_values(name: str, requirement: str, bad: np.ndarray, values: np.ndarray) -> None:
+    """Raises if any entry of the boolean array `bad` is set, naming the count and the first."""
+    if not bad.any():
+        return
+    flat = np.flatnonzero(bad.ravel())
+    first = int(flat[0])
+    raise ValueError(
+        f"`{name}` must be {requirement}; {len(flat)} of {bad.size} values are not, the first at "
+        f"index {_position(first, bad.shape)}: {float(values.ravel()[first])!r}"
+    )
+
+
+def _check_scores(scores: Any, name: str = "scores", where: Any = None) -> np.ndarray:
+    """`scores` as float64, refused when any (of those selected by `where`) is NaN or infinite."""
+    s = np.asarray(scores, dtype="float64")
+    bad = ~np.isfinite(s)
+    if where is not None:
+        bad &= np.asarray(where, dtype=bool)
+    _refuse_values(name, "finite (a NaN or infinite score cannot be ranked)", bad, s)
+    return s
+
+
+def _check_labels(labels: Any, name: str = "labels", allow_missing: bool = False) -> np.ndarray:
+    """`labels` as float64, refused unless each is 0 or 1 (or -1 with `allow_missing`)."""
+    y = np.asarray(labels, dtype="float64")
+    allowed = (y == 0) | (y == 1)
+    if allow_missing:
+        allowed |= y == -1
+    requirement = "0 or 1, or -1 for a missing candidate" if allow_missing else "0 or 1"
+    _refuse_values(name, requirement, ~allowed, y)
+    return y
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> float:
+    """AUC of checked, flat labels and scores."""
     positives = int((y == 1).sum())
     negatives = len(y) - positives
     if positives == 0 or negatives == 0:
@@ -39,14 +77,28 @@ def auc(labels: Any, scores: Any) -> float:
     return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
 
 
+def auc(labels: Any, scores: Any) -> float:
+    """Area under the ROC curve (Mann-Whitney U, ties counted as 1/2).
+
+    Returns NaN when only one class is present. Raises `ValueError` for a
+    label other than 0 / 1 or a NaN / infinite score (naming how many and
+    the first index).
+    """
+    y = _check_labels(labels).ravel()
+    s = _check_scores(scores).ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"labels and scores differ in size: {y.shape} vs {s.shape}")
+    return _auc(y, s)
+
+
 def gauc(labels: Any, scores: Any, groups: Any) -> float:
     """Group AUC: per-group AUC weighted by the group's impressions.
 
     Groups (users) whose labels hold one class only are skipped. Returns NaN
-    when every group is skipped.
+    when every group is skipped. Labels and scores are checked as in `auc`.
     """
-    y = np.asarray(labels).ravel()
-    s = np.asarray(scores).ravel()
+    y = _check_labels(labels).ravel()
+    s = _check_scores(scores).ravel()
     g = np.asarray(groups).ravel()
     if not (len(y) == len(s) == len(g)):
         raise ValueError(f"labels, scores and groups differ in size: {len(y)}, {len(s)}, {len(g)}")
@@ -54,7 +106,7 @@ def gauc(labels: Any, scores: Any, groups: Any) -> float:
     boundaries = np.flatnonzero(np.diff(g[order])) + 1
     total, weight = 0.0, 0
     for rows in np.split(order, boundaries):
-        value = auc(y[rows], s[rows])
+        value = _auc(y[rows], s[rows])
         if not np.isnan(value):
             total += value * len(rows)
             weight += len(rows)
@@ -62,9 +114,18 @@ def gauc(labels: Any, scores: Any, groups: Any) -> float:
 
 
 def logloss(labels: Any, probabilities: Any, epsilon: float = 1e-7) -> float:
-    """Mean binary cross-entropy, probabilities clipped to `[eps, 1 - eps]`."""
-    y = np.asarray(labels, dtype="float64").ravel()
-    p = np.clip(np.asarray(probabilities, dtype="float64").ravel(), epsilon, 1 - epsilon)
+    """Mean binary cross-entropy, probabilities clipped to `[eps, 1 - eps]`.
+
+    Raises `ValueError` for a label other than 0 / 1, a NaN / infinite
+    probability, or one outside `[0, 1]` (logits are not probabilities:
+    clipping them would give a silently wrong loss).
+    """
+    y = _check_labels(labels).ravel()
+    p = _check_scores(probabilities, "probabilities").ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"labels and probabilities differ in size: {y.shape} vs {p.shape}")
+    _refuse_values("probabilities", "in [0, 1] (logits are not probabilities)", (p < 0) | (p > 1), p)
+    p = np.clip(p, epsilon, 1 - epsilon)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
@@ -75,14 +136,16 @@ def ndcg(labels: Any, scores: Any, k: int = 10) -> float:
     candidates) are left out. Per request, `DCG@k = sum_{r <= k} y_(r) /
     log2(r + 1)` over the present candidates sorted by score (ties keep the
     candidate order), divided by the ideal DCG@k. Requests without a click
-    are skipped; NaN when every request is.
+    are skipped; NaN when every request is. Labels must be 0, 1 or -1 and the
+    scores of present candidates finite (`ValueError` otherwise).
     """
-    y = np.asarray(labels, dtype="float64")
+    y = _check_labels(labels, allow_missing=True)
     s = np.asarray(scores, dtype="float64")
     if y.ndim != 2 or y.shape != s.shape:
         raise ValueError(f"labels and scores must both have shape (N, C). Received {y.shape} and {s.shape}")
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"`k` must be a positive integer. Received: k={k!r}")
+    _check_scores(s, where=y >= 0)
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     values = []
     for row_y, row_s in zip(y, s, strict=True):
@@ -110,6 +173,12 @@ def evaluate(
     For candidate sets (`y` of shape `(N, C)`), AUC, GAUC and logloss are
     taken over the present candidates (label >= 0; every candidate of a row
     belongs to that row's group), and `"ndcg@k"` is added for each k in `ndcg_at`.
+
+    Raises `ValueError`, naming how many values are wrong and the index of the
+    first, when a prediction (of a present candidate) is NaN or infinite or
+    outside [0, 1], or a label is not 0 / 1 (-1 is allowed for missing
+    candidates of `(N, C)` labels only); and when the predictions' shape
+    does not match the labels'.
     """
     probabilities = model.predict(x, batch_size=batch_size, verbose=0)
     return evaluate_scores(y, probabilities, groups, ndcg_at)
@@ -118,11 +187,23 @@ def evaluate(
 def evaluate_scores(
     y: Any, probabilities: Any, groups: Any = None, ndcg_at: tuple[int, ...] = (10,)
 ) -> dict[str, float]:
-    """`evaluate` on scores already computed (same metrics, same candidate-set rules)."""
+    """`evaluate` on scores already computed (same metrics, same checks, same candidate-set rules)."""
     y = np.asarray(y)
-    probabilities = np.asarray(probabilities).reshape(y.shape)
+    probabilities = np.asarray(probabilities)
+    if probabilities.shape != y.shape:
+        # (N, 1) predictions for (N,) labels (and the like) are fine; a different layout is not.
+        if probabilities.size != y.size or np.squeeze(probabilities).shape != np.squeeze(y).shape:
+            raise ValueError(
+                f"predictions of shape {probabilities.shape} do not match labels of shape {y.shape}"
+            )
+        probabilities = probabilities.reshape(y.shape)
+    candidate_sets = y.ndim == 2
+    y = _check_labels(y, allow_missing=candidate_sets)
+    probabilities = _check_scores(probabilities, "predictions", where=y >= 0)
+    outside = ((probabilities < 0) | (probabilities > 1)) & (y >= 0)
+    _refuse_values("predictions", "in [0, 1] (click probabilities)", outside, probabilities)
     result: dict[str, float] = {}
-    if y.ndim == 2:
+    if candidate_sets:
         result.update({f"ndcg@{k}": ndcg(y, probabilities, k) for k in ndcg_at})
         present = y >= 0
         if groups is not None:

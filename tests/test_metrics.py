@@ -97,3 +97,90 @@ def test_ndcg_and_candidate_set_evaluate():
     assert result["ndcg@3"] == pytest.approx(brute_ndcg(y, s, 3))
 
 
+
+
+# Bad input is refused with the culprit named (how many, the first index), never scored.
+
+
+class Predicts:
+    def __init__(self, scores):
+        self.scores = scores
+
+    def predict(self, x, batch_size=None, verbose=0):
+        return self.scores
+
+
+@pytest.mark.parametrize(
+    "scores, match",
+    [
+        (np.full(4, np.nan), r"`predictions` must be finite .*4 of 4 values are not, .* index 0: nan"),
+        (np.array([0.2, 0.4, np.nan, 0.9]), r"`predictions` must be finite .*1 of 4 .* index 2: nan"),
+        (np.array([0.2, np.inf, 0.3, -np.inf]), r"`predictions` must be finite .*2 of 4 .* index 1: inf"),
+        (np.array([0.2, 1.7, 0.3, 0.1]), r"`predictions` must be in \[0, 1\].*1 of 4 .* index 1: 1.7"),
+    ],
+    ids=["all-nan", "one-nan", "inf", "logit"],
+)
+def test_evaluate_refuses_non_finite_or_out_of_range_predictions(scores, match):
+    y = np.array([1, 0, 0, 1])
+    with pytest.raises(ValueError, match=match):
+        metrics.evaluate(Predicts(scores), {}, y, groups=np.array([0, 0, 1, 1]))
+
+
+@pytest.mark.parametrize(
+    "labels, match",
+    [
+        (np.array([1, 0, 2, 1]), r"`labels` must be 0 or 1; 1 of 4 values are not, the first at index 2: 2"),
+        (np.array([1, -1, 0, 1]), r"`labels` must be 0 or 1; 1 of 4 .* index 1: -1.0"),
+        (np.array([1, 0, np.nan, 0.5]), r"`labels` must be 0 or 1; 2 of 4 .* index 2: nan"),
+    ],
+    ids=["two", "minus-one-in-rows", "nan-and-half"],
+)
+def test_evaluate_refuses_labels_that_are_not_clicks(labels, match):
+    with pytest.raises(ValueError, match=match):
+        metrics.evaluate(Predicts(np.array([0.9, 0.2, 0.7, 0.1])), {}, labels)
+
+
+def test_candidate_set_checks_name_the_cell_and_ignore_missing_candidates():
+    y = np.array([[1, 0, -1], [0, 1, 0]], dtype=float)
+    s = np.array([[0.9, 0.2, np.nan], [0.3, 0.8, 0.1]])  # NaN for a missing candidate: not used, fine
+    result = metrics.evaluate(Predicts(s), {}, y, groups=np.array([0, 1]), ndcg_at=(2,))
+    assert result["auc"] == pytest.approx(1.0) and result["ndcg@2"] == pytest.approx(1.0)
+    s[1, 2] = np.nan  # ... but not for a present one
+    with pytest.raises(ValueError, match=r"`predictions` must be finite .*1 of 6 .* index \(1, 2\): nan"):
+        metrics.evaluate(Predicts(s), {}, y)
+    y[0, 1] = 2
+    with pytest.raises(ValueError, match=r"`labels` must be 0 or 1, or -1 for a missing candidate.*\(0, 1\)"):
+        metrics.evaluate_scores(y, np.full(y.shape, 0.5))
+    with pytest.raises(ValueError, match=r"`scores` must be finite .*index \(1, 2\)"):
+        metrics.ndcg(np.where(y > 1, 1, y), s)
+    with pytest.raises(ValueError, match=r"`labels` must be 0 or 1, or -1.*\(0, 1\): 2.0"):
+        metrics.ndcg(y, np.zeros(y.shape))
+
+
+def test_evaluate_refuses_predictions_of_another_layout():
+    y = np.array([[1, 0, 0], [0, 1, 0]], dtype=float)
+    assert metrics.evaluate(Predicts(np.ones((2, 3, 1)) / 2), {}, y)["auc"] == pytest.approx(0.5)
+    message = r"predictions of shape \(3, 2\) do not match labels of shape \(2, 3\)"
+    with pytest.raises(ValueError, match=message):
+        metrics.evaluate(Predicts(np.ones((3, 2)) / 2), {}, y)
+
+
+@pytest.mark.parametrize("name", ["auc", "gauc", "logloss"])
+def test_numpy_metrics_refuse_nan_scores_and_bad_labels(name):
+    def call(labels, scores):
+        args = (labels, scores, np.zeros(len(labels))) if name == "gauc" else (labels, scores)
+        return getattr(metrics, name)(*args)
+
+    argument = "probabilities" if name == "logloss" else "scores"
+    with pytest.raises(ValueError, match=rf"`{argument}` must be finite .*3 of 3 values .*index 0: nan"):
+        call(np.array([1, 0, 1]), np.full(3, np.nan))
+    with pytest.raises(ValueError, match=rf"`{argument}` must be finite .*1 of 3 .*index 2: nan"):
+        call(np.array([1, 0, 1]), np.array([0.3, 0.2, np.nan]))
+    with pytest.raises(ValueError, match=r"`labels` must be 0 or 1; 1 of 3 .*index 1: 3.0"):
+        call(np.array([1, 3, 0]), np.array([0.3, 0.2, 0.1]))
+    assert np.isfinite(call(np.array([1, 0, 1]), np.array([0.3, 0.2, 0.6])))
+
+
+def test_logloss_refuses_logits():
+    with pytest.raises(ValueError, match=r"`probabilities` must be in \[0, 1\].*1 of 2 .*index 0: 2.5"):
+        metrics.logloss([1, 0], [2.5, 0.1])

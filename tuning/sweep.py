@@ -13,12 +13,21 @@ The config (see tuning/dare_synthetic.yaml):
     epochs: 2
     seed: 0
     output: sweeps/dare_synthetic
+    export: true                # export the best model for TF Serving (needs the serving extra)
 
 The sweep lives in `output`: re-running the same command after a crash
 resumes it (finished trials are not redone). At the end the chief (or the
-single process) writes `results.csv` and `results.md` there, best first, and
-exports the best model with `keras_lsrec.serving.export` to
-`output/saved_models/<model>/` when tensorflow-serving-api is installed.
+single process) writes `results.csv` and `results.md` there, best first
+(trials that failed or reported no finite objective last, with their
+status), and exports the best model with `keras_lsrec.serving.export` to
+`output/saved_models/<model>/`.
+
+Refused before the first trial, with exit code 1 and a message naming the
+culprit: a bad config, an objective the trials would not report (a typo such
+as `val_acu`; the message lists what they report), and, when `export` is on,
+a missing tensorflow-serving-api (`pip install "keras-lsrec[serving]"`, or
+`export: false`). A failed or unscored trial never becomes "best": when no
+trial reports a finite objective, nothing is exported and the exit code is 1.
 
 Distributed: start the same command on several machines with keras-tuner's
 variables, one chief and any number of workers (docs/tuning.md):
@@ -32,12 +41,20 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import sys
 from typing import Any
 
 TUNERS = ("random", "bayesian", "hyperband")
-KEYS = {"model", "fixed", "data", "tuner", "objective", "trials", "epochs", "seed", "output", "batch_size"}
+KEYS = {
+    "model", "fixed", "data", "tuner", "objective", "trials", "epochs", "seed", "output", "batch_size",
+    "export",
+}
+
+
+class SweepError(ValueError):
+    """The sweep refuses to start, or ended without a trial to call best (the message says why)."""
 
 
 def load_config(path: str) -> dict[str, Any]:
@@ -45,20 +62,30 @@ def load_config(path: str) -> dict[str, Any]:
 
     with open(path) as f:
         config = yaml.safe_load(f) or {}
+    if not isinstance(config, dict):
+        raise SweepError(f"{path}: must be a mapping of {sorted(KEYS)}. Received: {type(config).__name__}")
     unknown = sorted(set(config) - KEYS)
     if unknown:
-        raise ValueError(f"{path}: unknown keys {unknown}; allowed: {sorted(KEYS)}")
+        raise SweepError(f"{path}: unknown keys {unknown}; allowed: {sorted(KEYS)}")
     for key in ("model", "data", "output"):
         if key not in config:
-            raise ValueError(f"{path}: missing `{key}`")
+            raise SweepError(f"{path}: missing `{key}`")
     config.setdefault("fixed", {})
     config.setdefault("tuner", "random")
     config.setdefault("objective", "val_auc")
     config.setdefault("trials", 10)
     config.setdefault("epochs", 2)
     config.setdefault("seed", 0)
+    config.setdefault("export", True)
     if config["tuner"] not in TUNERS:
-        raise ValueError(f"{path}: `tuner` must be one of {TUNERS}. Received: {config['tuner']!r}")
+        raise SweepError(f"{path}: `tuner` must be one of {TUNERS}. Received: {config['tuner']!r}")
+    for key in ("trials", "epochs"):
+        if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 1:
+            raise SweepError(f"{path}: `{key}` must be a positive integer. Received: {config[key]!r}")
+    if not isinstance(config["objective"], str) or not config["objective"]:
+        raise SweepError(f"{path}: `objective` must be a metric name. Received: {config['objective']!r}")
+    if not isinstance(config["export"], bool):
+        raise SweepError(f"{path}: `export` must be true or false. Received: {config['export']!r}")
     return config
 
 
@@ -71,7 +98,7 @@ def load_data(spec: dict[str, Any]):
 
         data = synthetic.generate(**spec)
         return data.schema, data.train, data.validation
-    raise ValueError(
+    raise SweepError(
         f"`data.source` must be 'synthetic' (real loaders come with the data issue). Received: {source!r}"
     )
 
@@ -99,28 +126,98 @@ def _short(value: Any) -> Any:
     return float(f"{value:.4g}") if isinstance(value, float) else value
 
 
+def is_chief() -> bool:
+    """The single process, or keras-tuner's chief (workers have another `KERASTUNER_TUNER_ID`)."""
+    return os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief")
+
+
+def scored(trial: Any) -> bool:
+    """A trial that finished and reported a finite objective: the only kind that can be best."""
+    return trial.status == "COMPLETED" and trial.score is not None and math.isfinite(float(trial.score))
+
+
+def _why_unscored(trial: Any, objective: str) -> str:
+    if trial.status == "COMPLETED":
+        return "completed without a score" if trial.score is None else f"completed, {objective}={trial.score}"
+    last = [line for line in (trial.message or "").strip().splitlines() if line.strip()]
+    return f"{trial.status}" + (f": {last[-1].strip()}" if last else "")
+
+
+def best_trial(tuner: Any) -> Any:
+    """The best scored trial; `SweepError` when no trial reported a finite objective.
+
+    keras-tuner's own `get_best_trials` pads with failed trials when too few
+    completed, and sorts NaN scores anywhere: it is not used.
+    """
+    objective = tuner.oracle.objective
+    trials = list(tuner.oracle.trials.values())
+    candidates = [t for t in trials if scored(t)]
+    if candidates:
+        pick = max if objective.direction == "max" else min
+        return pick(candidates, key=lambda t: float(t.score))
+    reported = set(getattr(tuner.hypermodel, "reported_metrics", ()))
+    for trial in trials:
+        reported.update(trial.metrics.metrics)
+    states = "; ".join(f"trial {t.trial_id}: {_why_unscored(t, objective.name)}" for t in trials)
+    raise SweepError(
+        f"No trial reported a finite objective {objective.name!r}, so there is no best model and nothing "
+        f"was exported. The trials reported {sorted(reported) or 'no metrics'}. "
+        f"{len(trials)} trial(s): {states or 'none ran'}"
+    )
+
+
 def write_results(tuner: Any, output: str) -> list[dict[str, Any]]:
-    """`results.csv` and `results.md` in `output`, best trial first."""
-    trials = [t for t in tuner.oracle.trials.values() if t.score is not None]
-    reverse = tuner.oracle.objective.direction == "max"
-    trials.sort(key=lambda t: t.score, reverse=reverse)
+    """`results.csv` and `results.md` in `output`: scored trials best first, then the others.
+
+    A trial that failed or reported no finite objective is listed last, with
+    its status and no rank or score (nothing lost, nothing ranked that was
+    not scored).
+    """
+    objective = tuner.oracle.objective
+    trials = list(tuner.oracle.trials.values())
+    ranked = sorted(
+        (t for t in trials if scored(t)), key=lambda t: float(t.score), reverse=objective.direction == "max"
+    )
+    others = [t for t in trials if not scored(t)]
     knobs = sorted({k for t in trials for k in t.hyperparameters.values})
     knobs = [k for k in knobs if not k.startswith("tuner/")]
     rows = [
-        {"rank": i + 1, "trial": t.trial_id, tuner.oracle.objective.name: round(float(t.score), 5),
+        {"rank": i + 1, "trial": t.trial_id, objective.name: round(float(t.score), 5), "status": t.status,
          **{k: _short(t.hyperparameters.values.get(k)) for k in knobs}}
-        for i, t in enumerate(trials)
+        for i, t in enumerate(ranked)
     ]
-    header = ["rank", "trial", tuner.oracle.objective.name] + knobs
+    rows += [
+        {"rank": "", "trial": t.trial_id, objective.name: "", "status": _why_unscored(t, objective.name),
+         **{k: _short(t.hyperparameters.values.get(k)) for k in knobs}}
+        for t in others
+    ]
+    header = ["rank", "trial", objective.name, "status"] + knobs
     with open(os.path.join(output, "results.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=header)
         writer.writeheader()
         writer.writerows(rows)
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    lines += ["| " + " | ".join(str(row[h]) for h in header) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(row[h]).replace("|", "/") for h in header) + " |" for row in rows]
     with open(os.path.join(output, "results.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     return rows
+
+
+def check_before_search(config: dict[str, Any], hypermodel: Any) -> None:
+    """What can be refused before the first trial: the objective, the export's dependencies."""
+    from keras_lsrec import tuning
+
+    try:
+        tuning.check_objective(hypermodel, config["objective"])
+    except ValueError as error:
+        raise SweepError(f"`objective`: {error}") from None
+    if config["export"] and is_chief():
+        from keras_lsrec.serving._dependencies import require_serving
+
+        try:
+            require_serving("Exporting the best model (`export: true`)")
+        except ImportError as error:
+            raise SweepError(f"{error}; or set `export: false` in the config to skip the export.") from None
 
 
 def run(config: dict[str, Any], verbose: int = 1) -> list[dict[str, Any]] | None:
@@ -133,7 +230,9 @@ def run(config: dict[str, Any], verbose: int = 1) -> list[dict[str, Any]] | None
     fixed = dict(config["fixed"])
     if "batch_size" in config:
         fixed["batch_size"] = config["batch_size"]
-    tuner = make_tuner(config, tuning.hypermodel(config["model"], schema, **fixed))
+    hypermodel = tuning.hypermodel(config["model"], schema, **fixed)
+    check_before_search(config, hypermodel)
+    tuner = make_tuner(config, hypermodel)
     print(
         f"sweep {config['output']}: {config['model']} with {config['tuner']} search, "
         f"{config['trials']} trials, backend {keras.backend.backend()}",
@@ -146,19 +245,24 @@ def run(config: dict[str, Any], verbose: int = 1) -> list[dict[str, Any]] | None
         epochs=config["epochs"],
         verbose=verbose,
     )
-    if not os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief"):
+    if not is_chief():
         return None  # a worker: the chief writes the results
     output = config["output"]
     os.makedirs(output, exist_ok=True)
     rows = write_results(tuner, output)
-    print(open(os.path.join(output, "results.md")).read(), flush=True)
-    try:
-        from keras_lsrec import serving
-    except ImportError:
-        print("tensorflow-serving-api not installed: best model not exported", flush=True)
+    with open(os.path.join(output, "results.md")) as f:
+        print(f.read(), flush=True)
+    best = best_trial(tuner)  # raises when no trial is scored: nothing exported
+    unscored = [row for row in rows if row["rank"] == ""]
+    if unscored:
+        print(f"{len(unscored)} trial(s) failed or reported no finite {config['objective']}: "
+              "listed last in results.md, never ranked", flush=True)
+    print(f"best: trial {best.trial_id}, {config['objective']}={float(best.score):.5f}", flush=True)
+    if not config["export"]:
         return rows
-    best = tuner.get_best_models(1)[0]
-    path = serving.export(best, os.path.join(output, "saved_models", config["model"]))
+    from keras_lsrec import serving
+
+    path = serving.export(tuner.load_model(best), os.path.join(output, "saved_models", config["model"]))
     print(f"best model exported to {path}", flush=True)
     return rows
 
@@ -170,7 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", help="the sweep's YAML file")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch output")
     args = parser.parse_args(argv)
-    run(load_config(args.config), verbose=0 if args.quiet else 1)
+    try:
+        run(load_config(args.config), verbose=0 if args.quiet else 1)
+    except SweepError as error:
+        print(f"sweep: error: {error}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

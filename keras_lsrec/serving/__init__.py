@@ -3,6 +3,9 @@
 This package needs tensorflow and tensorflow-serving-api (the `serving`
 extra); it is the one part of the library that is tensorflow-specific, since
 TF Serving runs TensorFlow graphs. Models trained on any backend export.
+Without the extra, `export`, `update_model_config` and a gRPC `Client` raise
+`ImportError` naming the missing package and `pip install "keras-lsrec[serving]"`,
+before anything is written.
 """
 
 from keras_lsrec.serving.check import CheckReport, ServingCheckError, check

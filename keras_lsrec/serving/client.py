@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_lsrec.serving._dependencies import require_serving
+
 
 class ServingError(RuntimeError):
     """A request TF Serving refused or could not answer (the message says why)."""
@@ -21,7 +23,8 @@ class Client:
     `target` chooses the protocol: `"http://host:8501"` (REST, `POST
     /v1/models/<name>[/versions/<v>]:predict`, JSON in the columnar
     `"inputs"` format) or `"host:8500"` / `"grpc://host:8500"` (gRPC
-    `PredictionService.Predict` from tensorflow-serving-api). Ids are sent as
+    `PredictionService.Predict` from tensorflow-serving-api; without it a
+    gRPC client is refused with `ImportError`). Ids are sent as
     int64, the dtype of the exported `serving_default` signature.
 
     Before anything is sent, the batch is checked locally: a dict of integer
@@ -54,6 +57,8 @@ class Client:
         if not target:
             raise ValueError("`target` must be 'http://host:port' (REST) or 'host:port' (gRPC).")
         self.protocol = "rest" if target.startswith(("http://", "https://")) else "grpc"
+        if self.protocol == "grpc":
+            require_serving("A gRPC `Client`", ("tensorflow", "tensorflow_serving", "grpc"))
         self.target = target.rstrip("/") if self.protocol == "rest" else target.removeprefix("grpc://")
         self.model_name = model_name
         self.signature_name = signature_name

@@ -11,6 +11,7 @@ import tempfile
 
 import keras
 
+from keras_lsrec.serving._dependencies import require_serving
 from keras_lsrec.serving.check import check
 
 CONFIG_FILE = "models.config"
@@ -61,7 +62,13 @@ def export(
 
     Returns:
         The path of the version directory.
+
+    Raises:
+        ImportError: tensorflow or tensorflow-serving-api is not installed
+            (checked first, before anything is written); the message names
+            the package and `pip install "keras-lsrec[serving]"`.
     """
+    require_serving("`keras_lsrec.serving.export`")
     if isinstance(model, str):
         if not model.endswith(".keras") or not os.path.isfile(model):
             raise ValueError(f"`model` must be a Keras model or an existing .keras file. Received: {model!r}")
@@ -122,6 +129,7 @@ def _export_in_tensorflow(model_file: str, target: str, name: str) -> None:
 
 def update_model_config(path: str, name: str, serving_root: str = "/models") -> None:
     """Adds (or keeps) model `name` in the TF Serving config file at `path`."""
+    require_serving("`keras_lsrec.serving.update_model_config`", ("tensorflow_serving",))
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 

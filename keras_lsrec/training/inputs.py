@@ -95,7 +95,8 @@ def _validated_tf_dataset(dataset: Any, schema: SequenceSchema) -> Any:
             f"({sorted(schema.input_shapes())}). This tf.data.Dataset yields {x_spec}."
         )
     example = {
-        name: np.zeros([1 if d is None else d for d in s.shape], s.dtype.as_numpy_dtype) for name, s in x_spec.items()
+        name: np.zeros([1 if d is None else d for d in s.shape], s.dtype.as_numpy_dtype)
+        for name, s in x_spec.items()
     }
     schema.validate(example)  # names, dtypes and ranks, before any data is read
 

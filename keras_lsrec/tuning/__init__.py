@@ -8,6 +8,8 @@ turns both into a `keras_tuner.HyperModel`; `fixed` pins any knob.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -69,6 +71,13 @@ def hypermodel(
     `batch_size`. Pinned knobs are not searched and show in each trial as
     fixed values.
 
+    The hypermodel knows what its trials report before any runs:
+    `metric_names` is `("loss", objective_metric)`, and
+    `objective_names(hypermodel)` / `check_objective(hypermodel, objective)`
+    turn that into the names a tuner objective may take (a typo such as
+    `"val_acu"` is refused before the first trial). After trials ran,
+    `reported_metrics` holds the names their `fit` histories did report.
+
     Example:
 
     >>> import keras_tuner
@@ -86,6 +95,13 @@ def hypermodel(
         raise ValueError(f"Unknown knobs for {cls.__name__}: {unknown}. Searchable: {sorted(space)}")
 
     class SequenceHyperModel(keras_tuner.HyperModel):
+        # What `build` compiles (the loss and the AUC): the names every trial reports.
+        metric_names = ("loss", objective_metric)
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.reported_metrics: set[str] = set()  # what the trials' `fit` logs did hold
+
         def build(self, hp: Any) -> keras.Model:
             values: dict[str, Any] = {}
             for knob, spec in space.items():
@@ -110,9 +126,51 @@ def hypermodel(
         def fit(self, hp: Any, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
             batch_size = fixed.get("batch_size") or hp.get("batch_size")
             kwargs.setdefault("batch_size", batch_size)
-            return model.fit(*args, **kwargs)
+            history = model.fit(*args, **kwargs)
+            self.reported_metrics.update(getattr(history, "history", None) or {})
+            return history
 
     return SequenceHyperModel(name=cls.__name__.lower())
+
+
+def objective_names(hypermodel: Any, validation: bool = True) -> list[str] | None:
+    """The metric names the trials of `hypermodel` report, so a tuner objective may take.
+
+    The compiled metrics (`hypermodel.metric_names`, set by `hypermodel()`)
+    and, with `validation=True` (trials fitted with `validation_data`), each
+    with the `"val_"` prefix. `None` when the hypermodel does not declare its
+    metrics (one not made by `hypermodel()`): then they cannot be known
+    before a trial runs.
+    """
+    names = getattr(hypermodel, "metric_names", None)
+    if names is None:
+        return None
+    return sorted({*names, *(f"val_{name}" for name in names if validation)})
+
+
+def check_objective(hypermodel: Any, objective: Any, validation: bool = True) -> None:
+    """Refuses an objective that no trial of `hypermodel` would report, before any trial runs.
+
+    `objective` is a name, a `keras_tuner.Objective` or a list of either.
+    Raises `ValueError` naming the objective, the metrics the trials report
+    and the closest of them (`"val_acu"`: did you mean `"val_auc"`?). Does
+    nothing when the hypermodel's metrics cannot be known in advance
+    (`objective_names` is `None`).
+    """
+    names = objective_names(hypermodel, validation)
+    if names is None:
+        return
+    several = isinstance(objective, Sequence) and not isinstance(objective, str)
+    objectives = objective if several else [objective]
+    for item in objectives:
+        name = getattr(item, "name", item)
+        if name not in names:
+            close = difflib.get_close_matches(str(name), names, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            where = "" if validation else " (without validation data: no 'val_' metrics)"
+            raise ValueError(
+                f"Objective {name!r} is not a metric the trials report{where}: they report {names}.{hint}"
+            )
 
 
 def _constructor_args(cls: type[keras.Model]) -> list[str]:
@@ -121,4 +179,4 @@ def _constructor_args(cls: type[keras.Model]) -> list[str]:
     return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "schema", "kwargs")]
 
 
-__all__ = ["TRAINING_SPACE", "hypermodel", "search_space"]
+__all__ = ["TRAINING_SPACE", "check_objective", "hypermodel", "objective_names", "search_space"]

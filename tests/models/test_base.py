@@ -117,3 +117,16 @@ class TestSequenceModel(TestCase):
             DIN({"item": 10})
         with pytest.raises(TypeError, match="unexpected keyword.*dtype"):
             DIN(row_data.schema, dtype="float16")
+
+
+def test_a_plain_import_is_enough_to_load_a_saved_model(row_data, tmp_path):
+    """`.keras` files load with `import keras_lsrec` and nothing else: no
+    `custom_objects`, no import of the model's module (a fresh process)."""
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "twin.keras")
+    TWIN(row_data.schema, **SMALL).save(path)
+    code = f"import keras, keras_lsrec; print(type(keras.saving.load_model({path!r})).__name__)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("TWIN"), proc.stderr[-2000:]

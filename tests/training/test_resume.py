@@ -15,7 +15,9 @@ from keras_lsrec.models import DARE, IFA
 def test_a_saved_model_resumes_where_it_stopped(candidates, row_data, candidate_data, tmp_path):
     if candidates:
         data, model = candidate_data, IFA(candidate_data.schema, embedding_dim=4, mlp_units=(8,))
-        model.compile(optimizer=keras.optimizers.Adam(0.01), loss=CandidateSetLoss(), metrics=[CandidateSetAUC()])
+        model.compile(
+            optimizer=keras.optimizers.Adam(0.01), loss=CandidateSetLoss(), metrics=[CandidateSetAUC()]
+        )
     else:
         data, model = row_data, DARE(row_data.schema, mlp_units=(8,))
         model.compile(

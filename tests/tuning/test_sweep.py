@@ -6,6 +6,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -27,6 +29,10 @@ spec = importlib.util.spec_from_file_location("sweep", SWEEP)
 sweep = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(sweep)
 
+# Where tensorflow-serving-api is missing the sweeps below skip the export (`export: false`);
+# the refusal without it is tested on its own (test_missing_serving_api_is_refused_before_the_sweep).
+SERVING = importlib.util.find_spec("tensorflow_serving") is not None
+
 
 def config(tmp_path, **overrides):
     values = dict(
@@ -39,6 +45,7 @@ def config(tmp_path, **overrides):
         epochs=1,
         batch_size=64,
         output=str(tmp_path / "sweep"),
+        export=SERVING,
     )
     values.update(overrides)
     path = tmp_path / "sweep.yaml"
@@ -120,3 +127,88 @@ def test_distributed_chief_and_two_workers(tmp_path):
     assert len(states) == 3 and set(states.values()) == {"COMPLETED"}, states
     # One results table, written by the chief, listing every trial once.
     assert len(open(os.path.join(output, "results.csv")).read().strip().splitlines()) == 4
+
+
+def test_objective_typo_fails_before_the_first_trial(tmp_path, capsys):
+    start = time.perf_counter()
+    assert sweep.main([config(tmp_path, objective="val_acu"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "'val_acu'" in err and "['auc', 'loss', 'val_auc', 'val_loss']" in err and "'val_auc'?" in err
+    assert not os.path.exists(tmp_path / "sweep")  # no trial ran, no project, nothing exported
+    assert time.perf_counter() - start < 60
+    with pytest.raises(sweep.SweepError, match="val_acu"):
+        sweep.run(sweep.load_config(config(tmp_path, objective="val_acu")), verbose=0)
+
+
+def test_no_scored_trial_exports_nothing_and_fails(tmp_path, capsys, monkeypatch):
+    """The safety net behind the objective check: trials that never report the objective."""
+    from keras_lsrec import tuning
+
+    monkeypatch.setattr(tuning, "check_objective", lambda *args, **kwargs: None)
+    assert sweep.main([config(tmp_path, objective="val_acu", export=True), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "No trial reported a finite objective 'val_acu'" in err and "nothing was exported" in err
+    assert "['auc', 'loss', 'val_auc', 'val_loss']" in err  # what the trials did report
+    output = tmp_path / "sweep"
+    assert not os.path.exists(output / "saved_models")
+    # Nothing lost: both trials are listed, unranked, with why they are unscored.
+    lines = (output / "results.csv").read_text().strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith(",") and "FAILED" in line for line in lines[1:])
+
+
+def fake_tuner(*trials, direction="max"):
+    import keras_tuner
+
+    oracle = SimpleNamespace(
+        objective=keras_tuner.Objective("val_auc", direction), trials={t.trial_id: t for t in trials}
+    )
+    return SimpleNamespace(oracle=oracle, hypermodel=None)
+
+
+def make_trial(trial_id, status, score=None, message=None):
+    import keras_tuner
+    from keras_tuner.engine.trial import Trial
+
+    trial = Trial(keras_tuner.HyperParameters(), trial_id=trial_id, status=status, message=message)
+    trial.score = score
+    return trial
+
+
+@pytest.mark.parametrize("direction", ["max", "min"])
+def test_failed_or_unscored_trials_never_become_best(direction, tmp_path):
+    failed = make_trial("0", "FAILED", message="Traceback ...\nRuntimeError: out of memory")
+    diverged = make_trial("1", "COMPLETED", float("nan"))
+    good, worse = make_trial("2", "COMPLETED", 0.7), make_trial("3", "COMPLETED", 0.6)
+    tuner = fake_tuner(failed, diverged, good, worse, direction=direction)
+    assert sweep.best_trial(tuner) is (good if direction == "max" else worse)
+    rows = sweep.write_results(tuner, str(tmp_path))
+    assert [row["trial"] for row in rows[:2]] == (["2", "3"] if direction == "max" else ["3", "2"])
+    assert [(row["rank"], row["val_auc"]) for row in rows[2:]] == [("", ""), ("", "")]
+    assert "RuntimeError: out of memory" in rows[2]["status"] and "nan" in rows[3]["status"]
+    # Only the failed and the diverged trial: no best, and the message says why.
+    with pytest.raises(sweep.SweepError, match=r"'val_auc'.*no metrics.*trial 0: FAILED: RuntimeError.*nan"):
+        sweep.best_trial(fake_tuner(failed, diverged, direction=direction))
+
+
+def test_missing_serving_api_is_refused_before_the_sweep(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorflow_serving", None)  # as if not installed
+    assert sweep.main([config(tmp_path, export=True), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "tensorflow-serving-api" in err and 'pip install "keras-lsrec[serving]"' in err
+    assert "export: false" in err
+    assert not os.path.exists(tmp_path / "sweep")
+    # Without the export the same config passes the checks.
+    cfg = sweep.load_config(config(tmp_path, export=False))
+    from keras_lsrec import tuning
+
+    sweep.check_before_search(cfg, tuning.hypermodel("twin", sweep.load_data(cfg["data"])[0]))
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [(dict(trials=0), "trials"), (dict(epochs=-1), "epochs"), (dict(export="yes"), "export"),
+     (dict(objective=""), "objective")],
+)
+def test_bad_values_are_rejected(overrides, match, tmp_path):
+    with pytest.raises(sweep.SweepError, match=match):
+        sweep.load_config(config(tmp_path, **overrides))

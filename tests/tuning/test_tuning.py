@@ -57,12 +57,14 @@ def test_candidate_set_models_compile_with_the_list_wise_loss():
         candidates=5, min_candidates=2, seed=2,
     )
     hp = keras_tuner.HyperParameters()
-    model = tuning.hypermodel("ifa", sets.schema, mlp_units=(8,), embedding_dim=4).build(hp)
+    hypermodel = tuning.hypermodel("ifa", sets.schema, mlp_units=(8,), embedding_dim=4)
+    model = hypermodel.build(hp)
     assert isinstance(model, models.IFA) and isinstance(model.loss, CandidateSetLoss)
     history = model.fit(
         sets.train.x, sets.train.y, validation_data=(sets.validation.x, sets.validation.y), verbose=0
     )
     assert np.isfinite(history.history["val_auc"][0])
+    assert sorted(history.history) == tuning.objective_names(hypermodel)  # known before any trial
     # The compiled AUC leaves missing candidates (-1) out (continuous scores: no ties).
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, (300, 5)).astype("float32")
@@ -114,8 +116,35 @@ def test_random_search_runs_and_returns_a_model(data, tmp_path):
     tuner = search()
     trials = tuner.oracle.get_best_trials(2)
     assert len(trials) == 2 and all(np.isfinite(t.score) for t in trials)
+    # What the trials report is what the hypermodel declared beforehand (DARE: auxiliary head included).
+    assert sorted(trials[0].metrics.metrics) == tuning.objective_names(hypermodel)
+    assert sorted(hypermodel.reported_metrics) == tuning.objective_names(hypermodel)
     best = tuner.get_best_models(1)[0]
     assert best.predict(data.test.x, verbose=0).shape == data.test.y.shape
     # Resuming the same project does not redo finished trials.
     again = search()
     assert len(again.oracle.trials) == 2
+
+
+def test_objective_is_checked_against_the_compiled_metrics(data):
+    hypermodel = tuning.hypermodel("din", data.schema, mlp_units=(8,))
+    assert tuning.objective_names(hypermodel) == ["auc", "loss", "val_auc", "val_loss"]
+    for good in ("val_auc", "loss", keras_tuner.Objective("val_auc", "max"), ["val_auc", "val_loss"]):
+        tuning.check_objective(hypermodel, good)
+    listed = r"\['auc', 'loss', 'val_auc', 'val_loss'\]"
+    with pytest.raises(ValueError, match=rf"'val_acu' is not a metric .*{listed}\. Did you mean 'val_auc'\?"):
+        tuning.check_objective(hypermodel, "val_acu")
+    with pytest.raises(ValueError, match=r"'val_accuracy' is not a metric"):
+        tuning.check_objective(hypermodel, [keras_tuner.Objective("val_auc", "max"), "val_accuracy"])
+    with pytest.raises(ValueError, match=r"'val_auc' is not a metric .*without validation data"):
+        tuning.check_objective(hypermodel, "val_auc", validation=False)
+    renamed = tuning.hypermodel("din", data.schema, objective_metric="roc", mlp_units=(8,))
+    with pytest.raises(ValueError, match=r"'val_auc' is not a metric .*'val_roc'"):
+        tuning.check_objective(renamed, "val_auc")
+
+    class Foreign(keras_tuner.HyperModel):  # metrics not declared: cannot be known before a trial
+        def build(self, hp):
+            raise AssertionError("not built by the check")
+
+    assert tuning.objective_names(Foreign()) is None
+    tuning.check_objective(Foreign(), "val_anything")
