@@ -207,7 +207,9 @@ def quickstart(args: argparse.Namespace) -> int:
         print(f"\n{label}")
         throughput = _throughput_callback(len(data.train))
         # Shuffled by a numpy seed, so every backend trains on the same batches.
-        train = ArrayDataset(data.train.x, data.train.y, args.batch_size, shuffle=True, seed=init_seed)
+        train = ArrayDataset(
+            data.train.x, data.train.y, args.batch_size, shuffle=True, seed=init_seed, schema=data.schema
+        )
         model.fit(
             train,
             shuffle=False,  # Keras would also reorder the batches, with Python's `random`

@@ -79,12 +79,20 @@ class ArrayDataset(ShuffledBatches):
     `fit(x, y, shuffle=True)` the order comes from each backend's own random
     stream).
 
+    The contents are validated once, here, by `SequenceSchema.validate`
+    (keys, integer ids, shapes, ids in the vocabulary, labels 0/1 and finite,
+    -1 exactly at missing candidates), so a bad id or label is refused with
+    its key, position and value before any training starts. Without a
+    `schema` everything but the vocabularies' upper bounds is checked (the
+    schema is then the loosest one `x` fits).
+
     Args:
-        x: `{name: array}`, every array with the same first dimension.
-        y: labels, the same first dimension.
+        x: `{name: array}` in the batch format, every array with the same first dimension.
+        y: labels, the shape of `x["target_item"]` (`(B, 1)` is also accepted for rows).
         batch_size: rows per batch (the last batch may be smaller).
         shuffle: reshuffle the rows every epoch.
         seed: the shuffling seed.
+        schema: the `SequenceSchema` the data must follow (also `dataset.schema`).
         **kwargs: `keras.utils.PyDataset` options.
     """
 
@@ -95,13 +103,24 @@ class ArrayDataset(ShuffledBatches):
         batch_size: int = 256,
         shuffle: bool = False,
         seed: int = 0,
+        schema: SequenceSchema | None = None,
         **kwargs: Any,
     ) -> None:
+        if not isinstance(x, Mapping):
+            raise ValueError(f"`x` must be a dict of arrays keyed by input name. Received {type(x).__name__}")
+        if schema is not None and not isinstance(schema, SequenceSchema):
+            raise ValueError(f"`schema` must be a SequenceSchema or None. Received: `schema={schema!r}`")
         self.x = {k: np.asarray(v) for k, v in x.items()}
         self.y = np.asarray(y)
         sizes = {k: len(v) for k, v in self.x.items()}
-        if any(n != len(self.y) for n in sizes.values()):
-            raise ValueError(f"Every array of `x` needs {len(self.y)} rows, as `y`. Received: {sizes}")
+        if self.y.ndim == 0 or any(n != len(self.y) for n in sizes.values()):
+            raise ValueError(f"Every array of `x` needs {self.y.size} rows, as `y`. Received: {sizes}")
+        self.schema = schema
+        checked = schema or _loosest_schema(self.x)
+        labels = self.y
+        if not checked.has_candidates and labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]  # (B, 1) labels of rows read as (B,), as at the models' entry points
+        checked.validate(self.x, labels)
         super().__init__(batch_size, shuffle, seed, **kwargs)
 
     @property
@@ -124,6 +143,13 @@ class SequenceDataset(ShuffledBatches):
       first event NOT in the history: the history is the events of that user
       before `end`, at most `max_len` of them), `target_<f>` per field, and
       `label`.
+
+    The storage is validated once, at construction (a memory-mapped dataset
+    is read through once): integer ids within `vocab_sizes` (the schema's
+    `validate_ids`), `offsets` from 0 to the number of events, never
+    decreasing, every example's user and `end` inside that user's events,
+    labels 0/1 and finite (`validate_labels`), no unknown or missing key. A
+    `ValueError` names the array, the entry and the value.
 
     `__getitem__(i)` gathers batch `i`'s histories, left-padded to `max_len`
     (most recent last), plus `history_time` (reverse position: most recent =
@@ -165,6 +191,19 @@ class SequenceDataset(ShuffledBatches):
         missing = [k for k in needed if k not in examples]
         if missing:
             raise ValueError(f"`examples` lacks {missing}. Expected keys: {needed}")
+        unknown = [k for k in examples if k not in needed]
+        if unknown:
+            raise ValueError(
+                f"`examples` has unknown key(s) {unknown}; expected exactly {needed} (a target field "
+                "needs its sequence in `sequences`)."
+            )
+        absent = [f for f in fields if f not in vocab_sizes]
+        extra = [f for f in vocab_sizes if f not in fields]
+        if absent or extra:
+            raise ValueError(
+                f"`vocab_sizes` must name the fields of `sequences`, {fields}. "
+                f"Missing: {absent}; unknown: {extra}."
+            )
         # Arrays are kept as given (memory-mapped ones stay on disk).
         self.sequences = {f: _array(v) for f, v in sequences.items()}
         self.offsets = _array(offsets)
@@ -172,7 +211,69 @@ class SequenceDataset(ShuffledBatches):
         self.max_len = int(max_len)
         self.vocab_sizes = {f: int(vocab_sizes[f]) for f in fields}
         self.time = bool(time)
+        self._validate()
         super().__init__(batch_size, shuffle, seed, **kwargs)
+
+    def _validate(self) -> None:
+        """The storage checks of the class docstring; ids and labels through the schema's validators."""
+        schema = self.schema
+        events = len(self.sequences["item"])
+        for field, flat in self.sequences.items():
+            name = f"sequences[{field!r}]"
+            if flat.ndim != 1 or len(flat) != events:
+                raise ValueError(
+                    f"`{name}` must be one flat array of every user's events, like `sequences['item']` "
+                    f"({events} events). Received shape {flat.shape}."
+                )
+            schema.validate_ids(HISTORY + field, flat, name=name)
+        offsets = self.offsets
+        if offsets.ndim != 1 or len(offsets) < 1 or not np.issubdtype(offsets.dtype, np.integer):
+            raise ValueError(
+                f"`offsets` must be a 1-D integer array (users + 1 entries). Received shape "
+                f"{offsets.shape}, dtype {offsets.dtype}."
+            )
+        if offsets[0] != 0 or offsets[-1] != events:
+            raise ValueError(
+                f"`offsets` must run from 0 to the number of events ({events}). "
+                f"Received offsets[0] = {offsets[0]}, offsets[-1] = {offsets[-1]}."
+            )
+        falling = np.flatnonzero(offsets[1:] < offsets[:-1])
+        if len(falling):
+            u = int(falling[0])
+            raise ValueError(
+                f"`offsets` must never decrease: offsets[{u + 1}] = {offsets[u + 1]} < "
+                f"offsets[{u}] = {offsets[u]}."
+            )
+        rows = len(self.examples["label"])
+        for key, values in self.examples.items():
+            if values.ndim != 1 or len(values) != rows:
+                raise ValueError(
+                    f"`examples[{key!r}]` must be 1-D with one entry per example ({rows}, as "
+                    f"`examples['label']`). Received shape {values.shape}."
+                )
+            if key != "label" and not np.issubdtype(values.dtype, np.integer):
+                raise ValueError(f"`examples[{key!r}]` must hold integers. Received dtype {values.dtype}.")
+        users = self.examples["user"]
+        outside = (users < 0) | (users >= len(offsets) - 1)
+        if outside.any():
+            i = int(np.argmax(outside))
+            raise ValueError(
+                f"`examples['user'][{i}]` = {users[i]} is not a user: users are 0..{len(offsets) - 2} "
+                "(the positions in `offsets`)."
+            )
+        ends = self.examples["end"]
+        first, last = offsets[users], offsets[users + 1]
+        outside = (ends < first) | (ends > last)
+        if outside.any():
+            i = int(np.argmax(outside))
+            raise ValueError(
+                f"`examples['end'][{i}]` = {ends[i]} lies outside the events of its user "
+                f"{users[i]}, [{first[i]}, {last[i]}]: the history must be that user's events before `end`."
+            )
+        for field in self.sequences:
+            key = TARGET + field
+            schema.validate_ids(key, self.examples[key], name=f"examples[{key!r}]")
+        schema.validate_labels(self.examples[TARGET + "item"], self.examples["label"])
 
     # -- the batch format -----------------------------------------------------
     @property
@@ -260,12 +361,53 @@ def concatenate_users(
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """`(sequences, offsets, user_ids)` from an events table sorted by (user, time)."""
     users = events["user"].to_numpy()
-    if len(users) and np.any(np.diff(users) < 0):
+    if len(users) and np.any(users[1:] < users[:-1]):
         raise ValueError("`events` must be sorted by user then time (as the loaders return them).")
-    boundaries = np.flatnonzero(np.diff(users)) + 1
+    boundaries = np.flatnonzero(users[1:] != users[:-1]) + 1
     offsets = np.concatenate([[0], boundaries, [len(users)]] if len(users) else [[0]]).astype("int64")
-    sequences = {f: events[f].to_numpy().astype("int32") for f in fields}
+    sequences = {f: _int32_ids(events, f) for f in fields}
     return sequences, offsets, users[offsets[:-1]] if len(users) else users[:0]
+
+
+def _int32_ids(events: Any, field: str) -> np.ndarray:
+    """`events[field]` as int32 ids, or a `ValueError` naming the first id that is not one (never wrapped)."""
+    values = events[field].to_numpy()
+    if not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(
+            f"`events[{field!r}]` must hold integer ids (the loaders' ids 1..N). "
+            f"Received dtype {values.dtype}."
+        )
+    bad = (values < 0) | (values > 2**31 - 1)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(
+            f"`events[{field!r}]` holds {values[row]} at row {row} (index {events.index[row]!r}): ids "
+            "must lie in [0, 2^31). Remap them to 1..N first (the loaders do; `encode_ids` maps other "
+            "ids the same way)."
+        )
+    return values.astype("int32")
+
+
+def _loosest_schema(x: Mapping[str, np.ndarray]) -> SequenceSchema:
+    """The loosest schema `x` can follow: its fields, each vocabulary just larger than its largest id,
+    its history length, its candidate axis. `validate` with it checks everything but vocabulary bounds."""
+
+    def largest(value: np.ndarray) -> int:
+        return int(value.max()) if value.size and np.issubdtype(value.dtype, np.integer) else 0
+
+    sizes: dict[str, int] = {"item": 2}
+    for key, value in x.items():
+        for prefix in (TARGET, HISTORY):
+            field = key[len(prefix) :]
+            if key.startswith(prefix) and field.isidentifier() and field != TIME:
+                sizes[field] = max(sizes.get(field, 2), largest(value) + 1)
+    history, target, time = x.get(HISTORY + "item"), x.get(TARGET + "item"), x.get(HISTORY + TIME)
+    max_len = history.shape[1] if history is not None and history.ndim == 2 else 1
+    candidates = target.shape[1] if target is not None and target.ndim == 2 and target.shape[1] else None
+    return SequenceSchema(
+        sizes, max_len=max(max_len, 1), candidates=candidates,
+        time_vocab_size=None if time is None else max(2, largest(time) + 1),
+    )
 
 
 def _array(values: Any) -> np.ndarray:

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from keras_lsrec.data.cache import CACHE_FORMAT, file_sha256, prepare
 from keras_lsrec.data.dataset import SequenceDataset, concatenate_users
 
+__all__ = ["CACHE_FORMAT", "dare_protocol", "file_sha256", "leave_last_out", "prepare"]
+
 SPLITS = ("train", "validation", "test")
-CACHE_FORMAT = 1
 
 
 def dare_protocol(
@@ -51,6 +49,16 @@ def dare_protocol(
         `{"train", "validation", "test"}`: `SequenceDataset`s (training
         shuffled) whose items are `(batch_dict, labels)`.
     """
+    _check_int("validation_offset", validation_offset, 0)
+    _check_int("test_offset", test_offset, 0)
+    for offset in train_offsets:
+        if not _is_int(offset) or offset < 0:
+            raise ValueError(
+                "`train_offsets` must be non-negative integers (positions before the last event). "
+                f"Received: `train_offsets={list(train_offsets)!r}`"
+            )
+    if not len(train_offsets):
+        raise ValueError("`train_offsets` must name at least one position. Received: `train_offsets=[]`")
     offsets = {"train": list(train_offsets), "validation": [validation_offset], "test": [test_offset]}
     longest = max(max(v) for v in offsets.values())
     if min_events <= longest:
@@ -77,12 +85,28 @@ def leave_last_out(
     the one before, training = every earlier event that has a history
     (positions 1 .. T-2; the latest `max_train_per_user` of them when set).
     Negatives as in `dare_protocol`. Users with fewer than `min_events` (>= 3)
-    events are left out.
+    events are left out. `max_train_per_user` must be None (all) or >= 1.
     """
-    if min_events < 3:
-        raise ValueError(f"`min_events` must be >= 3 (train, validation, test). Received: {min_events}")
-    return _build(events, {"train": max_train_per_user, "validation": [1], "test": [0]},
+    if not _is_int(min_events) or min_events < 3:
+        raise ValueError(
+            "`min_events` must be an integer >= 3 (train, validation, test). "
+            f"Received: `min_events={min_events!r}`"
+        )
+    if max_train_per_user is not None:
+        _check_int("max_train_per_user", max_train_per_user, 1, "None (all positions) or an integer >= 1")
+    train = None if max_train_per_user is None else int(max_train_per_user)
+    return _build(events, {"train": train, "validation": [1], "test": [0]},
                   min_events, max_len, negatives, fields, batch_size, seed, time)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: Any, low: int, requirement: str | None = None) -> None:
+    if not _is_int(value) or value < low:
+        requirement = requirement or f"an integer >= {low}"
+        raise ValueError(f"`{name}` must be {requirement}. Received: `{name}={value!r}`")
 
 
 def _build(events, offsets, min_events, max_len, negatives, fields, batch_size, seed, time):
@@ -90,8 +114,8 @@ def _build(events, offsets, min_events, max_len, negatives, fields, batch_size, 
     missing = [f for f in ["user", "timestamp"] + fields if f not in events]
     if missing:
         raise ValueError(f"`events` lacks column(s) {missing}; it has {list(events.columns)}")
-    if negatives < 0:
-        raise ValueError(f"`negatives` must be >= 0. Received: negatives={negatives}")
+    _check_int("negatives", negatives, 0)
+    _check_int("max_len", max_len, 1)
     sequences, all_offsets, _ = concatenate_users(events, fields)
     lengths = np.diff(all_offsets)
     kept = np.flatnonzero(lengths >= min_events)
@@ -192,62 +216,3 @@ def _with_negatives(user, end, sequences, sampler, negatives, rng):
     return examples
 
 
-# ----------------------------------------------------------------- caching
-def file_sha256(path: str, block: int = 1 << 24) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(block), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def prepare(
-    path: str,
-    load: Callable[..., Any],
-    protocol: Callable[..., dict[str, SequenceDataset]],
-    cache_dir: str,
-    load_args: dict[str, Any] | None = None,
-    protocol_args: dict[str, Any] | None = None,
-) -> dict[str, SequenceDataset]:
-    """`protocol(load(path, **load_args), **protocol_args)`, cached on disk.
-
-    The cache folder holds the three datasets and a `manifest.json` with the
-    source file's SHA-256 and size, the loader and protocol names and every
-    argument. A second call with the same file and arguments reads the cache
-    (memory-mapped) and skips loading and preprocessing; a changed file or
-    argument rebuilds it.
-
-    Example:
-
-    >>> splits = prepare("UserBehavior.csv", load_taobao, dare_protocol, "cache/taobao",
-    ...                  load_args={"behaviors": ["pv"]}, protocol_args={"seed": 1})
-    """
-    load_args, protocol_args = dict(load_args or {}), dict(protocol_args or {})
-    manifest = {
-        "format": CACHE_FORMAT,
-        "source": os.path.abspath(path),
-        "size": os.path.getsize(path),
-        "sha256": file_sha256(path),
-        "loader": load.__name__,
-        "load_args": load_args,
-        "protocol": protocol.__name__,
-        "protocol_args": protocol_args,
-    }
-    manifest = json.loads(json.dumps(manifest, default=list))
-    manifest_path = os.path.join(cache_dir, "manifest.json")
-    if os.path.isfile(manifest_path):
-        with open(manifest_path) as f:
-            cached = json.load(f)
-        cached.pop("source", None)  # not compared: the file is identified by its hash and size
-        if cached == {k: v for k, v in manifest.items() if k != "source"}:
-            return {split: SequenceDataset.load(os.path.join(cache_dir, split)) for split in SPLITS}
-    splits = protocol(load(path, **load_args), **protocol_args)
-    staging = cache_dir.rstrip(os.sep) + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    for split, dataset in splits.items():  # the splits share one copy of the sequences
-        dataset.save(os.path.join(staging, split), sequences_dir=os.path.join(staging, "sequences"))
-    with open(os.path.join(staging, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=1)
-    shutil.rmtree(cache_dir, ignore_errors=True)
-    os.replace(staging, cache_dir)
-    return splits

@@ -199,7 +199,9 @@ class SequenceSchema:
 
         Checks: every key present and no unknown key; integer dtypes; ranks;
         one batch size; one history length, at most `max_len`; ids in
-        `[0, vocab_size)`. With `labels`, also their shape and 0/1 values.
+        `[0, vocab_size)` (`validate_ids`: the message names the first bad
+        entry, e.g. `history_item[3, 7]`, and its value). With `labels`, also
+        `validate_labels`.
         """
         if not isinstance(batch, Mapping):
             raise ValueError(
@@ -223,10 +225,7 @@ class SequenceSchema:
         length = None
         for key, shape in expected.items():
             value = np.asarray(batch[key])
-            if not np.issubdtype(value.dtype, np.integer):
-                raise ValueError(
-                    f"`{key}` must hold integer ids. Received dtype {value.dtype}."
-                )
+            self._check_integer(key, value, key)
             if value.ndim != len(shape) + 1:
                 raise ValueError(
                     f"`{key}` must have rank {len(shape) + 1} (shape "
@@ -264,28 +263,82 @@ class SequenceSchema:
                     f"`{key}` has shape {value.shape}, `target_item` has "
                     f"{np.shape(batch[TARGET + 'item'])}; every target field needs the same."
                 )
-            if value.size:
-                low, high = int(value.min()), int(value.max())
-                vocab = self.vocab_size(key)
-                if low < 0:
-                    raise ValueError(f"`{key}` holds a negative id ({low}).")
-                if high >= vocab:
-                    raise ValueError(
-                        f"`{key}` holds id {high}, outside the vocabulary "
-                        f"[0, {vocab}) of field `{key.split('_', 1)[1]}`."
-                    )
+            self.validate_ids(key, value)
         if labels is not None:
             self.validate_labels(batch[TARGET + "item"], labels)
 
+    def validate_ids(self, key: str, values: Any, name: str | None = None) -> None:
+        """Raise a `ValueError` unless `values` are integer ids of input `key`
+        (such as `history_item`) in `[0, vocab_size)`.
+
+        The message names the first bad entry as `name[index]` (`name`
+        defaults to `key`; datasets pass where the array came from, e.g.
+        `sequences['item']`) with its value and the vocabulary.
+        """
+        name = key if name is None else name
+        value = np.asarray(values)
+        self._check_integer(key, value, name)
+        if not value.size:
+            return
+        vocab = self.vocab_size(key)
+        # One pass in the common case: read as unsigned, a negative id is huge.
+        unsigned = value.view(value.dtype.str.replace("i", "u")) if value.dtype.kind == "i" else value
+        if int(unsigned.max()) < vocab:
+            return
+        field = key.removeprefix(HISTORY).removeprefix(TARGET)
+        low, high = int(value.min()), int(value.max())
+        if low < 0:
+            where = _index(name, np.unravel_index(int(np.argmin(value)), value.shape))
+            raise ValueError(
+                f"`{name}` holds a negative id ({low}) at {where}: ids of field `{field}` lie in "
+                f"[0, {vocab}) (0 is padding)."
+            )
+        if high >= vocab:
+            where = _index(name, np.unravel_index(int(np.argmax(value)), value.shape))
+            raise ValueError(
+                f"`{name}` holds id {high} at {where}, outside the vocabulary [0, {vocab}) of field "
+                f"`{field}`. Map unseen ids to an out-of-vocabulary id (`encode_ids`) or enlarge "
+                "the vocabulary."
+            )
+
+    @staticmethod
+    def _check_integer(key: str, value: np.ndarray, name: str) -> None:
+        if np.issubdtype(value.dtype, np.integer):
+            return
+        detail = ""
+        if value.dtype.kind == "f" and value.size:
+            fractional = ~np.isfinite(value) | (value != np.floor(np.nan_to_num(value)))
+            first = int(np.argmax(fractional)) if fractional.any() else 0
+            where = np.unravel_index(first, value.shape)
+            detail = f": {_index(name, where)} = {value[where].item()!r}"
+            if not fractional.any():
+                detail += " (cast integral ids with `.astype('int32')`; a float is exact only up to 2^53)"
+        raise ValueError(f"`{name}` must hold integer ids. Received dtype {value.dtype}{detail}.")
+
     def validate_labels(self, target_item: Any, labels: Any) -> None:
-        """Labels must have `target_item`'s shape, be 0/1 for real targets, and,
-        in a candidate set, -1 exactly where a candidate is missing (id 0)."""
+        """Raise a `ValueError` naming the first bad label (`labels[i]` and its value) unless:
+
+        - labels have `target_item`'s shape: `(B,)` for one target per row,
+          `(B, C)` for candidate sets;
+        - they are finite numbers;
+        - a real target's label is 0 or 1, and, in a candidate set, a missing
+          candidate's (`target_item == 0`) is -1 exactly.
+        """
         target = np.asarray(target_item)
         y = np.asarray(labels)
         if y.shape != target.shape:
+            hint = ""
+            if target.ndim == 1 and y.shape == target.shape + (1,):
+                hint = " Flatten them with `labels.reshape(-1)`."
             raise ValueError(
-                f"Labels must have the shape of `target_item`, {target.shape}. Received {y.shape}."
+                f"Labels must have the shape of `target_item`, {target.shape}. Received {y.shape}.{hint}"
             )
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"Labels must be numbers (0 or 1). Received dtype {y.dtype}.")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            where = tuple(int(i) for i in np.argwhere(~np.isfinite(y))[0])
+            value = y[where].item()
+            raise ValueError(f"Labels must be finite. Received {_index('labels', where)} = {value!r}.")
         present = target != 0 if self.has_candidates else np.ones(target.shape, bool)
         wrong = present & ~np.isin(y, (0, 1))
         if wrong.any():
@@ -325,16 +378,27 @@ class SequenceSchema:
 
 
 def pad_histories(
-    sequences: Sequence[Sequence[int]], max_len: int, truncate: bool = False
+    sequences: Sequence[Sequence[int]], max_len: int, truncate: bool = False, dtype: str = "int32"
 ) -> np.ndarray:
-    """Left-pad id sequences (oldest first) with 0 into an `(N, max_len)` array.
+    """Left-pad id sequences (oldest first) with 0 into an `(N, max_len)` array of `dtype`.
 
     A sequence longer than `max_len` raises a `ValueError` unless
-    `truncate=True`, which keeps its `max_len` most recent events.
+    `truncate=True`, which keeps its `max_len` most recent events. Ids must
+    be integers (integral floats such as `3.0` are accepted) from 0 up to the
+    largest value of `dtype`: a negative id, a fraction, a non-number or an
+    id that `dtype` cannot hold (int32 by default: below 2^31) raises a
+    `ValueError` naming the sequence, the position and the value; nothing is
+    rounded or wrapped.
     """
-    out = np.zeros((len(sequences), max_len), dtype="int32")
+    if not isinstance(max_len, (int, np.integer)) or isinstance(max_len, bool) or max_len < 1:
+        raise ValueError(f"`max_len` must be a positive integer. Received: `max_len={max_len!r}`")
+    out_dtype = np.dtype(dtype)
+    if out_dtype.kind not in "iu":
+        raise ValueError(f"`dtype` must be an integer dtype. Received: `dtype={dtype!r}`")
+    high = int(np.iinfo(out_dtype).max)
+    out = np.zeros((len(sequences), max_len), dtype=out_dtype)
     for row, sequence in enumerate(sequences):
-        ids = np.asarray(sequence, dtype="int64")
+        ids = _sequence_ids(sequence, row, high, out_dtype)
         if len(ids) > max_len:
             if not truncate:
                 raise ValueError(
@@ -345,6 +409,41 @@ def pad_histories(
         if len(ids):
             out[row, max_len - len(ids) :] = ids
     return out
+
+
+def _sequence_ids(sequence: Any, row: int, high: int, dtype: np.dtype) -> np.ndarray:
+    """One sequence as exact ids in [0, high], or a `ValueError` naming the row, position and value."""
+    try:
+        values = np.asarray(sequence)
+    except (OverflowError, ValueError) as error:
+        raise ValueError(f"Sequence {row} is not a list of ids ({error}).") from None
+    if values.ndim != 1:
+        raise ValueError(f"Sequence {row} must be a flat list of ids. Received shape {values.shape}.")
+    if values.dtype.kind in "iu":
+        bad = (values < 0) | (values > high)  # comparisons with Python ints are exact
+    elif values.dtype.kind == "f":
+        bad = ~np.isfinite(values) | (values != np.floor(np.nan_to_num(values)))
+        bad |= (values < 0) | (values > high)
+    elif values.dtype == object:
+        integer = [isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values]
+        bad = np.array([not ok or not 0 <= v <= high for v, ok in zip(values, integer, strict=True)], bool)
+    else:
+        bad = np.ones(len(values), bool)
+    if bad.any():
+        position = int(np.argmax(bad))
+        value = values[position]
+        value = value.item() if isinstance(value, np.generic) else value
+        raise ValueError(
+            f"Sequence {row} holds {value!r} at position {position}: ids must be integers in "
+            f"[0, {high}] (the range of dtype {dtype.name}). Remap large ids to 1..N first "
+            "(`keras_lsrec.data.encode_ids`, or the loaders' vocabularies) or pass a wider `dtype`."
+        )
+    return values.astype(dtype)
+
+
+def _index(name: str, where: Sequence[Any]) -> str:
+    """`name[i, j]`: an entry of an array, as messages name it."""
+    return f"{name}[{', '.join(str(int(i)) for i in where)}]"
 
 
 def _is_int(value: Any) -> bool:

@@ -71,17 +71,21 @@ def test_real_movielens_file_and_leave_last_out():
     splits["test"].schema.validate(x, y)
 
 
+CALLS = []  # calls of `counting_load` (a module-level loader: its closure would be part of the cache key)
+
+
+def counting_load(p, **kwargs):
+    CALLS.append(kwargs)
+    return load_taobao(p, progress=False, **kwargs)
+
+
 def test_prepare_caches_and_invalidates(tmp_path, make_events):
     path = str(tmp_path / "UserBehavior.csv")
     events = make_events(num_users=3)
     columns = ["user", "item", "category", "behavior", "timestamp"]
     events.assign(behavior="pv")[columns].to_csv(path, header=False, index=False)
-    calls = []
-
-    def counting_load(p, **kwargs):
-        calls.append(kwargs)
-        return load_taobao(p, progress=False, **kwargs)
-
+    calls = CALLS
+    calls.clear()
     cache = str(tmp_path / "cache")
     load_args = {"behaviors": ["pv"]}
     first = prepare(path, counting_load, dare_protocol, cache, load_args=load_args, protocol_args={"seed": 1})
@@ -93,10 +97,55 @@ def test_prepare_caches_and_invalidates(tmp_path, make_events):
     for split in first:
         for a, b in zip(first[split].arrays(), second[split].arrays(), strict=True):
             keras.tree.map_structure(np.testing.assert_array_equal, a, b)
-    assert sorted(os.listdir(cache)) == ["manifest.json", "sequences", "test", "train", "validation"]
+    (entry,) = [n for n in os.listdir(cache) if not n.startswith(".")]  # one entry, beside the marker
+    assert sorted(os.listdir(cache)) == [".keras_lsrec_cache", entry]
+    assert sorted(os.listdir(os.path.join(cache, entry))) == [
+        "manifest.json", "sequences", "test", "train", "validation"
+    ]
     prepare(path, counting_load, dare_protocol, cache, load_args=load_args, protocol_args={"seed": 2})
     assert len(calls) == 2  # a changed parameter rebuilds
     with open(path, "a") as f:
         f.write("99,1,1,pv,5\n")
     prepare(path, counting_load, dare_protocol, cache, load_args=load_args, protocol_args={"seed": 2})
     assert len(calls) == 3  # a changed file rebuilds
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.5, True])
+def test_leave_last_out_refuses_a_bad_max_train_per_user(make_events, value):
+    """Before: 0 kept every training position (`positions[-0:]`) and a negative one dropped some."""
+    with pytest.raises(
+        ValueError,
+        match=rf"`max_train_per_user` must be None \(all positions\) or an integer >= 1\. "
+        rf"Received: `max_train_per_user={value!r}`",
+    ):
+        leave_last_out(make_events(num_users=2, length=20), max_train_per_user=value)
+
+
+def test_leave_last_out_keeps_the_latest_max_train_per_user(make_events):
+    events = make_events(num_users=2, length=20)
+    users = events.groupby("user").size()
+    kept = int((users >= 3).sum())
+    splits = leave_last_out(events, max_train_per_user=np.int64(1), negatives=1)
+    assert splits["train"].num_examples == kept * 2  # one positive (and its negative) per user
+    assert leave_last_out(events, negatives=0)["train"].num_examples == int((users[users >= 3] - 3).sum())
+
+
+@pytest.mark.parametrize(
+    "item, match",
+    [
+        (-5, r"`events\['item'\]` holds -5 at row 3 \(index 3\): ids must lie in \[0, 2\^31\)"),
+        (2.5, r"`events\['item'\]` must hold integer ids .*Received dtype float64"),
+    ],
+)
+def test_protocols_refuse_ids_they_would_wrap_or_floor(make_events, item, match):
+    """Before: ids were cast to int32 unchecked (a float was floored, a large id wrapped)."""
+    events = make_events(num_users=2, length=20)
+    events["item"] = events["item"].astype(type(item))
+    events.loc[3, "item"] = item
+    with pytest.raises(ValueError, match=match):
+        leave_last_out(events)
+
+
+def test_dare_protocol_refuses_negative_offsets(make_events):
+    with pytest.raises(ValueError, match=r"`train_offsets` must be non-negative integers.*\[3, -2\]"):
+        dare_protocol(make_events(), train_offsets=(3, -2))

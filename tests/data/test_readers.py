@@ -1,5 +1,6 @@
 """The dataset readers on small files in the original formats: ids, order, malformed rows."""
 
+import gzip
 import json
 
 import pandas as pd
@@ -198,3 +199,91 @@ def test_load_movielens_formats(tmp_path):
     assert events["item"].tolist() == [2, 1] and events["category"].tolist() == [0, 1]
     with pytest.raises(ValueError, match="Unknown MovieLens file"):
         load_movielens(write(tmp_path / "x.txt", ""), progress=False)
+
+
+TMALL_HEADER = "user_id,item_id,cat_id,seller_id,brand_id,time_stamp,action_type\n"
+TMALL_ROWS = "10,5,1,3,,1111,0\n10,6,2,3,8,0512,2\n11,5,1,3,9,0601,0\n"
+
+
+def same_events(a, b):
+    """Equal tables (their `attrs` name their own source file)."""
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_flags=False)
+    assert {k: list(v) for k, v in a.attrs["vocabularies"].items()} == {
+        k: list(v) for k, v in b.attrs["vocabularies"].items()
+    }
+
+
+def test_tmall_header_is_recognised_by_content(tmp_path):
+    """Before: the first line was always skipped, so a file without the header lost its first event."""
+    with_header = load_tmall(write(tmp_path / "with.csv", TMALL_HEADER + TMALL_ROWS), progress=False)
+    without = load_tmall(write(tmp_path / "without.csv", TMALL_ROWS), progress=False)
+    assert len(with_header) == len(without) == 3
+    same_events(without, with_header)
+    bom = write(tmp_path / "bom.csv", "\ufeff" + TMALL_HEADER.upper() + TMALL_ROWS)
+    bom = load_tmall(bom, progress=False)
+    same_events(bom, with_header)
+    other = "user,item,category,seller,brand,day,action\n"  # a header, but not the file's
+    with pytest.raises(ValueError, match=r"other\.csv: line 1 \('user,item.*'\) has no integer id.*user_id,"):
+        load_tmall(write(tmp_path / "other.csv", other + TMALL_ROWS), progress=False)
+    # A malformed first event is a malformed row (with its line), not a header.
+    with pytest.raises(ValueError, match=r"user: not an integer\) at lines \[1\]"):
+        load_tmall(write(tmp_path / "bad.csv", "x" + TMALL_ROWS), progress=False)
+
+
+def test_movielens_csv_header_is_recognised_by_content(tmp_path):
+    write(tmp_path / "movies.csv", "movieId,title,genres\n10,A,Drama\n11,B,War\n")
+    plain = write(tmp_path / "ratings.csv", "5,10,4.5,100\n5,11,2.0,90\n")
+    events = load_movielens(plain, progress=False)
+    assert len(events) == 2 and events["item"].tolist() == [2, 1]
+
+
+def gzip_file(path, text):
+    path.write_bytes(gzip.compress(text.encode()))
+    return str(path)
+
+
+def test_gzip_files_are_read_as_they_are(tmp_path):
+    """Before: a `.gz` file raised a bare UnicodeDecodeError."""
+    taobao = "1,100,9,pv,1511544000\n2,101,9,buy,1511544001\n"
+    same_events(
+        load_taobao(gzip_file(tmp_path / "UserBehavior.csv.gz", taobao), progress=False),
+        load_taobao(write(tmp_path / "UserBehavior.csv", taobao), progress=False),
+    )
+    same_events(
+        load_tmall(gzip_file(tmp_path / "log.csv.gz", TMALL_HEADER + TMALL_ROWS), progress=False),
+        load_tmall(write(tmp_path / "user_log_format1.csv", TMALL_HEADER + TMALL_ROWS), progress=False),
+    )
+    reviews = "".join(
+        json.dumps({"reviewerID": u, "asin": a, "overall": 4.0, "unixReviewTime": t}) + "\n"
+        for u, a, t in (("A", "x1", 10), ("A", "x2", 20))
+    )
+    meta = json.dumps({"asin": "x1", "category": ["Books", "Poetry"]}) + "\n"
+    (tmp_path / "gz").mkdir()
+    zipped = load_amazon(
+        gzip_file(tmp_path / "gz" / "reviews_Books_5.json.gz", reviews),
+        meta_path=gzip_file(tmp_path / "gz" / "meta_Books.json.gz", meta), progress=False,
+    )
+    same_events(
+        zipped,
+        load_amazon(write(tmp_path / "reviews.json", reviews), meta_path=write(tmp_path / "m.json", meta),
+                    progress=False),
+    )
+    assert zipped["category"].tolist() == [1, 0]
+    (tmp_path / "ml").mkdir()
+    gzip_file(tmp_path / "ml" / "movies.csv.gz", "movieId,title,genres\n10,A,Drama\n11,B,War\n")
+    ratings = "userId,movieId,rating,timestamp\n5,10,4.5,100\n5,11,2.0,90\n"
+    with pytest.warns(UserWarning, match="out of time order"):
+        events = load_movielens(gzip_file(tmp_path / "ml" / "ratings.csv.gz", ratings), progress=False)
+    vocabulary = events.attrs["vocabularies"]["category"]
+    assert [vocabulary[c - 1] for c in events["category"]] == ["War", "Drama"]
+    truncated = tmp_path / "cut.csv.gz"
+    truncated.write_bytes(gzip.compress(taobao.encode() * 50)[:-12])
+    with pytest.raises(ValueError, match=r"cut\.csv\.gz: the gzip data is truncated or corrupt"):
+        load_taobao(str(truncated), progress=False)
+
+
+def test_a_line_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "UserBehavior.csv"
+    path.write_bytes(b"1,100,9,pv,1511544000\n2,101,9,p\xe9,1511544001\n")
+    with pytest.raises(ValueError, match=r"UserBehavior\.csv: line 2 is not UTF-8 text.*iconv"):
+        load_taobao(str(path), progress=False)

@@ -57,3 +57,60 @@ def test_pad_histories_left_pads_and_refuses_to_truncate_silently():
     with pytest.raises(ValueError, match="Sequence 0 has 4 events > max_len=3"):
         pad_histories([[1, 2, 3, 4]], max_len=3)
     np.testing.assert_array_equal(pad_histories([[1, 2, 3, 4]], 3, truncate=True), [[2, 3, 4]])
+
+
+@pytest.mark.parametrize(
+    "sequences, match",
+    [
+        ([[1, 2], [3, 2**31]], r"Sequence 1 holds 2147483648 at position 1: ids must be integers in \[0, 21"),
+        ([[2**63 + 5]], r"Sequence 0 holds 9223372036854775813 at position 0"),
+        ([[1, 2.5]], r"Sequence 0 holds 2\.5 at position 1"),
+        ([[1], [3, -4]], r"Sequence 1 holds -4 at position 1"),
+        ([[1.0, float("nan")]], r"Sequence 0 holds nan at position 1"),
+        ([["7"]], r"Sequence 0 holds '7' at position 0"),
+    ],
+)
+def test_pad_histories_refuses_ids_it_cannot_hold_exactly(sequences, match):
+    """Before: ids >= 2^31 wrapped (2^31 became padding 0 at int32) and 2.5 was floored to 2."""
+    with pytest.raises(ValueError, match=match):
+        pad_histories(sequences, max_len=3)
+
+
+def test_pad_histories_keeps_integral_floats_and_wider_dtypes():
+    np.testing.assert_array_equal(pad_histories([[1.0, 2.0]], max_len=3), [[0, 1, 2]])
+    wide = pad_histories([[2**31, 2**40]], max_len=2, dtype="int64")
+    assert wide.dtype == np.int64 and wide.tolist() == [[2**31, 2**40]]
+    with pytest.raises(ValueError, match="max_len"):
+        pad_histories([[1]], max_len=0)
+
+
+@pytest.mark.parametrize(
+    "labels, match",
+    [
+        (np.array([0.0, np.nan]), r"Labels must be finite\. Received labels\[1\] = nan"),
+        (np.array([np.inf, 1.0]), r"Labels must be finite\. Received labels\[0\] = inf"),
+        (np.array([1.0, 2.0]), r"Labels must be 0 or 1\. Received labels\[1\] = 2\.0"),
+        (np.array([-1.0, 1.0]), r"Labels must be 0 or 1\. Received labels\[0\] = -1\.0"),
+        (np.array([[0.0], [1.0]]), r"shape of `target_item`, \(2,\)\. Received \(2, 1\)\. .*reshape\(-1\)"),
+        (np.array(["0", "1"]), r"Labels must be numbers"),
+    ],
+)
+def test_validate_labels_checks_single_target_labels(labels, match):
+    """Before: a NaN label passed as "not 0 or 1" only by accident of `isin`, and string labels
+    compared unequal; now each problem has its message, naming `labels[i]` and the value."""
+    schema = SequenceSchema({"item": 10}, max_len=3)
+    with pytest.raises(ValueError, match=match):
+        schema.validate_labels(np.array([1, 2]), labels)
+    schema.validate_labels(np.array([1, 2]), np.array([True, False]))
+    schema.validate_labels(np.array([1, 2]), np.array([0, 1], dtype="int8"))
+
+
+def test_validate_names_the_entry_and_value():
+    schema = SequenceSchema({"item": 10}, max_len=3)
+    x = {"target_item": np.array([1, 2]), "history_item": np.array([[0, 1, 2], [3, 14, 5]])}
+    with pytest.raises(ValueError, match=r"`history_item` holds id 14 at history_item\[1, 1\], outside"):
+        schema.validate(x)
+    with pytest.raises(ValueError, match=r"`target_item` holds a negative id \(-3\) at target_item\[1\]"):
+        schema.validate({**x, "history_item": x["history_item"] % 10, "target_item": np.array([1, -3])})
+    with pytest.raises(ValueError, match=r"`target_item` must hold integer ids.*target_item\[1\] = 2\.5"):
+        schema.validate({**x, "history_item": x["history_item"] % 10, "target_item": np.array([1.0, 2.5])})

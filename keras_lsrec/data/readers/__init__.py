@@ -9,11 +9,16 @@ field (0 is padding), plus the columns the format has (`behavior`, `action`,
 Id policy: every id that occurs in the file gets a new id `1..N` in the
 order of the original ids (numbers sorted numerically, strings
 lexicographically). `frame.attrs["vocabularies"][field]` holds the original
-ids, entry `i - 1` for new id `i`, so `encode_ids` maps other raw ids (e.g.
+ids exactly, entry `i - 1` for new id `i`, so `encode_ids` maps other raw ids (e.g.
 at serving time) the same way; an id it has never seen becomes the
 out-of-vocabulary id `N + 1`, and `vocab_sizes(frame)` counts it
 (`N + 2` per field: padding, N ids, OOV). A missing optional side id (Tmall
-`brand_id`, a movie without genre) becomes 0.
+`brand_id`, a movie without genre) becomes 0; elsewhere 0 is an id. Numeric
+ids are never read through a float64 (`ids.py`: int32/int64, uint64 from
+2^63, Python ints beyond), so 2^53 and 2^53 + 1 stay two ids.
+
+Files may be gzip-compressed (detected by their first bytes); a header
+(Tmall, MovieLens `ratings.csv`) is recognised by content.
 
 Malformed rows are never dropped silently; `frame.attrs["report"]` (a
 `LoadReport`) lists them by 1-based line number of the file:

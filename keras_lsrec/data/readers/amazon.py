@@ -16,6 +16,8 @@ from keras_lsrec.data.readers.table import (
     check_path,
     finish_with_text_categories,
     floats,
+    open_binary,
+    open_text,
     read_table,
 )
 
@@ -36,7 +38,9 @@ def load_amazon(
     `categories` (2014: a list of lists; the LAST entry of the first list, the
     most specific, as in the DIN/DIEN preprocessing) or `category` (2018: a
     list; its last entry)); without metadata, or for an item it does not
-    list, the category is 0. Returns user, item, category, rating, timestamp.
+    list, the category is 0. Ids are text, kept exactly as written. Files
+    may be gzip-compressed (`.json.gz`, as distributed). Returns user, item,
+    category, rating, timestamp.
     """
     path = check_path(path)
     report = LoadReport()
@@ -57,8 +61,8 @@ def load_amazon(
 
 
 def _is_json_lines(path: str) -> bool:
-    with open(path, encoding="utf-8") as handle:
-        return handle.read(1) == "{"
+    with open_binary(path) as (_, stream):
+        return stream.read(4).removeprefix(b"\xef\xbb\xbf")[:1] == b"{"
 
 
 def _review(line: str) -> dict[str, Any]:
@@ -76,18 +80,23 @@ def _reviews(chunk: pd.DataFrame) -> pd.DataFrame:
     rows = [_review(line) for line in chunk["line"]]
     return pd.DataFrame(
         {
-            "user": [r.get("reviewerID", "") for r in rows],
-            "item": [r.get("asin", "") for r in rows],
+            "user": [_text_id(r.get("reviewerID", "")) for r in rows],
+            "item": [_text_id(r.get("asin", "")) for r in rows],
             "rating": [str(r.get("overall", "")) for r in rows],
             "timestamp": [str(r.get("unixReviewTime", "")) for r in rows],
         }
     )
 
 
+def _text_id(value: Any) -> str:
+    """An id as text; a JSON number id keeps its digits (Python's json reads integers exactly)."""
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
 def _item_categories(meta_path: str) -> dict[str, str]:
     """`{asin: category}` from the metadata (2014: Python literals, 2018: JSON), items with one only."""
     out = {}
-    with open(meta_path, encoding="utf-8") as handle:
+    with open_text(meta_path) as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue

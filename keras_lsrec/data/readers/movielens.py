@@ -12,8 +12,10 @@ import pandas as pd
 from keras_lsrec.data.readers.table import (
     LoadReport,
     check_path,
+    detect_header,
     finish_with_text_categories,
     floats,
+    is_gzip,
     read_table,
 )
 
@@ -22,7 +24,8 @@ ML100K_GENRES = (
     "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
 )
 
-MovieReader = Callable[[str], pd.DataFrame]  # a movie file -> columns item (or movieId) and genres
+MovieReader = Callable[[str], pd.DataFrame]  # a movie file -> columns item and genres (item as text)
+CSV_HEADER = ("userId", "movieId", "rating", "timestamp")
 
 
 def load_movielens(
@@ -35,15 +38,20 @@ def load_movielens(
     - `ratings.csv` (ML-latest, ML-20M/25M: header `userId,movieId,rating,timestamp`) with `movies.csv`.
 
     The category of a movie is its FIRST listed genre (`"(no genres listed)"`
-    or a movie missing from the movie file: 0). Returns user, item, category,
-    rating, timestamp.
+    or a movie missing from the movie file: 0). Ids are read exactly at any
+    size. Any of these files may be gzip-compressed (`ratings.csv.gz`, with
+    `movies.csv` or `movies.csv.gz` beside it); the header of `ratings.csv` is
+    recognised by content (a file without it loses no rating). Returns user,
+    item, category, rating, timestamp.
     """
     path = check_path(path)
     sep, header, movies_path, read_movies = _layout(path)
     report = LoadReport()
+    if header:
+        header = detect_header(path, sep, CSV_HEADER)
     columns = read_table(
         path, ("user", "item", "rating", "timestamp"), sep=sep, header=header,
-        numeric=("user", "item", "timestamp"), strings=("rating",),
+        numeric=("user", "item", "timestamp"), ids=("user", "item"), strings=("rating",),
         chunk_rows=chunk_rows, report=report, errors=errors, progress=progress,
     )
     genres = _movie_genres(movies_path, read_movies)
@@ -54,15 +62,22 @@ def load_movielens(
 
 def _layout(path: str) -> tuple[str, bool, str, MovieReader]:
     """(separator, header, movie file, its reader) of a ratings file, by the file's name."""
-    name = os.path.basename(path)
+    name = os.path.basename(path).removesuffix(".gz")
     folder = os.path.dirname(path)
+
+    def beside(movies: str) -> str:  # the movie file, or its gzip copy when only that exists
+        plain = os.path.join(folder, movies)
+        return plain if os.path.isfile(plain) or not os.path.isfile(plain + ".gz") else plain + ".gz"
+
     if name.endswith(".dat"):
-        return "::", False, os.path.join(folder, "movies.dat"), _read_movies_dat
+        return "::", False, beside("movies.dat"), _read_movies_dat
     if name == "u.data":
-        return "\t", False, os.path.join(folder, "u.item"), _read_ml100k_items
+        return "\t", False, beside("u.item"), _read_ml100k_items
     if name.endswith(".csv"):
-        return ",", True, os.path.join(folder, "movies.csv"), pd.read_csv
-    raise ValueError(f"Unknown MovieLens file {name!r}: expected ratings.dat, u.data or ratings.csv")
+        return ",", True, beside("movies.csv"), _read_movies_csv
+    raise ValueError(
+        f"Unknown MovieLens file {name!r}: expected ratings.dat, u.data or ratings.csv (or one of them .gz)"
+    )
 
 
 def _movie_genres(path: str, read: MovieReader) -> dict[int, str]:
@@ -72,23 +87,36 @@ def _movie_genres(path: str, read: MovieReader) -> dict[int, str]:
         return {}
     movies = read(path)
     out = {}
-    items = movies["item"] if "item" in movies else movies["movieId"]
-    for item, genres in zip(items, movies["genres"], strict=True):
+    for item, genres in zip(movies["item"], movies["genres"], strict=True):
         first = str(genres).split("|")[0]
         if first and first != "(no genres listed)":
-            out[int(item)] = first
+            text = str(item).strip()
+            if not text.lstrip("+-").isdigit():
+                raise ValueError(f"{path}: movie id {text!r} (genres {genres!r}) is not an integer")
+            out[int(text)] = first  # the id's text, read exactly
     return out
+
+
+def _compression(path: str) -> str | None:
+    return "gzip" if is_gzip(path) else None
+
+
+def _read_movies_csv(path: str) -> pd.DataFrame:
+    """`movies.csv` (ML-latest, ML-20M/25M): header `movieId,title,genres`."""
+    table = pd.read_csv(path, dtype={"movieId": str}, keep_default_na=False, compression=_compression(path))
+    return table.rename(columns={"movieId": "item"})
 
 
 def _read_movies_dat(path: str) -> pd.DataFrame:
     """`movies.dat` (ML-1M/10M): `movie::title::genre|genre`, latin-1."""
     return pd.read_csv(path, sep="::", engine="python", header=None, names=["item", "title", "genres"],
-                       encoding="latin-1")
+                       dtype={"item": str}, encoding="latin-1", compression=_compression(path))
 
 
 def _read_ml100k_items(path: str) -> pd.DataFrame:
     """`u.item` (ML-100K): `movie|title|...|` then 19 genre flags (the first, "unknown", is no genre)."""
-    table = pd.read_csv(path, sep="|", header=None, encoding="latin-1")
+    table = pd.read_csv(path, sep="|", header=None, dtype={0: str}, encoding="latin-1",
+                        compression=_compression(path))
     flags = table.iloc[:, 5:24].to_numpy()
     genres = ["|".join(g for g, f in zip(ML100K_GENRES[1:], row[1:], strict=True) if f) for row in flags]
     return pd.DataFrame({"item": table[0], "genres": genres})

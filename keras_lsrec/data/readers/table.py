@@ -8,26 +8,33 @@ remapped, rows sorted by user and time, duplicates removed -> a DataFrame).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gzip
 import io
 import itertools
 import os
 import re
 import warnings
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+from keras_lsrec.data.readers import ids as exact
+from keras_lsrec.data.readers.ids import encode_ids as encode_ids  # re-exported
 
 FIELDS = ("user", "item", "category")
 COLUMN_ORDER = ["user", "item", "category", "seller", "brand", "behavior", "action", "rating", "timestamp"]
 MAX_LISTED = 20  # line numbers kept per problem in the report
 ERRORS = ("raise", "skip")
 LINE = "_line"  # the column of 1-based line numbers that `read_table` adds
+GZIP_MAGIC = b"\x1f\x8b"
+BOM = b"\xef\xbb\xbf"
 
 Columns = dict[str, np.ndarray]
 Problems = list[tuple[str, np.ndarray]]  # (reason, rows of a chunk with that problem)
@@ -74,6 +81,55 @@ def check_errors(errors: str) -> None:
         raise ValueError(f"`errors` must be 'raise' or 'skip'. Received: errors={errors!r}")
 
 
+def is_gzip(path: str) -> bool:
+    """Whether the file is gzip-compressed (by its first bytes, whatever its name)."""
+    with open(path, "rb") as handle:
+        return handle.read(2) == GZIP_MAGIC
+
+
+@contextlib.contextmanager
+def open_binary(path: str) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
+    """`(file, stream)`: the file on disk (its position measures progress) and its content,
+    decompressed when it is gzip (`.gz`, detected by its first bytes)."""
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        if not compressed:
+            yield raw, raw
+            return
+        with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+            yield raw, stream  # type: ignore[misc]
+
+
+def open_text(path: str, encoding: str = "utf-8") -> IO[str]:
+    """The file as text, decompressed when it is gzip."""
+    if is_gzip(path):
+        return gzip.open(path, "rt", encoding=encoding)
+    return open(path, encoding=encoding)
+
+
+def detect_header(path: str, sep: str, expected: Sequence[str]) -> bool:
+    """Whether the file's first line is its header, decided by content.
+
+    A first line with an integer field is an event (no header). A line
+    without one must be the `expected` header (names compared without case);
+    another is refused, since columns in another order would be read wrongly.
+    """
+    with open_binary(path) as (_, stream):
+        first = stream.readline()
+    text = first.removeprefix(BOM).decode("utf-8", errors="replace").strip()
+    fields = [value.strip().strip('"') for value in text.split(sep)]
+    if not text or any(re.fullmatch(exact.DIGITS, value) for value in fields):
+        return False
+    if [value.lower() for value in fields] == [name.lower() for name in expected]:
+        return True
+    raise ValueError(
+        f"{path}: line 1 ({text[:200]!r}) has no integer id, so it is a header, but not the expected "
+        f"{sep.join(expected)!r}. The columns must come in that order (the file as distributed); "
+        "reorder or rename them."
+    )
+
+
 def raise_malformed(path: str, report: LoadReport) -> None:
     """The `errors="raise"` answer to rejected rows: a `ValueError` listing them."""
     raise ValueError(
@@ -90,6 +146,7 @@ def read_table(
     sep: str,
     header: bool,
     numeric: Sequence[str],
+    ids: Sequence[str] = (),
     strings: Sequence[str] = (),
     optional: Sequence[str] = (),
     codes: Mapping[str, Sequence[str]] | None = None,
@@ -102,13 +159,16 @@ def read_table(
     """Streams a delimited file in chunks of lines; returns one numpy array per
     kept column (and `_line`, the 1-based line number of each kept row).
 
-    `numeric` columns become integers (int32 when they fit; empty or missing:
-    rejected, or 0 for an `optional` column; not an integer: rejected),
-    `strings` stay text (empty: rejected), `codes` become the int8 index of the
-    value in an allowed list (another value: rejected), so no Python object per
-    row outlives its chunk. A chunk is first parsed with numeric types (fast);
-    if that fails it is re-parsed as text to find the bad lines. `convert`
-    maps a text chunk to the named columns first (JSON lines).
+    `numeric` columns become exact integers (never through a float: see
+    `ids.parse_integers`; empty or missing: rejected, or 0 for an `optional`
+    column; not an integer: rejected); those in `ids` may take any size
+    (int64, uint64 or Python ints, see `keras_lsrec.data.readers.ids`), the
+    others must fit int64. `strings` stay text (empty: rejected), `codes`
+    become the int8 index of the value in an allowed list (another value:
+    rejected), so no Python object per row outlives its chunk. A chunk is
+    first parsed with numeric types (fast); if a column does not come out as
+    exact integers it is re-parsed as text. `convert` maps a text chunk to
+    the named columns first (JSON lines). A gzip file is read decompressed.
     """
     check_errors(errors)
     codes = dict(codes or {})
@@ -117,21 +177,33 @@ def read_table(
     options = _csv_options(names, sep)
     bar = _progress_bar(progress)
     size = os.path.getsize(path)
-    with bar, open(path, "rb") as handle:
+    last_line = 0
+    with bar, open_binary(path) as (raw, stream):
         task = bar.add_task(os.path.basename(path), total=size)
-        for lines, buffer in _chunks(handle, chunk_rows, header):
-            chunk = _parse_chunk(buffer, options, numeric, strings, codes, convert, path, int(lines[0]))
-            values, bad = _validate_chunk(chunk, lines, numeric, strings, optional, codes, report)
-            if bad.any() and errors == "raise":
-                raise_malformed(path, report)
-            for name in keep:
-                parts[name].append(values[name][~bad])
-            parts[LINE].append(lines[~bad].astype("int32") if lines[-1] < 2**31 else lines[~bad])
-            bar.update(task, completed=handle.tell())
+        try:
+            for lines, buffer in _chunks(stream, chunk_rows, header):
+                chunk = _parse_chunk(buffer, options, numeric, strings, codes, convert, path, int(lines[0]))
+                values, bad = _validate_chunk(chunk, lines, numeric, ids, strings, optional, codes, report)
+                if bad.any() and errors == "raise":
+                    raise_malformed(path, report)
+                for name in keep:
+                    parts[name].append(values[name][~bad])
+                parts[LINE].append(lines[~bad].astype("int32") if lines[-1] < 2**31 else lines[~bad])
+                last_line = int(lines[-1])
+                bar.update(task, completed=raw.tell())
+        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+            raise ValueError(
+                f"{path}: the gzip data is truncated or corrupt after line {last_line} ({error}). "
+                "Download or decompress the file again."
+            ) from None
     return {
-        name: np.concatenate(chunks) if chunks else np.zeros(0, object if name in strings else "int64")
+        name: exact.concatenate(chunks) if name in numeric else _join(chunks, name in strings)
         for name, chunks in parts.items()
     }
+
+
+def _join(chunks: list[np.ndarray], text: bool) -> np.ndarray:
+    return np.concatenate(chunks) if chunks else np.zeros(0, object if text else "int64")
 
 
 def _progress_bar(enabled: bool) -> Progress:
@@ -155,14 +227,17 @@ def _csv_options(names: Sequence[str], sep: str) -> dict[str, Any]:
     )
 
 
-def _chunks(handle: BinaryIO, chunk_rows: int, header: bool) -> Iterator[tuple[np.ndarray, io.BytesIO]]:
-    """The file after its header in chunks of `chunk_rows` lines: their 1-based line numbers and bytes."""
-    first = 1
-    if header:
-        handle.readline()
-        first = 2
+def _chunks(handle: IO[bytes], chunk_rows: int, header: bool) -> Iterator[tuple[np.ndarray, io.BytesIO]]:
+    """The file after its header in chunks of `chunk_rows` lines: their 1-based line numbers and bytes.
+
+    A UTF-8 byte-order mark at the start of the file is not part of the first line.
+    """
+    lead = handle.readline().removeprefix(BOM)
+    first = 2 if header else 1
+    pending = [lead] if lead and not header else []
     while True:
-        raw = list(itertools.islice(handle, chunk_rows))
+        raw = pending + list(itertools.islice(handle, chunk_rows - len(pending)))
+        pending = []
         if not raw:
             return
         lines = first + np.arange(len(raw), dtype="int64")
@@ -184,7 +259,8 @@ def _parse_chunk(
 ) -> pd.DataFrame:
     """One chunk as a DataFrame: typed when the C parser can (fast), otherwise as text.
 
-    A line with too many fields is a `ValueError` naming its line in the file.
+    A line with too many fields, or one that is not UTF-8 text, is a
+    `ValueError` naming its line in the file.
     """
     try:
         if convert is None:
@@ -193,9 +269,25 @@ def _parse_chunk(
                 return typed
         chunk = pd.read_csv(buffer, dtype=str, keep_default_na=False, **options)
         return chunk if convert is None else convert(chunk)
+    except UnicodeDecodeError as error:
+        line = _undecodable_line(buffer, first_line)
+        raise ValueError(
+            f"{path}: line {line} is not UTF-8 text ({error.reason}). Convert the file to UTF-8 "
+            "(e.g. `iconv -f latin1 -t utf-8`) or check that it is the right file."
+        ) from None
     except pd.errors.ParserError as error:
         message = re.sub(r"line (\d+)", lambda m: f"line {int(m.group(1)) + first_line - 1}", str(error))
         raise ValueError(f"{path}: malformed file ({message.strip()})") from None
+
+
+def _undecodable_line(buffer: io.BytesIO, first_line: int) -> int:
+    """The file's line number of the chunk's first line that is not UTF-8."""
+    for number, line in enumerate(buffer.getvalue().split(b"\n"), first_line):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return number
+    return first_line
 
 
 def _parse_typed(
@@ -205,28 +297,36 @@ def _parse_typed(
     strings: Sequence[str],
     codes: Mapping[str, Sequence[str]],
 ) -> pd.DataFrame | None:
-    """The chunk with `numeric` columns as float64, `strings` as text and `codes` as categories, or
-    None (buffer rewound) when a value does not parse: the chunk is then read as text to find the bad lines.
+    """The chunk with `numeric` columns typed by the parser, `strings` as text and `codes` as
+    categories, or None (buffer rewound) when that is not exact: the chunk is then read as text.
 
-    Only an empty field is missing (NaN), as in the text parse: "NA" or "null" is a value (an id
-    such as "0007" stays text), so a row gets the same verdict whichever parse its chunk took.
+    The parser types a column of integers written in digits as int64 (uint64 above 2^63), exactly;
+    a column with a decimal or an empty field becomes float64, exact only while every magnitude is
+    below 2^53; anything else (text, larger numbers) is re-read as text, whose rule is the same
+    (`ids.parse_integers`). Only an empty field is missing (NaN), as in the text parse: "NA" or
+    "null" is a value (an id such as "0007" stays text), so a row gets the same verdict whichever
+    parse its chunk took.
     """
-    dtypes = {
-        **{name: "float64" for name in numeric},
-        **{name: "str" for name in strings},
-        **{name: "category" for name in codes},
-    }
+    dtypes = {**{name: "str" for name in strings}, **{name: "category" for name in codes}}
     try:
-        return pd.read_csv(buffer, dtype=dtypes, keep_default_na=False, na_values=[""], **options)
+        chunk = pd.read_csv(buffer, dtype=dtypes, keep_default_na=False, na_values=[""], **options)
     except (ValueError, TypeError):
         buffer.seek(0)
         return None
+    for name in numeric:
+        kind = chunk[name].dtype.kind
+        if kind in "iu" or (kind == "f" and not (np.abs(chunk[name].to_numpy()) >= exact.FLOAT_EXACT).any()):
+            continue
+        buffer.seek(0)
+        return None
+    return chunk
 
 
 def _validate_chunk(
     chunk: pd.DataFrame,
     lines: np.ndarray,
     numeric: Sequence[str],
+    ids: Sequence[str],
     strings: Sequence[str],
     optional: Sequence[str],
     codes: Mapping[str, Sequence[str]],
@@ -246,7 +346,7 @@ def _validate_chunk(
             bad[rows] = True
 
     for name in numeric:
-        values[name], problems = _integers(chunk[name], name, optional=name in optional)
+        values[name], problems = _integers(chunk[name], name, optional=name in optional, wide=name in ids)
         note(problems)
     for name in strings:
         values[name], problems = _text(chunk[name], name)
@@ -257,25 +357,28 @@ def _validate_chunk(
     return values, bad
 
 
-def _integers(column: pd.Series, name: str, optional: bool) -> tuple[np.ndarray, Problems]:
-    """Integers (int32 when they fit, int64 otherwise; 0 where empty) and the rows that are not.
+def _integers(column: pd.Series, name: str, optional: bool, wide: bool) -> tuple[np.ndarray, Problems]:
+    """Exact integers (the narrowest exact dtype; 0 where empty) and the rows that are not.
 
-    An empty value is a problem unless the column is `optional`.
+    An empty value is a problem unless the column is `optional`; a value
+    beyond int64 is one unless the column is `wide` (an id column).
     """
-    if column.dtype == object or str(column.dtype) in ("str", "string"):
-        text = column.fillna("").astype(str).str.strip()
-        empty = (text == "").to_numpy()
-        number = pd.to_numeric(text.mask(empty, "0"), errors="coerce").to_numpy(dtype="float64")
+    kind = column.dtype.kind
+    if kind in "iu":
+        values = exact.narrow(column.to_numpy())
+        empty = invalid = np.zeros(len(column), bool)
+    elif kind == "f":  # the typed parse checked that every magnitude is below 2^53
+        values, empty, invalid = exact.from_floats(column.to_numpy(dtype="float64"))
     else:
-        number = column.to_numpy(dtype="float64")
-        empty = np.isnan(number)
-        number = np.where(empty, 0.0, number)
-    invalid = ~np.isfinite(number) | (number != np.floor(np.nan_to_num(number)))
+        values, empty, invalid = exact.parse_integers(column)
     problems: Problems = [] if optional else [(f"{name}: missing or empty", empty)]
-    problems.append((f"{name}: not an integer", invalid & ~empty))
-    integers = np.nan_to_num(number).astype("int64")
-    fits = integers.size == 0 or (integers.min() >= -(2**31) and integers.max() < 2**31)
-    return (integers.astype("int32") if fits else integers), problems
+    problems.append((f"{name}: not an integer", invalid))
+    if not wide and values.dtype.kind in "uO":
+        low, high = exact.INT64
+        beyond = np.array([not low <= int(v) <= high for v in values], bool)
+        problems.append((f"{name}: beyond the int64 range", beyond))
+        values = np.array([0 if b else int(v) for v, b in zip(values, beyond, strict=True)], "int64")
+    return values, problems
 
 
 def _text(column: pd.Series, name: str) -> tuple[np.ndarray, Problems]:
@@ -309,36 +412,27 @@ def floats(text: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------- ids
-def encode_ids(vocabulary: np.ndarray, raw: ArrayLike) -> np.ndarray:
-    """Maps raw ids to new ids with a vocabulary from `frame.attrs["vocabularies"]`.
-
-    Known ids get `1..N`; unknown ids get the OOV id `N + 1`.
-    """
-    raw = np.asarray(raw)
-    position = np.searchsorted(vocabulary, raw)
-    position = np.minimum(position, len(vocabulary) - 1)
-    known = vocabulary[position] == raw if len(vocabulary) else np.zeros(raw.shape, bool)
-    return np.where(known, position + 1, len(vocabulary) + 1).astype("int64")
-
-
 def vocab_sizes(frame: pd.DataFrame) -> dict[str, int]:
     """`{field: N + 2}` (padding, ids, OOV) for every remapped id column of `frame`."""
     return {name: len(values) + 2 for name, values in frame.attrs["vocabularies"].items()}
 
 
-def _remap(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """New ids 1..N in the order of the sorted original ids, and that sorted vocabulary."""
-    vocabulary, inverse = np.unique(values, return_inverse=True)
-    return (inverse + 1).astype("int32"), vocabulary
+_remap = exact.remap
 
 
-def _remap_columns(columns: Columns, id_columns: Sequence[str]) -> dict[str, np.ndarray]:
-    """Replaces each id column by new ids 1..N (an optional side id 0 stays 0); returns the vocabularies."""
+def _remap_columns(
+    columns: Columns, id_columns: Sequence[str], optional: Sequence[str] = ()
+) -> dict[str, np.ndarray]:
+    """Replaces each id column by new ids 1..N; returns the vocabularies (the original ids, exact).
+
+    In an `optional` side-id column 0 means unknown (an empty field) and stays 0; in any other
+    column 0 is an id like the others.
+    """
     vocabularies = {}
     for name in id_columns:
         values = columns[name]
-        zero = values == 0 if values.dtype != object else np.zeros(len(values), bool)
-        if zero.any():  # optional side ids: 0 = unknown stays 0
+        zero = values == 0 if name in optional else np.zeros(len(values), bool)
+        if zero.any():
             ids = np.zeros(len(values), "int32")
             ids[~zero], vocabularies[name] = _remap(values[~zero])
         else:
@@ -355,13 +449,15 @@ def finish(
     path: str,
     duplicate_key: Sequence[str],
     stacklevel: int = 3,
+    optional: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Remaps ids, sorts by (user, time), removes duplicates, attaches the report (numpy, then one DataFrame).
 
-    `stacklevel` points the warning about repairs at the reader's caller.
+    `stacklevel` points the warning about repairs at the reader's caller; `optional` id columns
+    keep 0 (unknown) as 0.
     """
     lines = columns.pop(LINE)
-    vocabularies = _remap_columns(columns, id_columns)
+    vocabularies = _remap_columns(columns, id_columns, optional)
     users, times = columns["user"], columns["timestamp"]
     report.unsorted = _count_unsorted(users, times)
     order = np.lexsort((times, users))  # stable: equal times keep file order

@@ -24,7 +24,8 @@ def load_taobao(
 
     `behavior` is one of `pv`, `buy`, `cart`, `fav` (another value is a
     malformed row); `behaviors=("pv",)` keeps page views only (the DARE
-    protocol's events). The kept events alone define the vocabularies.
+    protocol's events). The kept events alone define the vocabularies. A
+    gzip file (`.gz`) is read as it is.
     Returns columns user, item, category, behavior, timestamp.
     """
     path = check_path(path)
@@ -34,7 +35,7 @@ def load_taobao(
     report = LoadReport()
     columns = read_table(
         path, ("user", "item", "category", "behavior", "timestamp"), sep=",", header=False,
-        numeric=("user", "item", "category", "timestamp"), codes={"behavior": BEHAVIORS},
+        numeric=("user", "item", "category", "timestamp"), ids=FIELDS, codes={"behavior": BEHAVIORS},
         chunk_rows=chunk_rows, report=report, errors=errors, progress=progress,
     )
     wanted = None if behaviors is None else [BEHAVIORS.index(b) for b in behaviors]

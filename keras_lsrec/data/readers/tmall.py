@@ -13,6 +13,7 @@ from keras_lsrec.data.readers.table import (
     Columns,
     LoadReport,
     check_path,
+    detect_header,
     finish,
     raise_malformed,
     read_table,
@@ -21,6 +22,8 @@ from keras_lsrec.data.readers.table import (
 
 ACTIONS = {0: "click", 1: "cart", 2: "purchase", 3: "favourite"}
 NAMES = ("user", "item", "category", "seller", "brand", "mmdd", "action")  # the file's columns, renamed
+HEADER = ("user_id", "item_id", "cat_id", "seller_id", "brand_id", "time_stamp", "action_type")
+IDS = ("user", "item", "category", "seller", "brand")
 
 
 def load_tmall(
@@ -32,8 +35,12 @@ def load_tmall(
     errors: str = "raise",
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Tmall repeat buyers (`user_log_format1.csv`, with header):
-    user_id, item_id, cat_id, seller_id, brand_id, time_stamp (`mmdd`), action_type.
+    """Tmall repeat buyers (`user_log_format1.csv`): user_id, item_id, cat_id,
+    seller_id, brand_id, time_stamp (`mmdd`), action_type.
+
+    The file as distributed starts with that header; a file without it (its
+    first line is an event) loses no event: the header is recognised by its
+    content. A gzip file (`.gz`) is read as it is.
 
     `action_type` 0 click, 1 cart, 2 purchase, 3 favourite; `actions=(0,)`
     keeps clicks (the DARE protocol; the kept events alone define the
@@ -45,13 +52,12 @@ def load_tmall(
     path = check_path(path)
     report = LoadReport()
     columns = read_table(
-        path, NAMES, sep=",", header=True, numeric=NAMES, optional=("brand",),
-        chunk_rows=chunk_rows, report=report, errors=errors, progress=progress,
+        path, NAMES, sep=",", header=detect_header(path, ",", HEADER), numeric=NAMES, ids=IDS,
+        optional=("brand",), chunk_rows=chunk_rows, report=report, errors=errors, progress=progress,
     )
     columns = _with_timestamps(columns, year, report, path, errors)
-    ids = ("user", "item", "category", "seller", "brand")
     key = ("user", "item", "timestamp", "action")  # equal on these: a duplicate event
-    return finish(select_rows(columns, "action", actions), ids, report, path, key)
+    return finish(select_rows(columns, "action", actions), IDS, report, path, key, optional=("brand",))
 
 
 def _with_timestamps(columns: Columns, year: int, report: LoadReport, path: str, errors: str) -> Columns:
