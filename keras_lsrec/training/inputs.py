@@ -77,8 +77,14 @@ class _ValidatedPyDataset(keras.utils.PyDataset):
 
 
 def _validated_generator(generator: Iterator[Any], schema: SequenceSchema) -> Iterator[Any]:
-    for element in generator:
-        yield _check_element(schema, element)
+    first = _check_element(schema, next(generator))  # now, before Keras starts (see `validated`)
+
+    def checked() -> Iterator[Any]:
+        yield first
+        for element in generator:
+            yield _check_element(schema, element)
+
+    return checked()
 
 
 def _validated_tf_dataset(dataset: Any, schema: SequenceSchema) -> Any:
@@ -99,6 +105,8 @@ def _validated_tf_dataset(dataset: Any, schema: SequenceSchema) -> Any:
         for name, s in x_spec.items()
     }
     schema.validate(example)  # names, dtypes and ranks, before any data is read
+    for element in dataset.take(1):  # the first batch's values, before Keras starts
+        _check_element(schema, tf.nest.map_structure(lambda t: t.numpy(), element))
 
     def check(*element: Any) -> Any:
         def numpy_check(*flat: Any) -> bool:
@@ -116,7 +124,14 @@ def _validated_tf_dataset(dataset: Any, schema: SequenceSchema) -> Any:
 
 def validated(x: Any, schema: SequenceSchema, y: Any = None) -> Any:
     """`x` checked (a dict) or wrapped so that every batch is checked (a
-    `PyDataset`, a `tf.data.Dataset`, a generator); see the module docstring."""
+    `PyDataset`, a `tf.data.Dataset`, a generator); see the module docstring.
+
+    The first batch of a stream is checked at once, before Keras starts: on
+    jax, Keras releases the model's variables into its training state when an
+    epoch begins and does not restore them when a batch raises, so an error
+    from a later batch leaves the model unusable there (reload a checkpoint).
+    A wrong key or a mapping bug shows in the first batch, with the model intact.
+    """
     from keras_lsrec.data.dataset import ShuffledBatches
 
     if isinstance(x, Mapping):
@@ -125,6 +140,8 @@ def validated(x: Any, schema: SequenceSchema, y: Any = None) -> Any:
     if isinstance(x, ShuffledBatches):
         return x  # checked once, when it was built
     if isinstance(x, keras.utils.PyDataset):
+        if x.num_batches is None or x.num_batches > 0:
+            _check_element(schema, x[0])  # now, before Keras starts (see above)
         return _ValidatedPyDataset(x, schema)
     if type(x).__module__.startswith("tensorflow") and hasattr(x, "element_spec"):
         return _validated_tf_dataset(x, schema)
