@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import collections
+import ctypes
 import os
+import sys
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,26 +37,66 @@ class CheckReport:
 _NO_KERNEL_NEEDED = {"NoOp", "StatefulPartitionedCall", "PartitionedCall", "Placeholder", "_Arg", "_Retval"}
 
 
+class _TFBuffer(ctypes.Structure):
+    """`TF_Buffer` of TensorFlow's C API (`tensorflow/c/tf_buffer.h`)."""
+
+    _fields_ = [("data", ctypes.c_void_p), ("length", ctypes.c_size_t), ("data_deallocator", ctypes.c_void_p)]
+
+
+# Where the C API's symbols live in the pip package, per platform:
+# (TF_GetRegisteredKernelsForOp, TF_Status / TF_Buffer functions).
+_C_API_LIBRARIES = {
+    "linux": ("libtensorflow_cc.so.2", "libtensorflow_framework.so.2"),
+    "darwin": ("libtensorflow_cc.2.dylib", "libtensorflow_framework.2.dylib"),
+}
+
+
 def _kernel_devices(ops: Iterable[str]) -> dict[str, set[str]] | None:
     """The device types with a registered kernel, per op type; None if unknown.
 
-    TensorFlow has no public Python API for its kernel registry. The C API
-    has one (`TF_GetRegisteredKernelsForOp` in `tensorflow/c/c_api.h`), but
-    Python reaches it only through the private
-    `tensorflow.python.framework.kernels` (not exported under `tf.*`, see
-    tensorflow/tensorflow#2502): `tf.raw_ops` and the op registry describe op
-    signatures, not kernels; `tf.config` and `tf.sysconfig` list devices and
-    build flags. The private import is therefore kept here, alone. If a
-    TensorFlow release removes or renames it, this returns None and `check`
-    warns that the kernel check was skipped; the other checks still run.
+    TensorFlow's kernel registry has no Python API under `tf.*`; its public
+    interface is the C API, `TF_GetRegisteredKernelsForOp` (`tensorflow/c/c_api.h`),
+    which returns a serialized `KernelList`. It is called here with ctypes
+    from the shared libraries of the installed package (found with the public
+    `tf.sysconfig.get_lib()`), after `import tensorflow` has registered the
+    kernels; no private `tensorflow.python` module is used. Where the
+    libraries or symbols are not found (another platform, a renamed
+    library), this returns None and `check` warns that the kernel check was
+    skipped; the other checks still run.
     """
-    try:
-        from tensorflow.python.framework import kernels
+    import tensorflow as tf
+    from tensorflow.core.framework import kernel_def_pb2
 
-        lookup = kernels.get_registered_kernels_for_op
-    except (ImportError, AttributeError):  # the private module moved or changed: "unknown", never a crash
+    names = _C_API_LIBRARIES.get(sys.platform)
+    if names is None:
         return None
-    return {op: {k.device_type for k in lookup(op).kernel} for op in ops}
+    try:
+        kernels_lib, status_lib = (ctypes.CDLL(os.path.join(tf.sysconfig.get_lib(), n)) for n in names)
+        lookup = kernels_lib.TF_GetRegisteredKernelsForOp
+        new_status, delete_status = status_lib.TF_NewStatus, status_lib.TF_DeleteStatus
+        get_code, delete_buffer = status_lib.TF_GetCode, status_lib.TF_DeleteBuffer
+    except (OSError, AttributeError):  # no such library or symbol: "unknown", never a crash
+        return None
+    lookup.restype, lookup.argtypes = ctypes.POINTER(_TFBuffer), [ctypes.c_char_p, ctypes.c_void_p]
+    new_status.restype, delete_status.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+    get_code.restype, get_code.argtypes = ctypes.c_int, [ctypes.c_void_p]
+    delete_buffer.argtypes = [ctypes.POINTER(_TFBuffer)]
+
+    devices: dict[str, set[str]] = {}
+    status = new_status()
+    try:
+        for op in ops:
+            buffer = lookup(op.encode(), status)
+            if get_code(status) != 0 or not buffer:
+                return None
+            kernels = kernel_def_pb2.KernelList.FromString(
+                ctypes.string_at(buffer.contents.data, buffer.contents.length)
+            )
+            delete_buffer(buffer)
+            devices[op] = {k.device_type for k in kernels.kernel}
+    finally:
+        delete_status(status)
+    return devices
 
 
 def check(path: str, signature: str = "serving_default", raise_on_error: bool = True) -> CheckReport:
@@ -124,7 +166,7 @@ def check(path: str, signature: str = "serving_default", raise_on_error: bool = 
         report.kernels_checked = False
         warnings.warn(
             "keras_lsrec.serving.check: this TensorFlow build does not expose its kernel registry "
-            "(tensorflow.python.framework.kernels), so ops without a GPU kernel were not looked for; "
+            "(TF_GetRegisteredKernelsForOp of its C API), so ops without a GPU kernel were not looked for; "
             "the XlaCallModule and CPU-pinning checks still ran.",
             RuntimeWarning,
             stacklevel=2,
