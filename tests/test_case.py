@@ -35,25 +35,28 @@ def assert_close(actual: Any, expected: Any, atol: float = 1e-5, rtol: float = 1
     np.testing.assert_allclose(to_numpy(actual), expected, atol=atol, rtol=rtol)
 
 
-def right_pad_rows(arrays: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray]:
-    """Move each row's padding (where `mask` is False) to the right, keeping order."""
+def _place_rows(
+    arrays: list[np.ndarray], mask: np.ndarray, slots: Callable[[int, int], Any]
+) -> list[np.ndarray]:
+    """Each row's valid events (where `mask` is True), in order, at positions
+    `slots(count, length)` of a zero-padded copy."""
     out = [np.zeros_like(a) for a in arrays]
     for row in range(mask.shape[0]):
         keep = mask[row]
+        where = slots(int(keep.sum()), mask.shape[1])
         for src, dst in zip(arrays, out, strict=True):
-            dst[row, : keep.sum()] = src[row][keep]
+            dst[row, where] = src[row][keep]
     return out
+
+
+def right_pad_rows(arrays: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray]:
+    """Move each row's padding (where `mask` is False) to the right, keeping order."""
+    return _place_rows(arrays, mask, lambda count, length: slice(0, count))
 
 
 def left_pad_rows(arrays: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray]:
     """Move each row's padding (where `mask` is False) to the left, keeping order."""
-    out = [np.zeros_like(a) for a in arrays]
-    length = mask.shape[1]
-    for row in range(mask.shape[0]):
-        keep = mask[row]
-        for src, dst in zip(arrays, out, strict=True):
-            dst[row, length - keep.sum() :] = src[row][keep]
-    return out
+    return _place_rows(arrays, mask, lambda count, length: slice(length - count, length))
 
 
 def scatter_rows(arrays: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray]:
@@ -61,14 +64,7 @@ def scatter_rows(arrays: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray]
     positions of the row, keeping their order: padding on both sides and in
     between. A layer that honours its mask gives the same result."""
     rng = np.random.default_rng(0)
-    out = [np.zeros_like(a) for a in arrays]
-    length = mask.shape[1]
-    for row in range(mask.shape[0]):
-        keep = mask[row]
-        slots = np.sort(rng.choice(length, keep.sum(), replace=False))
-        for src, dst in zip(arrays, out, strict=True):
-            dst[row, slots] = src[row][keep]
-    return out
+    return _place_rows(arrays, mask, lambda count, length: np.sort(rng.choice(length, count, replace=False)))
 
 
 def right_pad_batch(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -175,6 +175,8 @@ def read_table(
     keep = [*numeric, *strings, *codes]
     parts: dict[str, list[np.ndarray]] = {name: [] for name in [*keep, LINE]}
     options = _csv_options(names, sep)
+    # The typed parse: text columns as str, coded ones as categories (numeric ones inferred).
+    typed = {**{name: "str" for name in strings}, **{name: "category" for name in codes}}
     bar = _progress_bar(progress)
     size = os.path.getsize(path)
     last_line = 0
@@ -182,7 +184,7 @@ def read_table(
         task = bar.add_task(os.path.basename(path), total=size)
         try:
             for lines, buffer in _chunks(stream, chunk_rows, header):
-                chunk = _parse_chunk(buffer, options, numeric, strings, codes, convert, path, int(lines[0]))
+                chunk = _parse_chunk(buffer, options, typed, numeric, convert, path, int(lines[0]))
                 values, bad = _validate_chunk(chunk, lines, numeric, ids, strings, optional, codes, report)
                 if bad.any() and errors == "raise":
                     raise_malformed(path, report)
@@ -250,9 +252,8 @@ def _chunks(handle: IO[bytes], chunk_rows: int, header: bool) -> Iterator[tuple[
 def _parse_chunk(
     buffer: io.BytesIO,
     options: dict[str, Any],
+    typed: Mapping[str, str],
     numeric: Sequence[str],
-    strings: Sequence[str],
-    codes: Mapping[str, Sequence[str]],
     convert: Callable[[pd.DataFrame], pd.DataFrame] | None,
     path: str,
     first_line: int,
@@ -264,9 +265,9 @@ def _parse_chunk(
     """
     try:
         if convert is None:
-            typed = _parse_typed(buffer, options, numeric, strings, codes)
-            if typed is not None:
-                return typed
+            chunk = _parse_typed(buffer, options, typed, numeric)
+            if chunk is not None:
+                return chunk
         chunk = pd.read_csv(buffer, dtype=str, keep_default_na=False, **options)
         return chunk if convert is None else convert(chunk)
     except UnicodeDecodeError as error:
@@ -291,14 +292,10 @@ def _undecodable_line(buffer: io.BytesIO, first_line: int) -> int:
 
 
 def _parse_typed(
-    buffer: io.BytesIO,
-    options: dict[str, Any],
-    numeric: Sequence[str],
-    strings: Sequence[str],
-    codes: Mapping[str, Sequence[str]],
+    buffer: io.BytesIO, options: dict[str, Any], dtypes: Mapping[str, str], numeric: Sequence[str]
 ) -> pd.DataFrame | None:
-    """The chunk with `numeric` columns typed by the parser, `strings` as text and `codes` as
-    categories, or None (buffer rewound) when that is not exact: the chunk is then read as text.
+    """The chunk with `numeric` columns typed by the parser and the others as `dtypes` says
+    (text, categories), or None (buffer rewound) when that is not exact: the chunk is then read as text.
 
     The parser types a column of integers written in digits as int64 (uint64 above 2^63), exactly;
     a column with a decimal or an empty field becomes float64, exact only while every magnitude is
@@ -307,9 +304,8 @@ def _parse_typed(
     "null" is a value (an id such as "0007" stays text), so a row gets the same verdict whichever
     parse its chunk took.
     """
-    dtypes = {**{name: "str" for name in strings}, **{name: "category" for name in codes}}
     try:
-        chunk = pd.read_csv(buffer, dtype=dtypes, keep_default_na=False, na_values=[""], **options)
+        chunk = pd.read_csv(buffer, dtype=dict(dtypes), keep_default_na=False, na_values=[""], **options)
     except (ValueError, TypeError):
         buffer.seek(0)
         return None
