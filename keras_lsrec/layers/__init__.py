@@ -3,7 +3,7 @@
 from keras_lsrec.layers.candidate_set_attention import CandidateSetAttention
 from keras_lsrec.layers.decoupled_embedding import DecoupledEmbedding
 from keras_lsrec.layers.dice import Dice
-from keras_lsrec.layers.field_embedding import FieldEmbedding
+from keras_lsrec.layers.field_embedding import EmbeddingTable, FieldEmbedding
 from keras_lsrec.layers.linear_cross_attention import LinearCrossAttention
 from keras_lsrec.layers.mlp import MLP
 from keras_lsrec.layers.sparse_attentive_memory import SparseAttentiveMemory
@@ -15,6 +15,7 @@ __all__ = [
     "CandidateSetAttention",
     "DecoupledEmbedding",
     "Dice",
+    "EmbeddingTable",
     "FieldEmbedding",
     "LinearCrossAttention",
     "SparseAttentiveMemory",

@@ -14,6 +14,45 @@ from keras_lsrec.validation import check_positive
 
 
 @keras_lsrec_export
+class EmbeddingTable(keras.layers.Embedding):
+    """A `keras.layers.Embedding` of one id field whose training may read a
+    block of its rows instead of the whole table.
+
+    Outside training it is `keras.layers.Embedding`. Row-sparse training
+    (`keras_lsrec.training.tables`) sets `row_block = (ids, rows)` for one
+    step: `ids` (N,) the sorted unique ids the batch looks up in this table
+    (the padding id 0 among them; trailing entries may repeat the last id)
+    and `rows` (N, output_dim) their rows; a lookup then reads
+    `rows[searchsorted(ids, x)]`, so the step's gradient is a gradient of
+    `rows`, not of the table. The ids the batch holds for `field` are the
+    `history_<field>` and `target_<field>` inputs, and every lookup during the
+    step must be among them (models look up their batch's ids).
+
+    Args:
+        input_dim: vocabulary size.
+        output_dim: embedding size.
+        field: the id field of the batch this table embeds (e.g. `"item"`).
+        **kwargs: the arguments of `keras.layers.Embedding`.
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, field: str | None = None, **kwargs: Any) -> None:
+        super().__init__(input_dim, output_dim, **kwargs)
+        self.field = field
+        object.__setattr__(self, "row_block", None)  # (not tracked by Keras)
+
+    def call(self, inputs):
+        if self.row_block is None:
+            return super().call(inputs)
+        ids, rows = self.row_block
+        flat = ops.reshape(ops.cast(inputs, ids.dtype), (-1,))
+        looked_up = ops.take(rows, ops.searchsorted(ids, flat), axis=0)
+        return ops.reshape(looked_up, (*ops.shape(inputs), self.output_dim))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "field": self.field}
+
+
+@keras_lsrec_export
 class FieldEmbedding(keras.layers.Layer):
     """Looks up one embedding table per id field and concatenates the results.
 
@@ -58,9 +97,10 @@ class FieldEmbedding(keras.layers.Layer):
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.embeddings_regularizer = keras.regularizers.get(embeddings_regularizer)
         self.tables = {
-            field: keras.layers.Embedding(
+            field: EmbeddingTable(
                 size,
                 output_dim,
+                field=field,
                 embeddings_initializer=clone_initializer(self.embeddings_initializer),
                 embeddings_regularizer=self.embeddings_regularizer,
                 # Look up in the variable dtype and cast after: under mixed

@@ -11,7 +11,8 @@ import keras
 import numpy as np
 
 from keras_lsrec.data.schema import SequenceSchema
-from keras_lsrec.training import AuxiliaryHead, prepare_optimizer
+from keras_lsrec.training import AuxiliaryHead, prepare_optimizer, steps
+from keras_lsrec.training.tables import DEFAULT_MIN_ROWS, TableTraining
 from keras_lsrec.training.inputs import check_batch, validated
 
 ROW, CANDIDATES = "row", "candidates"
@@ -88,7 +89,9 @@ class SequenceModel(keras.Model):
       `(prediction, p_aux)` and `compute_loss` adds `weight * BCE(y, p_aux)`
       (`keras_lsrec.training.AuxiliaryHead`); prediction, evaluation and
       export see only the main output;
-    - hands the compiled optimizer to `keras_lsrec.training.prepare_optimizer`.
+    - hands the compiled optimizer to `keras_lsrec.training.prepare_optimizer`
+      and trains large embedding tables row-sparsely (`compile`'s
+      `table_optimizer`; `keras_lsrec.training.tables`).
     """
 
     # Tuning knobs, as data (read by `keras_lsrec.tuning.hypermodel`): name ->
@@ -151,20 +154,55 @@ class SequenceModel(keras.Model):
             self.auxiliary_layers = head.own_layers(self.layers)
 
     # -- training ------------------------------------------------------------
-    def compile(self, *args: Any, **kwargs: Any) -> None:
-        """`keras.Model.compile`; the optimizer goes through
-        `keras_lsrec.training.prepare_optimizer` (the same update on every backend)."""
+    def compile(
+        self,
+        *args: Any,
+        table_optimizer: Any = "auto",
+        table_min_rows: int = DEFAULT_MIN_ROWS,
+        **kwargs: Any,
+    ) -> None:
+        """`keras.Model.compile`, with embedding tables trained row-sparsely.
+
+        A step then reads and writes only the rows its batch looks up, in each
+        table and its optimizer slots, so its cost does not grow with the
+        vocabulary (`keras_lsrec.training.tables`, docs/training.md).
+
+        Args:
+            *args: the arguments of `keras.Model.compile`.
+            table_optimizer: how tables of at least `table_min_rows` rows
+                train. `"auto"`: the compiled optimizer restricted to touched
+                rows, following its learning rate (`Adam` -> lazy `RowAdam`,
+                `Adagrad` -> `RowAdagrad`, `SGD` -> `RowSGD`; any other
+                optimizer, or one with momentum, weight decay, clipping or EMA,
+                trains tables densely, with a warning). A row rule
+                (`keras_lsrec.training.RowAdam(0.01)`, `RowAdagrad`,
+                `RowSGD`) gives tables their own optimizer and learning rate.
+                `"dense"` (or `None`): tables train like every other weight.
+            table_min_rows: tables with fewer rows train densely (for them
+                one pass over the table is cheaper than sorting the batch's
+                ids; chosen by measurement, docs/benchmarks.md).
+            **kwargs: the keyword arguments of `keras.Model.compile`.
+        """
         super().compile(*args, **kwargs)
         prepare_optimizer(self.optimizer)
+        self._table_training = TableTraining(self, table_optimizer, table_min_rows)
+        # Saved with the model, so that loading compiles (and resumes) the same way.
+        self._compile_config.config.update(table_optimizer=table_optimizer, table_min_rows=table_min_rows)
 
     def compile_from_config(self, config: dict[str, Any]) -> None:
         """Compiles a model loaded from `.keras` as it was saved (loss, metrics,
-        optimizer), so that loading restores the optimizer's state too and
-        training resumes where it stopped. (Keras skips this for models that
-        override `compile`, as `SequenceModel` does.)"""
+        optimizer, table training), so that loading restores the optimizer's
+        state (table slots included) and training resumes where it stopped.
+        (Keras skips this for models that override `compile`, as
+        `SequenceModel` does.)"""
         self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+
+    def train_step(self, *args: Any) -> Any:
+        """Keras' train step, or the row-sparse one when tables train row-sparsely."""
+        tables = getattr(self, "_table_training", None)
+        if tables is None or not tables.active:
+            return super().train_step(*args)
+        return steps.train_step(self, *args)
 
     def call(self, inputs, training=None, mask=None):
         """The functional graph; with an auxiliary head, in training only,

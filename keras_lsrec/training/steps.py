@@ -1,0 +1,129 @@
+"""The train step of row-sparse table training, once per backend.
+
+The one module that knows how each backend differentiates and writes rows in
+place; the mechanism itself (which ids, which rows, which update) is
+`keras_lsrec.training.tables`, in `keras.ops`. Each step mirrors Keras' own
+`train_step` for its backend (loss tracking, loss scaling, metrics), with
+the gradient taken with respect to the dense variables and to each sparse
+table's block of rows instead of the whole table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras.utils import unpack_x_y_sample_weight
+
+
+def write_rows(variable: keras.Variable, ids: Any, values: Any) -> None:
+    """`variable[ids] = values`, in place: the cost is the rows written, not
+    the table. Repeated ids must carry equal values."""
+    backend = keras.backend.backend()
+    values = keras.ops.cast(values, variable.dtype)
+    if backend == "jax":
+        # Inside the jitted step (the state is donated, so XLA scatters in place).
+        variable.assign(variable.value.at[ids].set(values))
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        variable.value.scatter_update(tf.IndexedSlices(values, ids))
+    elif backend == "torch":
+        variable.value.data.index_copy_(0, ids.long(), values)
+    else:  # numpy and others: no training there
+        raise NotImplementedError(f"Row-sparse training does not run on the {backend} backend.")
+
+
+def train_step(model: keras.Model, *args: Any) -> Any:
+    """`model.train_step(...)` with row-sparse tables (`model._table_training`)."""
+    return _STEPS[keras.backend.backend()](model, *args)
+
+
+def _batch_size(x: Any) -> Any:
+    first = next(v for v in keras.tree.flatten(x) if v is not None)
+    return keras.ops.shape(first)[0]
+
+
+def _tensorflow_step(model: keras.Model, data: Any) -> Any:
+    import tensorflow as tf
+    from keras.src.losses.loss import unscale_loss_for_distribution
+
+    tables = model._table_training
+    x, y, sample_weight = unpack_x_y_sample_weight(data)
+    blocks = tables.blocks(x)
+    with tf.GradientTape() as tape:
+        for block in blocks:
+            tape.watch(block.rows)
+        with tables.reading(blocks):
+            y_pred = model(x, training=True)
+        loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+        model._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=_batch_size(x))
+        loss = model.optimizer.scale_loss(loss)
+    n = len(tables.dense_variables)
+    grads = tape.gradient(loss, tables.dense_variables + [b.rows for b in blocks])
+    tables.apply(grads[:n], grads[n:], blocks)
+    return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def _torch_step(model: keras.Model, data: Any) -> Any:
+    import torch
+
+    tables = model._table_training
+    x, y, sample_weight = unpack_x_y_sample_weight(data)
+    with torch.no_grad():
+        blocks = tables.blocks(x)
+    rows = [b.rows.detach().requires_grad_(True) for b in blocks]
+    with tables.reading(blocks, rows):
+        y_pred = model(x, training=True)
+    model.zero_grad()
+    loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+    model._loss_tracker.update_state(loss, sample_weight=_batch_size(x))
+    model.optimizer.scale_loss(loss).backward()
+    dense_grads = [v.value.grad for v in tables.dense_variables]
+    with torch.no_grad():
+        tables.apply(dense_grads, [r.grad for r in rows], blocks)
+    return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def _jax_step(model: keras.Model, state: Any, data: Any) -> Any:
+    import jax
+
+    tables = model._table_training
+    trainable, non_trainable, optimizer_values, metrics_values = state
+    x, y, sample_weight = unpack_x_y_sample_weight(data)
+    blocks = tables.blocks(x, [trainable[i] for i in tables.table_indices])
+
+    def loss_fn(dense_values, rows):
+        values = list(trainable)
+        for i, value in zip(tables.dense_indices, dense_values, strict=True):
+            values[i] = value
+        with tables.reading(blocks, rows):
+            return model.compute_loss_and_updates(
+                values,
+                non_trainable,
+                metrics_values,
+                x,
+                y,
+                sample_weight,
+                training=True,
+                optimizer_variables=optimizer_values,
+            )
+
+    grad_fn = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)
+    (_, aux), (dense_grads, row_grads) = grad_fn(
+        [trainable[i] for i in tables.dense_indices], [b.rows for b in blocks]
+    )
+    unscaled_loss, y_pred, non_trainable, metrics_values = aux
+    mapping = list(zip(model.trainable_variables, trainable, strict=True))
+    mapping += list(zip(model.optimizer.variables, optimizer_values, strict=True))
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        tables.apply(dense_grads, row_grads, blocks)
+    trainable = [scope.get_current_value(v) for v in model.trainable_variables]
+    optimizer_values = [scope.get_current_value(v) for v in model.optimizer.variables]
+    logs, metrics_values = model._update_metrics_variables(
+        metrics_values, unscaled_loss, x, y, y_pred, sample_weight
+    )
+    return logs, (trainable, non_trainable, optimizer_values, metrics_values)
+
+
+_STEPS = {"tensorflow": _tensorflow_step, "torch": _torch_step, "jax": _jax_step}

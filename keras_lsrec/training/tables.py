@@ -1,0 +1,354 @@
+"""Row-sparse training of embedding tables: a step reads and writes only the
+rows its batch looks up, in the table and in the table's optimizer slots.
+
+Why: the gradient of a lookup, made dense, has the vocabulary's size, and a
+dense optimizer then reads and writes every row of the table and of its
+slots each step. With millions of ids that is most of the step's time
+(docs/benchmarks.md, "Vocabulary"). Here a step costs what its batch touches:
+
+1. For each large table, the batch's ids of its field (`history_<f>`,
+   `target_<f>`, and the padding id 0) are sorted and made unique at a
+   static size N (the number of ids): `ids` (N,), the distinct ids first,
+   the last one repeated to fill.
+2. `rows = table[ids]` (N, D) is given to the table layer
+   (`EmbeddingTable.row_block`): the forward pass reads those rows, so the
+   backend's autodiff returns the gradient of `rows`, with the gradients of
+   an id that occurs k times in the batch already summed.
+3. A row rule (`RowSGD`, `RowAdagrad`, `RowAdam`) updates those rows and the
+   same rows of its slots; they are written back in place
+   (`keras_lsrec.training.steps.write_rows`). Untouched rows and their slots
+   are not read and stay bit-identical.
+
+Everything else (dense layers, small tables) is updated by the compiled
+optimizer as usual. The per-backend train steps that wire this into
+`fit` live in `keras_lsrec.training.steps`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_lsrec.api_export import keras_lsrec_export
+from keras_lsrec.layers.field_embedding import EmbeddingTable
+from keras_lsrec.validation import check_non_negative, check_range
+
+# Tables with fewer rows train densely: for them one pass over the table costs
+# less than sorting the batch's ids (measured in bench/vocab.py; see
+# docs/training.md).
+DEFAULT_MIN_ROWS = 100_000
+_PREFIXES = ("history_", "target_")
+
+
+class RowRule:
+    """An optimizer update of some rows of a table and of the same rows of its
+    slots. Subclasses name their slots (`SLOTS`: name -> initial value) and
+    implement `update`. `learning_rate=None` follows the compiled optimizer's
+    current learning rate (schedules and `ReduceLROnPlateau` included)."""
+
+    SLOTS: dict[str, float] = {}
+
+    def __init__(self, learning_rate: float | None = None) -> None:
+        if learning_rate is not None:
+            check_range("learning_rate", learning_rate, 0.0, math.inf, high_inclusive=False)
+        self.learning_rate = learning_rate
+
+    def update(self, rows, slots: list, grads, learning_rate, step) -> tuple[Any, list]:
+        """New `(rows, slots)` from the rows' summed gradients `grads` at
+        optimizer step `step` (1 on the first update)."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {"learning_rate": self.learning_rate}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> RowRule:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+@keras_lsrec_export
+class RowSGD(RowRule):
+    """Plain SGD on the touched rows: `row -= lr * g`. Identical to dense SGD
+    (without momentum): an untouched row has a zero gradient."""
+
+    def update(self, rows, slots, grads, learning_rate, step):
+        return rows - learning_rate * grads, []
+
+
+@keras_lsrec_export
+class RowAdagrad(RowRule):
+    """Adagrad on the touched rows, Keras' formula: `acc += g^2;
+    row -= lr * g / sqrt(acc + epsilon)`. Identical to dense Adagrad: an
+    untouched row has a zero gradient and its accumulator does not change."""
+
+    def __init__(
+        self, learning_rate: float | None = None, initial_accumulator_value: float = 0.1, epsilon: float = 1e-7
+    ) -> None:
+        super().__init__(learning_rate)
+        check_range("initial_accumulator_value", initial_accumulator_value, 0.0, math.inf, high_inclusive=False)
+        check_range("epsilon", epsilon, 0.0, math.inf, high_inclusive=False)
+        self.initial_accumulator_value = initial_accumulator_value
+        self.epsilon = epsilon
+        self.SLOTS = {"accumulator": initial_accumulator_value}
+
+    def update(self, rows, slots, grads, learning_rate, step):
+        accumulator = slots[0] + ops.square(grads)
+        return rows - learning_rate * grads / ops.sqrt(accumulator + self.epsilon), [accumulator]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "epsilon": self.epsilon,
+        }
+
+
+@keras_lsrec_export
+class RowAdam(RowRule):
+    """Lazy Adam: Adam's update applied to the touched rows only.
+
+    For a touched row, with the optimizer's global step `t`:
+    `m += (1 - beta_1) (g - m)`, `v += (1 - beta_2) (g^2 - v)`,
+    `row -= lr sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)`
+    (Keras' `Adam`). The moments of untouched rows are neither decayed nor
+    applied: dense Adam would still move a row seen earlier by its decaying
+    momentum at every step, lazy Adam moves it only when its id is in the
+    batch. This is TF Addons' `LazyAdam`; on the first step, and for rows
+    touched at every step, the two agree exactly.
+    """
+
+    SLOTS = {"momentum": 0.0, "velocity": 0.0}
+
+    def __init__(
+        self,
+        learning_rate: float | None = None,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+    ) -> None:
+        super().__init__(learning_rate)
+        check_range("beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
+        check_range("beta_2", beta_2, 0.0, 1.0, high_inclusive=False)
+        check_range("epsilon", epsilon, 0.0, math.inf, high_inclusive=False)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def update(self, rows, slots, grads, learning_rate, step):
+        m, v = slots
+        m = m + (grads - m) * (1 - self.beta_1)
+        v = v + (ops.square(grads) - v) * (1 - self.beta_2)
+        alpha = learning_rate * ops.sqrt(1 - ops.power(self.beta_2, step)) / (1 - ops.power(self.beta_1, step))
+        return rows - alpha * m / (ops.sqrt(v) + self.epsilon), [m, v]
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+def lazy_rule(optimizer: keras.optimizers.Optimizer) -> RowRule | None:
+    """The row rule that is `optimizer` restricted to touched rows, following
+    its learning rate; `None` when there is none (another optimizer class,
+    momentum, weight decay, clipping, EMA or gradient accumulation: all of
+    them touch every row)."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    if (
+        inner.weight_decay
+        or inner.clipnorm
+        or inner.clipvalue
+        or inner.global_clipnorm
+        or inner.use_ema
+        or inner.gradient_accumulation_steps
+    ):
+        return None
+    # (By name too: a backend may substitute its own subclass, e.g. torch's
+    # `Adam`; a true subclass such as `AdamW` is another optimizer.)
+    kind = type(inner).__name__
+    if kind == "Adam" and isinstance(inner, keras.optimizers.Adam) and not inner.amsgrad:
+        return RowAdam(None, inner.beta_1, inner.beta_2, inner.epsilon)
+    if kind == "Adagrad" and isinstance(inner, keras.optimizers.Adagrad):
+        return RowAdagrad(None, inner.initial_accumulator_value, inner.epsilon)
+    if kind == "SGD" and isinstance(inner, keras.optimizers.SGD) and not inner.momentum:
+        return RowSGD(None)
+    return None
+
+
+def unique_ids(ids):
+    """`(unique, source)` of 1-D integer `ids` (N,), both of static size N:
+    `unique` holds the distinct ids in increasing order, then the largest
+    repeated; `source[j]` is the slot whose id `unique[j]` is (j itself for a
+    distinct id, the largest id's slot for a repeat)."""
+    n = ops.shape(ids)[0]
+    ordered = ops.sort(ids)
+    is_new = ops.concatenate([ops.ones((1,), "bool"), ops.not_equal(ordered[1:], ordered[:-1])])
+    slot = ops.cumsum(ops.cast(is_new, "int32")) - 1  # non-decreasing, 0 .. count-1
+    positions = ops.arange(n, dtype="int32")
+    first = ops.searchsorted(slot, positions, side="left")  # n for slots >= count
+    unique = ops.take(ordered, ops.minimum(first, n - 1))
+    source = ops.minimum(positions, slot[-1])
+    return unique, source
+
+
+@dataclass
+class Block:
+    """One table's rows for one step: `ids`, `source` (see `unique_ids`) and `rows`."""
+
+    ids: Any
+    source: Any
+    rows: Any
+
+
+class TableTraining:
+    """The row-sparse training of one compiled model.
+
+    Built by `SequenceModel.compile`: it chooses the tables that train
+    row-sparsely (`EmbeddingTable`s whose field the schema batches, with at
+    least `min_rows` rows, no regularizer or constraint, trainable), builds
+    the compiled optimizer on every other trainable variable, and adds the
+    rule's slots of each sparse table to the compiled optimizer's variables
+    (so `.keras` saves and restores them, and jax's train state carries them).
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        table_optimizer: Any = "auto",
+        min_rows: int = DEFAULT_MIN_ROWS,
+    ) -> None:
+        check_non_negative(min_rows=min_rows)
+        self.optimizer = model.optimizer
+        fields = set(model.schema.fields) | ({"time"} if model.schema.has_time else set())
+        candidates = [
+            layer
+            for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, EmbeddingTable)
+            and layer.field in fields
+            and layer.trainable
+            and layer.input_dim >= min_rows
+            and layer.embeddings_regularizer is None
+            and layer.embeddings_constraint is None
+        ]
+        self.rule = _rule(table_optimizer, self.optimizer, bool(candidates))
+        self.tables = candidates if self.rule is not None else []
+        sparse = {id(layer.embeddings) for layer in self.tables}
+        self.dense_variables = [v for v in model.trainable_variables if id(v) not in sparse]
+        position = {id(v): i for i, v in enumerate(model.trainable_variables)}
+        self.table_indices = [position[id(layer.embeddings)] for layer in self.tables]
+        self.dense_indices = [position[id(v)] for v in self.dense_variables]
+        if not self.optimizer.built:
+            self.optimizer.build(self.dense_variables)
+        self.slots = [self._slots(layer) for layer in self.tables]
+
+    @property
+    def active(self) -> bool:
+        return bool(self.tables)
+
+    def _slots(self, layer: EmbeddingTable) -> list:
+        # Kept on the optimizer, so a re-compile with the same optimizer reuses them.
+        store = self.optimizer.__dict__.setdefault("_lsrec_table_slots", {})
+        key = (layer.embeddings.path, tuple(self.rule.SLOTS))
+        if key not in store:
+            store[key] = [
+                self.optimizer.add_variable_from_reference(
+                    layer.embeddings, name=name, initializer=keras.initializers.Constant(value)
+                )
+                for name, value in self.rule.SLOTS.items()
+            ]
+        return store[key]
+
+    # -- one step ------------------------------------------------------------
+    def blocks(self, x: dict, tables: Sequence[Any] | None = None) -> list[Block]:
+        """The step's block of each sparse table: its field's ids in `x` and
+        their rows, read from `tables` (the tables' current values; the
+        variables themselves when `None`)."""
+        blocks = []
+        for i, layer in enumerate(self.tables):
+            parts = [ops.zeros((1,), "int32")]  # padding: looked up by masks' ids and `time` targets
+            parts += [ops.reshape(ops.cast(x[p + layer.field], "int32"), (-1,)) for p in _PREFIXES if p + layer.field in x]
+            ids, source = unique_ids(ops.concatenate(parts))
+            table = layer.embeddings if tables is None else tables[i]
+            blocks.append(Block(ids, source, ops.stop_gradient(ops.take(table, ids, axis=0))))
+        return blocks
+
+    @contextlib.contextmanager
+    def reading(self, blocks: Sequence[Block], rows: Sequence[Any] | None = None) -> Iterator[None]:
+        """Makes the sparse tables read `rows` (default: the blocks' rows)."""
+        rows = [b.rows for b in blocks] if rows is None else rows
+        try:
+            for layer, block, r in zip(self.tables, blocks, rows, strict=True):
+                object.__setattr__(layer, "row_block", (block.ids, r))
+            yield
+        finally:
+            for layer in self.tables:
+                object.__setattr__(layer, "row_block", None)
+
+    def apply(self, dense_grads: list, row_grads: list, blocks: Sequence[Block]) -> None:
+        """Applies one step: the compiled optimizer on the dense variables,
+        the row rule on the blocks' rows. `*_grads` are the (loss-scaled)
+        gradients; a loss-scale optimizer skips the whole step, tables
+        included, when any gradient is not finite."""
+        from keras_lsrec.training.steps import write_rows
+
+        optimizer = self.optimizer
+        inner = getattr(optimizer, "inner_optimizer", optimizer)
+        step = ops.cast(inner.iterations + 1, "float32")
+        learning_rate = self.rule.learning_rate
+        if learning_rate is None:
+            learning_rate = ops.cast(inner._get_current_learning_rate(), "float32")
+        dense_grads = list(dense_grads)
+        finite = None
+        if hasattr(optimizer, "dynamic_scale"):  # LossScaleOptimizer
+            row_grads = [g / optimizer.dynamic_scale for g in row_grads]
+            rows_finite = ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in row_grads]))
+            finite = ops.logical_and(rows_finite, optimizer.check_finite(dense_grads))
+            # A non-finite table gradient must skip the dense step and halve the scale too.
+            k = next(i for i, g in enumerate(dense_grads) if g is not None)
+            poison = ops.where(rows_finite, 0.0, float("nan"))
+            dense_grads[k] = dense_grads[k] + ops.cast(poison, dense_grads[k].dtype)
+        if inner.loss_scale_factor is not None:
+            row_grads = [g / inner.loss_scale_factor for g in row_grads]
+        optimizer.apply(dense_grads, self.dense_variables)
+        for layer, slots, block, grads in zip(self.tables, self.slots, blocks, row_grads, strict=True):
+            # Repeats of the last id get its gradient, hence its new values:
+            # the scatter below then writes equal values to that row.
+            grads = ops.take(ops.cast(grads, block.rows.dtype), block.source, axis=0)
+            old_slots = [ops.take(s, block.ids, axis=0) for s in slots]
+            rows, new_slots = self.rule.update(block.rows, old_slots, grads, learning_rate, step)
+            if finite is not None:
+                rows = ops.where(finite, rows, block.rows)
+                new_slots = [ops.where(finite, n, o) for n, o in zip(new_slots, old_slots, strict=True)]
+            write_rows(layer.embeddings, block.ids, rows)
+            for slot, values in zip(slots, new_slots, strict=True):
+                write_rows(slot, block.ids, values)
+
+
+def _rule(table_optimizer: Any, optimizer: keras.optimizers.Optimizer, has_tables: bool) -> RowRule | None:
+    if table_optimizer is None or table_optimizer == "dense":
+        return None
+    if isinstance(table_optimizer, RowRule):
+        return table_optimizer
+    if isinstance(table_optimizer, dict):
+        return keras.saving.deserialize_keras_object(table_optimizer)
+    if table_optimizer != "auto":
+        raise ValueError(
+            "`table_optimizer` must be 'auto', 'dense', None or a row rule "
+            f"(RowSGD, RowAdagrad, RowAdam). Received: table_optimizer={table_optimizer!r}"
+        )
+    rule = lazy_rule(optimizer)
+    if rule is None and has_tables:
+        warnings.warn(
+            f"{type(getattr(optimizer, 'inner_optimizer', optimizer)).__name__} with these settings has no "
+            "row-sparse form: embedding tables train densely (each step updates every row). Pass "
+            "`table_optimizer=keras_lsrec.training.RowAdam()` (or RowAdagrad, RowSGD) to `compile` "
+            "to train them row-sparsely.",
+            stacklevel=3,
+        )
+    return rule
