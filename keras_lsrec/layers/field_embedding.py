@@ -32,11 +32,36 @@ class EmbeddingTable(keras.layers.Embedding):
         input_dim: vocabulary size.
         output_dim: embedding size.
         field: the id field of the batch this table embeds (e.g. `"item"`).
-        **kwargs: the arguments of `keras.layers.Embedding`.
+        embeddings_initializer, embeddings_regularizer, embeddings_constraint,
+        mask_zero, activity_regularizer, quantization_config: as in
+            `keras.layers.Embedding` (a table with a regularizer or a
+            constraint trains densely: both read the whole table).
     """
 
-    def __init__(self, input_dim: int, output_dim: int, field: str | None = None, **kwargs: Any) -> None:
-        super().__init__(input_dim, output_dim, **kwargs)
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        field: str | None = None,
+        embeddings_initializer: Any = "uniform",
+        embeddings_regularizer: Any = None,
+        embeddings_constraint: Any = None,
+        mask_zero: bool = False,
+        activity_regularizer: Any = None,
+        quantization_config: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            input_dim,
+            output_dim,
+            embeddings_initializer=embeddings_initializer,
+            embeddings_regularizer=embeddings_regularizer,
+            embeddings_constraint=embeddings_constraint,
+            mask_zero=mask_zero,
+            activity_regularizer=activity_regularizer,
+            quantization_config=quantization_config,
+            **kwargs,
+        )
         self.field = field
         object.__setattr__(self, "row_block", None)  # (not tracked by Keras)
 

@@ -61,7 +61,8 @@ def _tensorflow_step(model: keras.Model, data: Any) -> Any:
         loss = model.optimizer.scale_loss(loss)
     n = len(tables.dense_variables)
     grads = tape.gradient(loss, tables.dense_variables + [b.rows for b in blocks])
-    tables.apply(grads[:n], grads[n:], blocks)
+    dense_grads = tables.apply_rows(grads[:n], grads[n:], blocks)
+    model.optimizer.apply(dense_grads, tables.dense_variables)
     return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
 
@@ -81,7 +82,8 @@ def _torch_step(model: keras.Model, data: Any) -> Any:
     model.optimizer.scale_loss(loss).backward()
     dense_grads = [v.value.grad for v in tables.dense_variables]
     with torch.no_grad():
-        tables.apply(dense_grads, [r.grad for r in rows], blocks)
+        dense_grads = tables.apply_rows(dense_grads, [r.grad for r in rows], blocks)
+        model.optimizer.apply(dense_grads, tables.dense_variables)
     return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
 
@@ -117,9 +119,16 @@ def _jax_step(model: keras.Model, state: Any, data: Any) -> Any:
     mapping = list(zip(model.trainable_variables, trainable, strict=True))
     mapping += list(zip(model.optimizer.variables, optimizer_values, strict=True))
     with keras.StatelessScope(state_mapping=mapping) as scope:
-        tables.apply(dense_grads, row_grads, blocks)
+        dense_grads = tables.apply_rows(dense_grads, row_grads, blocks)
     trainable = [scope.get_current_value(v) for v in model.trainable_variables]
     optimizer_values = [scope.get_current_value(v) for v in model.optimizer.variables]
+    # The dense part as Keras' own jax step applies it (a loss-scale
+    # optimizer's conditional update must run stateless).
+    dense_values, optimizer_values = model.optimizer.stateless_apply(
+        optimizer_values, dense_grads, [trainable[i] for i in tables.dense_indices]
+    )
+    for i, value in zip(tables.dense_indices, dense_values, strict=True):
+        trainable[i] = value
     logs, metrics_values = model._update_metrics_variables(
         metrics_values, unscaled_loss, x, y, y_pred, sample_weight
     )

@@ -290,11 +290,15 @@ class TableTraining:
             for layer in self.tables:
                 object.__setattr__(layer, "row_block", None)
 
-    def apply(self, dense_grads: list, row_grads: list, blocks: Sequence[Block]) -> None:
-        """Applies one step: the compiled optimizer on the dense variables,
-        the row rule on the blocks' rows. `*_grads` are the (loss-scaled)
-        gradients; a loss-scale optimizer skips the whole step, tables
-        included, when any gradient is not finite."""
+    def apply_rows(self, dense_grads: list, row_grads: list, blocks: Sequence[Block]) -> list:
+        """Applies the row rule to the blocks' rows, before the step's dense
+        update, and returns the dense gradients for the compiled optimizer.
+
+        `*_grads` are the (loss-scaled) gradients. Under a loss-scale
+        optimizer the whole step is skipped, tables included, when any
+        gradient is not finite: the returned dense gradients then carry a NaN
+        so that the optimizer skips its part too and halves the scale.
+        """
         from keras_lsrec.training.steps import write_rows
 
         optimizer = self.optimizer
@@ -309,13 +313,11 @@ class TableTraining:
             row_grads = [g / optimizer.dynamic_scale for g in row_grads]
             rows_finite = ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in row_grads]))
             finite = ops.logical_and(rows_finite, optimizer.check_finite(dense_grads))
-            # A non-finite table gradient must skip the dense step and halve the scale too.
             k = next(i for i, g in enumerate(dense_grads) if g is not None)
             poison = ops.where(rows_finite, 0.0, float("nan"))
             dense_grads[k] = dense_grads[k] + ops.cast(poison, dense_grads[k].dtype)
         if inner.loss_scale_factor is not None:
             row_grads = [g / inner.loss_scale_factor for g in row_grads]
-        optimizer.apply(dense_grads, self.dense_variables)
         for layer, slots, block, grads in zip(self.tables, self.slots, blocks, row_grads, strict=True):
             # Repeats of the last id get its gradient, hence its new values:
             # the scatter below then writes equal values to that row.
@@ -328,6 +330,7 @@ class TableTraining:
             write_rows(layer.embeddings, block.ids, rows)
             for slot, values in zip(slots, new_slots, strict=True):
                 write_rows(slot, block.ids, values)
+        return dense_grads
 
 
 def _rule(table_optimizer: Any, optimizer: keras.optimizers.Optimizer, has_tables: bool) -> RowRule | None:

@@ -5,7 +5,9 @@ import pytest
 from references import left_padded_ids
 from test_case import TestCase, to_numpy
 
-from keras_lsrec.layers import FieldEmbedding
+from keras import ops
+
+from keras_lsrec.layers import EmbeddingTable, FieldEmbedding
 
 B, L = 4, 7
 VOCAB = {"item": 30, "category": 5, "time": 9}
@@ -37,3 +39,35 @@ class TestFieldEmbedding(TestCase):
             FieldEmbedding({"item": 0}, output_dim=2)
         with pytest.raises(ValueError, match="Missing id field"):
             FieldEmbedding({"item": 3, "category": 2}, 2)({"item": np.ones((1, 2), "int32")})
+
+
+class TestEmbeddingTable(TestCase):
+    def test_layer_contract(self):
+        self.run_layer_test(
+            EmbeddingTable,
+            dict(input_dim=30, output_dim=3, field="item"),
+            dict(inputs=left_padded_ids(np.random.default_rng(1), VOCAB)["item"]),
+            (B, L, 3),
+            expected_num_trainable_weights=1,
+            sequence_args=("inputs",),
+            output_sequence=True,
+        )
+
+    def test_a_row_block_is_read_in_place_of_the_table(self):
+        """With `row_block = (ids, rows)` set, id `ids[j]` reads `rows[j]`
+        (the first j when the tail repeats the last id), whatever the table holds."""
+        rng = np.random.default_rng(2)
+        x = left_padded_ids(rng, VOCAB)["item"]
+        layer = EmbeddingTable(30, 3, field="item")
+        dense = to_numpy(layer(x))
+        ids = np.unique(np.concatenate([[0], x.ravel()]))
+        ids = np.concatenate([ids, np.full(4, ids[-1])]).astype("int32")  # padded with repeats
+        rows = rng.normal(size=(len(ids), 3)).astype("float32")
+        rows[len(ids) - 4 :] = 99.0  # repeats are never read
+        layer.row_block = (ops.convert_to_tensor(ids), ops.convert_to_tensor(rows))
+        expected = rows[np.searchsorted(ids, x)]
+        np.testing.assert_array_equal(to_numpy(layer(x)), expected)
+        layer.row_block = (ops.convert_to_tensor(ids), ops.convert_to_tensor(to_numpy(layer.embeddings)[ids]))
+        np.testing.assert_array_equal(to_numpy(layer(x)), dense)
+        layer.row_block = None
+        np.testing.assert_array_equal(to_numpy(layer(x)), dense)

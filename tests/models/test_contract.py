@@ -3,12 +3,14 @@ resolves is tested here with its defaults, without a test file of its own."""
 
 import inspect
 
+import keras
 import numpy as np
 import pytest
-from test_case import TestCase, small_batch
+from test_case import TestCase, small_batch, to_numpy
 
 import keras_lsrec
 from keras_lsrec.data import SequenceSchema
+from keras_lsrec.layers import EmbeddingTable
 from keras_lsrec.losses import CandidateSetLoss
 from keras_lsrec.models import base
 from keras_lsrec.models.wiring import TOWER_DEFAULTS
@@ -60,6 +62,25 @@ class TestModelContract(TestCase):
         schema = batch_for(cls, row_data, candidate_data)[0]
         with pytest.raises(TypeError, match="embeding_dim"):
             cls(schema, embeding_dim=8)
+
+    def test_row_sparse_tables_train_as_the_dense_route(self, name, row_data, candidate_data):
+        """Every table the model looks up trains row-sparsely, and the result
+        equals the dense route: one Adam step (fresh moments), three SGD steps."""
+        cls = keras_lsrec.models.get(name)
+        schema, x, y, loss = batch_for(cls, row_data, candidate_data)
+        for optimizer, steps in [(lambda: keras.optimizers.Adam(0.01), 1), (lambda: keras.optimizers.SGD(0.5), 3)]:
+            weights = []
+            for route in ["auto", "dense"]:
+                keras.utils.set_random_seed(0)
+                model = cls(schema, mlp_units=(8,))
+                model.compile(optimizer(), loss, table_optimizer=route, table_min_rows=0)
+                tables = [layer for layer in model._flatten_layers() if isinstance(layer, EmbeddingTable)]
+                assert (len(model._table_training.tables) == len(tables) > 0) is (route == "auto")
+                for _ in range(steps):
+                    model.train_on_batch(x, y)
+                weights.append([to_numpy(v) for v in model.weights])
+            for a, b in zip(*weights, strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
     def test_any_history_length_within_max_len(self, name, row_data, candidate_data):
         cls = keras_lsrec.models.get(name)
