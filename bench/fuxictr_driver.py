@@ -77,6 +77,7 @@ def timed(fn, warmup: int, repeats: int) -> list[float]:
 
 
 def main() -> None:
+    global ITEMS
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
     parser.add_argument("--lengths", required=True)
@@ -88,7 +89,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--root", default="/tmp/fuxictr_bench")
+    parser.add_argument("--items", type=int, default=ITEMS, help="item vocabulary (bench/vocab.py)")
     args = parser.parse_args()
+    ITEMS = args.items
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -19,14 +19,14 @@ class EmbeddingTable(keras.layers.Embedding):
     block of its rows instead of the whole table.
 
     Outside training it is `keras.layers.Embedding`. Row-sparse training
-    (`keras_lsrec.training.tables`) sets `row_block = (ids, rows)` for one
-    step: `ids` (N,) the sorted unique ids the batch looks up in this table
-    (the padding id 0 among them; trailing entries may repeat the last id)
-    and `rows` (N, output_dim) their rows; a lookup then reads
-    `rows[searchsorted(ids, x)]`, so the step's gradient is a gradient of
-    `rows`, not of the table. The ids the batch holds for `field` are the
-    `history_<field>` and `target_<field>` inputs, and every lookup during the
-    step must be among them (models look up their batch's ids).
+    (`keras_lsrec.training.tables`) sets `row_block = (position, rows)` for
+    one step: `rows` (N, output_dim) holds the table's rows of the batch's
+    ids of `field` (the `history_<field>` and `target_<field>` inputs, and
+    the padding id 0), and `position` (input_dim,) maps each of those ids to
+    one of its rows in `rows`. A lookup then reads `rows[position[x]]`, so
+    the step's gradient is a gradient of `rows`, not of the table. Every
+    lookup during the step must be an id of the batch (models look up their
+    batch's ids; `position` of other ids is stale).
 
     Args:
         input_dim: vocabulary size.
@@ -68,10 +68,8 @@ class EmbeddingTable(keras.layers.Embedding):
     def call(self, inputs):
         if self.row_block is None:
             return super().call(inputs)
-        ids, rows = self.row_block
-        flat = ops.reshape(ops.cast(inputs, ids.dtype), (-1,))
-        looked_up = ops.take(rows, ops.searchsorted(ids, flat), axis=0)
-        return ops.reshape(looked_up, (*ops.shape(inputs), self.output_dim))
+        position, rows = self.row_block
+        return ops.take(rows, ops.take(position, ops.cast(inputs, "int32"), axis=0), axis=0)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "field": self.field}

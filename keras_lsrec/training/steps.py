@@ -93,7 +93,16 @@ def _jax_step(model: keras.Model, state: Any, data: Any) -> Any:
     tables = model._table_training
     trainable, non_trainable, optimizer_values, metrics_values = state
     x, y, sample_weight = unpack_x_y_sample_weight(data)
-    blocks = tables.blocks(x, [trainable[i] for i in tables.table_indices])
+
+    def scope():
+        mapping = list(zip(model.trainable_variables, trainable, strict=True))
+        return keras.StatelessScope(
+            state_mapping=mapping + list(zip(model.optimizer.variables, optimizer_values, strict=True))
+        )
+
+    with scope() as blocks_scope:
+        blocks = tables.blocks(x)  # writes the position maps (optimizer variables)
+    optimizer_values = [blocks_scope.get_current_value(v) for v in model.optimizer.variables]
 
     def loss_fn(dense_values, rows):
         values = list(trainable)
@@ -116,12 +125,10 @@ def _jax_step(model: keras.Model, state: Any, data: Any) -> Any:
         [trainable[i] for i in tables.dense_indices], [b.rows for b in blocks]
     )
     unscaled_loss, y_pred, non_trainable, metrics_values = aux
-    mapping = list(zip(model.trainable_variables, trainable, strict=True))
-    mapping += list(zip(model.optimizer.variables, optimizer_values, strict=True))
-    with keras.StatelessScope(state_mapping=mapping) as scope:
+    with scope() as rows_scope:
         dense_grads = tables.apply_rows(dense_grads, row_grads, blocks)
-    trainable = [scope.get_current_value(v) for v in model.trainable_variables]
-    optimizer_values = [scope.get_current_value(v) for v in model.optimizer.variables]
+    trainable = [rows_scope.get_current_value(v) for v in model.trainable_variables]
+    optimizer_values = [rows_scope.get_current_value(v) for v in model.optimizer.variables]
     # The dense part as Keras' own jax step applies it (a loss-scale
     # optimizer's conditional update must run stateless).
     dense_values, optimizer_values = model.optimizer.stateless_apply(

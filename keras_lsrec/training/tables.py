@@ -6,18 +6,24 @@ dense optimizer then reads and writes every row of the table and of its
 slots each step. With millions of ids that is most of the step's time
 (docs/benchmarks.md, "Vocabulary"). Here a step costs what its batch touches:
 
-1. For each large table, the batch's ids of its field (`history_<f>`,
-   `target_<f>`, and the padding id 0) are sorted and made unique at a
-   static size N (the number of ids): `ids` (N,), the distinct ids first,
-   the last one repeated to fill.
+1. For each field with large tables, the batch's ids of that field
+   (`history_<f>`, `target_<f>`, and the padding id 0), N of them, are
+   written into the field's position map, a (vocabulary,) int32 array kept
+   with the optimizer: `position[ids[j]] = j`. Where an id occurs several
+   times one of its positions wins, and `position[ids]` then gives every
+   occurrence the same representative. No sort, and nothing of the
+   vocabulary's size is read: a scatter and a gather of N ints.
 2. `rows = table[ids]` (N, D) is given to the table layer
-   (`EmbeddingTable.row_block`): the forward pass reads those rows, so the
-   backend's autodiff returns the gradient of `rows`, with the gradients of
-   an id that occurs k times in the batch already summed.
-3. A row rule (`RowSGD`, `RowAdagrad`, `RowAdam`) updates those rows and the
-   same rows of its slots; they are written back in place
-   (`keras_lsrec.training.steps.write_rows`). Untouched rows and their slots
-   are not read and stay bit-identical.
+   (`EmbeddingTable.row_block`): the forward pass reads
+   `rows[position[x]]`, so the backend's autodiff returns the gradient of
+   `rows`, the gradients of an id that occurs k times in the batch summed
+   at its representative.
+3. Every occurrence takes its representative's gradient; a row rule
+   (`RowSGD`, `RowAdagrad`, `RowAdam`) updates the N rows and the same rows
+   of its slots, and they are written back in place
+   (`keras_lsrec.training.steps.write_rows`; the occurrences of an id carry
+   equal values). Untouched rows and their slots are not read and stay
+   bit-identical.
 
 Everything else (dense layers, small tables) is updated by the compiled
 optimizer as usual. The per-backend train steps that wire this into
@@ -181,28 +187,15 @@ def lazy_rule(optimizer: keras.optimizers.Optimizer) -> RowRule | None:
     return None
 
 
-def unique_ids(ids):
-    """`(unique, source)` of 1-D integer `ids` (N,), both of static size N:
-    `unique` holds the distinct ids in increasing order, then the largest
-    repeated; `source[j]` is the slot whose id `unique[j]` is (j itself for a
-    distinct id, the largest id's slot for a repeat)."""
-    n = ops.shape(ids)[0]
-    ordered = ops.sort(ids)
-    is_new = ops.concatenate([ops.ones((1,), "bool"), ops.not_equal(ordered[1:], ordered[:-1])])
-    slot = ops.cumsum(ops.cast(is_new, "int32")) - 1  # non-decreasing, 0 .. count-1
-    positions = ops.arange(n, dtype="int32")
-    first = ops.searchsorted(slot, positions, side="left")  # n for slots >= count
-    unique = ops.take(ordered, ops.minimum(first, n - 1))
-    source = ops.minimum(positions, slot[-1])
-    return unique, source
-
-
 @dataclass
 class Block:
-    """One table's rows for one step: `ids`, `source` (see `unique_ids`) and `rows`."""
+    """One table's rows for one step: the batch's `ids` of its field (N,),
+    the field's `position` map after they were written into it, each
+    occurrence's `representative` (N,), and the `rows` (N, D)."""
 
     ids: Any
-    source: Any
+    position: Any
+    representative: Any
     rows: Any
 
 
@@ -213,8 +206,9 @@ class TableTraining:
     row-sparsely (`EmbeddingTable`s whose field the schema batches, with at
     least `min_rows` rows, no regularizer or constraint, trainable), builds
     the compiled optimizer on every other trainable variable, and adds the
-    rule's slots of each sparse table to the compiled optimizer's variables
-    (so `.keras` saves and restores them, and jax's train state carries them).
+    rule's slots of each sparse table, and a position map per field, to the
+    compiled optimizer's variables (so `.keras` saves and restores them, and
+    jax's train state carries them).
     """
 
     def __init__(
@@ -241,41 +235,71 @@ class TableTraining:
         sparse = {id(layer.embeddings) for layer in self.tables}
         self.dense_variables = [v for v in model.trainable_variables if id(v) not in sparse]
         position = {id(v): i for i, v in enumerate(model.trainable_variables)}
-        self.table_indices = [position[id(layer.embeddings)] for layer in self.tables]
         self.dense_indices = [position[id(v)] for v in self.dense_variables]
         if not self.optimizer.built:
             self.optimizer.build(self.dense_variables)
         self.slots = [self._slots(layer) for layer in self.tables]
+        self.positions = {
+            (layer.field, layer.input_dim): self._kept(
+                ("position", layer.field, layer.input_dim),
+                lambda layer=layer: [
+                    self.optimizer.add_variable(
+                        (layer.input_dim,), "zeros", dtype="int32", name=f"{layer.field}_position"
+                    )
+                ],
+            )[0]
+            for layer in self.tables
+        }
 
     @property
     def active(self) -> bool:
         return bool(self.tables)
 
-    def _slots(self, layer: EmbeddingTable) -> list:
-        # Kept on the optimizer, so a re-compile with the same optimizer reuses them.
-        store = self.optimizer.__dict__.setdefault("_lsrec_table_slots", {})
-        key = (layer.embeddings.path, tuple(self.rule.SLOTS))
+    def _kept(self, key: tuple, create: Any) -> list:
+        # Kept on the optimizer, so a re-compile with the same optimizer reuses
+        # them (and `.keras` restores them in the order they were made).
+        store = self.optimizer.__dict__.setdefault("_lsrec_table_variables", {})
         if key not in store:
-            store[key] = [
+            store[key] = create()
+        return store[key]
+
+    def _slots(self, layer: EmbeddingTable) -> list:
+        return self._kept(
+            ("slots", layer.embeddings.path, tuple(self.rule.SLOTS)),
+            lambda: [
                 self.optimizer.add_variable_from_reference(
                     layer.embeddings, name=name, initializer=keras.initializers.Constant(value)
                 )
                 for name, value in self.rule.SLOTS.items()
-            ]
-        return store[key]
+            ],
+        )
 
     # -- one step ------------------------------------------------------------
-    def blocks(self, x: dict, tables: Sequence[Any] | None = None) -> list[Block]:
-        """The step's block of each sparse table: its field's ids in `x` and
-        their rows, read from `tables` (the tables' current values; the
-        variables themselves when `None`)."""
+    def blocks(self, x: dict) -> list[Block]:
+        """The step's block of each sparse table, from the batch `x`; writes
+        the batch's ids into the position maps (under jax, call it inside a
+        `StatelessScope` over the model's and the optimizer's variables)."""
+        from keras_lsrec.training.steps import write_rows
+
+        fields: dict = {}
         blocks = []
-        for i, layer in enumerate(self.tables):
-            parts = [ops.zeros((1,), "int32")]  # padding: looked up by masks' ids and `time` targets
-            parts += [ops.reshape(ops.cast(x[p + layer.field], "int32"), (-1,)) for p in _PREFIXES if p + layer.field in x]
-            ids, source = unique_ids(ops.concatenate(parts))
-            table = layer.embeddings if tables is None else tables[i]
-            blocks.append(Block(ids, source, ops.stop_gradient(ops.take(table, ids, axis=0))))
+        for layer in self.tables:
+            key = (layer.field, layer.input_dim)
+            if key not in fields:
+                parts = [ops.zeros((1,), "int32")]  # padding: masked events, `time` targets
+                parts += [
+                    ops.reshape(ops.cast(x[p + layer.field], "int32"), (-1,))
+                    for p in _PREFIXES
+                    if p + layer.field in x
+                ]
+                ids = ops.concatenate(parts)
+                variable = self.positions[key]
+                write_rows(variable, ids, ops.arange(ops.shape(ids)[0], dtype="int32"))
+                position = ops.convert_to_tensor(variable.value)
+                fields[key] = (ids, position, ops.take(position, ids, axis=0))
+            ids, position, representative = fields[key]
+            rows = ops.stop_gradient(ops.take(layer.embeddings, ids, axis=0))
+            blocks.append(Block(ids, position, representative, rows))
         return blocks
 
     @contextlib.contextmanager
@@ -284,7 +308,7 @@ class TableTraining:
         rows = [b.rows for b in blocks] if rows is None else rows
         try:
             for layer, block, r in zip(self.tables, blocks, rows, strict=True):
-                object.__setattr__(layer, "row_block", (block.ids, r))
+                object.__setattr__(layer, "row_block", (block.position, r))
             yield
         finally:
             for layer in self.tables:
@@ -319,9 +343,9 @@ class TableTraining:
         if inner.loss_scale_factor is not None:
             row_grads = [g / inner.loss_scale_factor for g in row_grads]
         for layer, slots, block, grads in zip(self.tables, self.slots, blocks, row_grads, strict=True):
-            # Repeats of the last id get its gradient, hence its new values:
-            # the scatter below then writes equal values to that row.
-            grads = ops.take(ops.cast(grads, block.rows.dtype), block.source, axis=0)
+            # Every occurrence of an id takes the gradient summed at its
+            # representative, hence the same new values: the writes agree.
+            grads = ops.take(ops.cast(grads, block.rows.dtype), block.representative, axis=0)
             old_slots = [ops.take(s, block.ids, axis=0) for s in slots]
             rows, new_slots = self.rule.update(block.rows, old_slots, grads, learning_rate, step)
             if finite is not None:

@@ -54,20 +54,20 @@ class TestEmbeddingTable(TestCase):
         )
 
     def test_a_row_block_is_read_in_place_of_the_table(self):
-        """With `row_block = (ids, rows)` set, id `ids[j]` reads `rows[j]`
-        (the first j when the tail repeats the last id), whatever the table holds."""
+        """With `row_block = (position, rows)` set, id `i` reads
+        `rows[position[i]]`, whatever the table holds."""
         rng = np.random.default_rng(2)
         x = left_padded_ids(rng, VOCAB)["item"]
         layer = EmbeddingTable(30, 3, field="item")
         dense = to_numpy(layer(x))
-        ids = np.unique(np.concatenate([[0], x.ravel()]))
-        ids = np.concatenate([ids, np.full(4, ids[-1])]).astype("int32")  # padded with repeats
+        ids = np.concatenate([[0], x.ravel()]).astype("int32")  # the batch's ids, repeats included
+        position = np.zeros(30, "int32")
+        position[ids] = np.arange(len(ids))  # (a later occurrence wins)
         rows = rng.normal(size=(len(ids), 3)).astype("float32")
-        rows[len(ids) - 4 :] = 99.0  # repeats are never read
-        layer.row_block = (ops.convert_to_tensor(ids), ops.convert_to_tensor(rows))
-        expected = rows[np.searchsorted(ids, x)]
-        np.testing.assert_array_equal(to_numpy(layer(x)), expected)
-        layer.row_block = (ops.convert_to_tensor(ids), ops.convert_to_tensor(to_numpy(layer.embeddings)[ids]))
+        layer.row_block = (ops.convert_to_tensor(position), ops.convert_to_tensor(rows))
+        np.testing.assert_array_equal(to_numpy(layer(x)), rows[position[x]])
+        table_rows = to_numpy(layer.embeddings)[ids]
+        layer.row_block = (ops.convert_to_tensor(position), ops.convert_to_tensor(table_rows))
         np.testing.assert_array_equal(to_numpy(layer(x)), dense)
         layer.row_block = None
         np.testing.assert_array_equal(to_numpy(layer(x)), dense)

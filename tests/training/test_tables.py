@@ -16,7 +16,6 @@ from keras_lsrec.layers import FieldEmbedding
 from keras_lsrec.metrics import evaluate
 from keras_lsrec.models import DARE, DIN, SequenceModel
 from keras_lsrec.training import RowAdagrad, RowAdam, RowSGD
-from keras_lsrec.training.tables import unique_ids
 
 V, L, D, B = 40, 6, 3, 5
 DENSE_LR = 0.05
@@ -121,17 +120,6 @@ def test_two_steps_match_the_numpy_reference(rule):
         # Continue from the model's own values (float32 rounding): untouched
         # entries are then compared bit for bit with the previous step's.
         table, slots = got.copy(), [to_numpy(s).copy() for s in tables.slots[0]]
-
-
-def test_unique_ids_match_numpy():
-    rng = np.random.default_rng(3)
-    for ids in [np.array([5, 3, 0, 3, 1, 0]), rng.integers(0, 50, 200), np.zeros(4, int), np.arange(7)[::-1]]:
-        unique, source = (to_numpy(a) for a in unique_ids(ops.convert_to_tensor(ids.astype("int32"))))
-        distinct = np.unique(ids)
-        k = len(distinct)
-        np.testing.assert_array_equal(unique[:k], distinct)
-        np.testing.assert_array_equal(unique[k:], distinct[-1])
-        np.testing.assert_array_equal(source, np.minimum(np.arange(len(ids)), k - 1))
 
 
 def test_auto_follows_the_compiled_optimizer_and_its_learning_rate():

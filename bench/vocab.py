@@ -1,0 +1,181 @@
+"""Training throughput and memory against the vocabulary size: dense against row-sparse tables.
+
+    python bench/vocab.py                       # the table of docs/benchmarks.md ("Vocabulary")
+    python bench/vocab.py --quick               # DIN and DARE, 10K and 1M items, one backend
+    python bench/vocab.py --backends jax --models DARE --items 10000,4000000 --routes dense,auto
+
+For every backend (tensorflow and jax with `jit_compile=True`, torch eager),
+model (DIN, TWIN, DARE, SAM; embedding 16, k=20) and item vocabulary (10K,
+1M, 4M, 20M items; 1,000 categories), in a fresh process each:
+
+- train samples/s: `train_on_batch` on random full histories (L=200, batch
+  256, ids uniform over the vocabulary: every lookup a distinct row, the
+  worst case for row-sparse training), median of `--repeats` rounds of
+  `--steps` steps after a warm-up round (compilation excluded);
+- peak resident memory of the process, and the model state it must hold
+  (weights + optimizer variables), MiB.
+
+Routes: `dense` compiles with `table_optimizer="dense"` (every step reads and
+writes every row of every table and of Adam's slots: the library before
+row-sparse training); `auto` is the default (`compile(optimizer="adam")`:
+tables of at least `table_min_rows` rows train with lazy Adam on the rows a
+batch touches). The peer, FuxiCTR 2.3.10 (torch `nn.Embedding`, dense Adam),
+runs DIN and TWIN at 10K and 4M items in the isolated environment of
+bench/run.py. Ratios: each size's samples/s over the same route's at 10K.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import run as run_bench  # noqa: E402
+
+MODELS = ("DIN", "TWIN", "DARE", "SAM")
+ITEMS = (10_000, 1_000_000, 4_000_000, 20_000_000)
+CATEGORIES = 1_000
+
+
+def worker(args: argparse.Namespace) -> None:
+    import keras
+    import numpy as np
+
+    from keras_lsrec.data import SequenceSchema
+
+    backend = keras.backend.backend()
+    if backend == "torch" and args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    schema = SequenceSchema({"item": args.items, "category": CATEGORIES}, max_len=args.length)
+    keras.utils.set_random_seed(0)
+    base = common.rss_mib()
+    model = run_bench.build(args.model, schema, args.dim)
+    model.compile(
+        optimizer="adam", loss="binary_crossentropy", jit_compile=backend != "torch", table_optimizer=args.route
+    )
+    batches = [schema.random_batch(args.batch, padded=False, seed=s, dtype="int32") for s in range(2)]
+    rng = np.random.default_rng(0)
+    labels = [rng.integers(0, 2, args.batch).astype("float32") for _ in batches]
+
+    def steps():
+        for i in range(args.steps):
+            model.train_on_batch(batches[i % 2], labels[i % 2])
+
+    times = common.time_calls(steps, warmup=1, repeats=args.repeats, budget_s=90)
+    state = sum(int(np.prod(v.shape)) * 4 for v in [*model.weights, *model.optimizer.variables])
+    common.emit(
+        library="keras_lsrec", backend=backend, model=args.model, items=args.items, route=args.route,
+        sparse_tables=len(model._table_training.tables),
+        train_sps=args.steps * args.batch / float(np.median(times)),
+        peak_mib=common.peak_rss_mib(), base_mib=base, state_mib=state / 2**20,
+    )
+
+
+def run_peer(args: argparse.Namespace, model: str, items: int) -> list[dict]:
+    import json
+    import subprocess
+
+    command = [run_bench.peer_python(), os.path.join(common_dir(), "fuxictr_driver.py"), "--model", model,
+               "--lengths", str(args.length), "--batch", str(args.batch), "--dim", str(args.dim),
+               "--steps", str(args.steps), "--repeats", str(args.repeats), "--threads", str(args.threads),
+               "--items", str(items)]
+    proc = subprocess.run(
+        command, env={**os.environ, **run_bench.thread_env(args.threads)}, capture_output=True, text=True
+    )
+    rows = [json.loads(line[len(common.RESULT):]) for line in proc.stdout.splitlines()
+            if line.startswith(common.RESULT)]
+    for row in rows:
+        row.update(items=items, route="dense")
+    if proc.returncode:
+        rows.append({"model": model, "error": "\n".join(proc.stderr.strip().splitlines()[-5:])})
+    return rows
+
+
+def common_dir() -> str:
+    return os.path.dirname(os.path.abspath(__file__))
+
+
+def table(results: list[dict]) -> str:
+    key = {(r["library"], r["backend"], r["model"], r["route"], r["items"]): r for r in results if "error" not in r}
+    sizes = sorted({k[4] for k in key})
+    header = ["library", "backend", "model", "route"]
+    header += [f"{n:,} items: samples/s (x of 10K)" for n in sizes] + ["peak MiB / state MiB at largest"]
+    rows = []
+    for lib, backend, model, route in sorted({k[:4] for k in key}):
+        small = key.get((lib, backend, model, route, sizes[0]))
+        cells, last = [], None
+        for n in sizes:
+            r = key.get((lib, backend, model, route, n))
+            if r is None:
+                cells.append("-")
+                continue
+            ratio = f" ({r['train_sps'] / small['train_sps']:.2f}x)" if small else ""
+            cells.append(f"{r['train_sps']:,.0f}{ratio}")
+            last = r
+        memory = f"{last['peak_mib']:,.0f} / {last.get('state_mib', float('nan')):,.0f}" if last else "-"
+        rows.append([lib, backend, model, route, *cells, memory])
+    return common.markdown_table(header, rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="DIN", help=argparse.SUPPRESS)
+    parser.add_argument("--route", default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--backends", default="tensorflow,jax,torch")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--items", default=",".join(map(str, ITEMS)))
+    parser.add_argument("--routes", default="dense,auto")
+    parser.add_argument("--dense-up-to", type=int, default=4_000_000,
+                        help="largest vocabulary timed on the dense route (it grows with the table)")
+    parser.add_argument("--length", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--dim", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--peer-models", default="DIN,TWIN")
+    parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.worker:
+        args.items = int(args.items)
+        return worker(args)
+    if args.quick:
+        args.backends, args.models, args.items, args.no_peer = "jax", "DIN,DARE", "10000,1000000", True
+    sizes = sorted(int(n) for n in args.items.split(","))
+    print(common.machine_line(), flush=True)
+    results: list[dict] = []
+    for backend in args.backends.split(","):
+        for model in args.models.split(","):
+            for route in args.routes.split(","):
+                for items in sizes:
+                    if route == "dense" and items > args.dense_up_to:
+                        continue
+                    flags = ["--model", model, "--route", route, "--items", str(items), "--length", str(args.length),
+                             "--batch", str(args.batch), "--dim", str(args.dim), "--steps", str(args.steps),
+                             "--repeats", str(args.repeats), "--threads", str(args.threads)]
+                    rows = common.run_worker(__file__, backend, flags, timeout=1800)
+                    for row in rows:
+                        row.setdefault("model", model)
+                        print(row, flush=True)
+                    results += rows
+    if not args.no_peer:
+        for model in args.peer_models.split(","):
+            for items in (sizes[0], min(args.dense_up_to, sizes[-1])):
+                rows = run_peer(args, model, items)
+                print(rows, flush=True)
+                results += rows
+    print()
+    print(table(results))
+    errors = [r for r in results if "error" in r]
+    if errors:
+        print("\nErrors:", *errors, sep="\n")
+
+
+if __name__ == "__main__":
+    main()
