@@ -55,7 +55,8 @@ def worker(args: argparse.Namespace) -> None:
     base = common.rss_mib()
     model = run_bench.build(args.model, schema, args.dim)
     model.compile(
-        optimizer="adam", loss="binary_crossentropy", jit_compile=backend != "torch", table_optimizer=args.route
+        optimizer="adam", loss="binary_crossentropy", jit_compile=backend != "torch", table_optimizer=args.route,
+        **({} if args.min_rows is None else {"table_min_rows": args.min_rows}),
     )
     batches = [schema.random_batch(args.batch, padded=False, seed=s, dtype="int32") for s in range(2)]
     rng = np.random.default_rng(0)
@@ -132,6 +133,8 @@ def main() -> None:
     parser.add_argument("--routes", default="dense,auto")
     parser.add_argument("--dense-up-to", type=int, default=4_000_000,
                         help="largest vocabulary timed on the dense route (it grows with the table)")
+    parser.add_argument("--min-rows", type=int, default=None,
+                        help="compile's table_min_rows (default: the library's)")
     parser.add_argument("--length", type=int, default=200)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--dim", type=int, default=16)
@@ -159,6 +162,7 @@ def main() -> None:
                     flags = ["--model", model, "--route", route, "--items", str(items), "--length", str(args.length),
                              "--batch", str(args.batch), "--dim", str(args.dim), "--steps", str(args.steps),
                              "--repeats", str(args.repeats), "--threads", str(args.threads)]
+                    flags += [] if args.min_rows is None else ["--min-rows", str(args.min_rows)]
                     rows = common.run_worker(__file__, backend, flags, timeout=1800)
                     for row in rows:
                         row.setdefault("model", model)
