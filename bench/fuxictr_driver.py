@@ -42,8 +42,16 @@ def build(name: str, fmap, args, root: str):
     from model_zoo.LongCTR import DIN, SIM, TWIN  # the classes, from the wheel's model zoo
 
     common = dict(
-        gpu=-1, embedding_dim=args.dim, dnn_hidden_units=[200, 80], learning_rate=1e-3, optimizer="adam",
-        loss="binary_crossentropy", verbose=0, model_root=root, metrics=["AUC"], batch_norm=True,
+        gpu=-1,
+        embedding_dim=args.dim,
+        dnn_hidden_units=[200, 80],
+        learning_rate=1e-3,
+        optimizer="adam",
+        loss="binary_crossentropy",
+        verbose=0,
+        model_root=root,
+        metrics=["AUC"],
+        batch_norm=True,
     )
     if name == "DIN":
         return DIN(fmap, attention_hidden_units=[80, 40], din_use_softmax=True, **common)

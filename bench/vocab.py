@@ -3,6 +3,7 @@
     python bench/vocab.py                       # the table of docs/benchmarks.md ("Vocabulary")
     python bench/vocab.py --quick               # DIN and DARE, 10K and 1M items, one backend
     python bench/vocab.py --backends jax --models DARE --items 10000,4000000 --routes dense,auto
+    python bench/vocab.py --auc --backends tensorflow   # lazy against dense Adam: test AUC, 3 seeds
 
 For every backend (tensorflow and jax with `jit_compile=True`, torch eager),
 model (DIN, TWIN, DARE, SAM; embedding 16, k=20) and item vocabulary (10K,
@@ -22,6 +23,11 @@ tables of at least `table_min_rows` rows train with lazy Adam on the rows a
 batch touches). The peer, FuxiCTR 2.3.10 (torch `nn.Embedding`, dense Adam),
 runs DIN and TWIN at 10K and 4M items in the isolated environment of
 bench/run.py. Ratios: each size's samples/s over the same route's at 10K.
+
+`--auc`: the learning check. On the quickstart data (`lsrec quickstart`:
+3,000 users x 8 rows, L=200, Adam 0.005, batch 256, 3 epochs) each model
+trains with every table row-sparse (`table_min_rows=0`, lazy Adam) and
+densely (dense Adam), 3 initialisation seeds each; test AUC mean and sd.
 """
 
 from __future__ import annotations
@@ -40,22 +46,35 @@ CATEGORIES = 1_000
 
 
 def worker(args: argparse.Namespace) -> None:
-    import keras
-    import numpy as np
+    import gc
 
-    from keras_lsrec.data import SequenceSchema
+    import keras
 
     backend = keras.backend.backend()
     if backend == "torch" and args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    schema = SequenceSchema({"item": args.items, "category": CATEGORIES}, max_len=args.length)
+    for items in sorted(int(n) for n in args.items.split(",")):  # increasing: the peak is this size's
+        measure(args, backend, items)
+        gc.collect()
+        keras.backend.clear_session()
+
+
+def measure(args: argparse.Namespace, backend: str, items: int) -> None:
+    import keras
+    import numpy as np
+
+    from keras_lsrec.data import SequenceSchema
+
+    schema = SequenceSchema({"item": items, "category": CATEGORIES}, max_len=args.length)
     keras.utils.set_random_seed(0)
-    base = common.rss_mib()
     model = run_bench.build(args.model, schema, args.dim)
     model.compile(
-        optimizer="adam", loss="binary_crossentropy", jit_compile=backend != "torch", table_optimizer=args.route,
+        optimizer="adam",
+        loss="binary_crossentropy",
+        jit_compile=backend != "torch",
+        table_optimizer=args.route,
         **({} if args.min_rows is None else {"table_min_rows": args.min_rows}),
     )
     batches = [schema.random_batch(args.batch, padded=False, seed=s, dtype="int32") for s in range(2)]
@@ -69,10 +88,74 @@ def worker(args: argparse.Namespace) -> None:
     times = common.time_calls(steps, warmup=1, repeats=args.repeats, budget_s=90)
     state = sum(int(np.prod(v.shape)) * 4 for v in [*model.weights, *model.optimizer.variables])
     common.emit(
-        library="keras_lsrec", backend=backend, model=args.model, items=args.items, route=args.route,
+        library="keras_lsrec",
+        backend=backend,
+        model=args.model,
+        items=items,
+        route=args.route,
         sparse_tables=len(model._table_training.tables),
         train_sps=args.steps * args.batch / float(np.median(times)),
-        peak_mib=common.peak_rss_mib(), base_mib=base, state_mib=state / 2**20,
+        peak_mib=common.peak_rss_mib(),
+        state_mib=state / 2**20,
+    )
+
+
+def auc_worker(args: argparse.Namespace) -> None:
+    import keras
+    import numpy as np
+
+    from keras_lsrec import metrics, models
+    from keras_lsrec.data import ArrayDataset, synthetic
+
+    data = synthetic.generate(num_users=3000, examples_per_user=8, max_len=200, seed=0)
+    for seed in range(args.seeds):
+        keras.utils.set_random_seed(seed)
+        model = models.get(args.model)(data.schema)
+        model.compile(
+            optimizer=keras.optimizers.Adam(0.005),
+            loss="binary_crossentropy",
+            jit_compile=keras.backend.backend() != "torch",
+            table_optimizer=args.route,
+            table_min_rows=0,
+        )
+        train = ArrayDataset(data.train.x, data.train.y, 256, shuffle=True, seed=seed, schema=data.schema)
+        model.fit(train, shuffle=False, epochs=3, verbose=0)
+        auc = metrics.evaluate(model, data.test.x, data.test.y)["auc"]
+        common.emit(
+            backend=keras.backend.backend(),
+            model=args.model,
+            route=args.route,
+            seed=seed,
+            auc=auc,
+            sparse_tables=len(model._table_training.tables),
+        )
+        del model
+        keras.backend.clear_session()
+        np.random.seed(seed)
+
+
+def auc_table(results: list[dict]) -> str:
+    import numpy as np
+
+    groups: dict = {}
+    for r in results:
+        if "auc" in r:
+            groups.setdefault((r["backend"], r["model"]), {}).setdefault(r["route"], []).append(r["auc"])
+    rows = []
+    for (backend, model), routes in sorted(groups.items()):
+        cells = [
+            f"{np.mean(routes[r]):.4f} +- {np.std(routes[r]):.4f} ({len(routes[r])})" if r in routes else "-"
+            for r in ("auto", "dense")
+        ]
+        diff = (
+            f"{np.mean(routes['auto']) - np.mean(routes['dense']):+.4f}"
+            if "auto" in routes and "dense" in routes
+            else "-"
+        )
+        rows.append([backend, model, *cells, diff])
+    return common.markdown_table(
+        ["backend", "model", "row-sparse, lazy Adam: AUC (seeds)", "dense Adam: AUC (seeds)", "difference"],
+        rows,
     )
 
 
@@ -80,15 +163,34 @@ def run_peer(args: argparse.Namespace, model: str, items: int) -> list[dict]:
     import json
     import subprocess
 
-    command = [run_bench.peer_python(), os.path.join(common_dir(), "fuxictr_driver.py"), "--model", model,
-               "--lengths", str(args.length), "--batch", str(args.batch), "--dim", str(args.dim),
-               "--steps", str(args.steps), "--repeats", str(args.repeats), "--threads", str(args.threads),
-               "--items", str(items)]
+    command = [
+        run_bench.peer_python(),
+        os.path.join(common_dir(), "fuxictr_driver.py"),
+        "--model",
+        model,
+        "--lengths",
+        str(args.length),
+        "--batch",
+        str(args.batch),
+        "--dim",
+        str(args.dim),
+        "--steps",
+        str(args.steps),
+        "--repeats",
+        str(args.repeats),
+        "--threads",
+        str(args.threads),
+        "--items",
+        str(items),
+    ]
     proc = subprocess.run(
         command, env={**os.environ, **run_bench.thread_env(args.threads)}, capture_output=True, text=True
     )
-    rows = [json.loads(line[len(common.RESULT):]) for line in proc.stdout.splitlines()
-            if line.startswith(common.RESULT)]
+    rows = [
+        json.loads(line[len(common.RESULT) :])
+        for line in proc.stdout.splitlines()
+        if line.startswith(common.RESULT)
+    ]
     for row in rows:
         row.update(items=items, route="dense")
     if proc.returncode:
@@ -101,7 +203,11 @@ def common_dir() -> str:
 
 
 def table(results: list[dict]) -> str:
-    key = {(r["library"], r["backend"], r["model"], r["route"], r["items"]): r for r in results if "error" not in r}
+    key = {
+        (r["library"], r["backend"], r["model"], r["route"], r["items"]): r
+        for r in results
+        if "error" not in r
+    }
     sizes = sorted({k[4] for k in key})
     header = ["library", "backend", "model", "route"]
     header += [f"{n:,} items: samples/s (x of 10K)" for n in sizes] + ["peak MiB / state MiB at largest"]
@@ -123,7 +229,9 @@ def table(results: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", default="DIN", help=argparse.SUPPRESS)
     parser.add_argument("--route", default="auto", help=argparse.SUPPRESS)
@@ -131,10 +239,25 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--items", default=",".join(map(str, ITEMS)))
     parser.add_argument("--routes", default="dense,auto")
-    parser.add_argument("--dense-up-to", type=int, default=4_000_000,
-                        help="largest vocabulary timed on the dense route (it grows with the table)")
-    parser.add_argument("--min-rows", type=int, default=None,
-                        help="compile's table_min_rows (default: the library's)")
+    parser.add_argument(
+        "--dense-up-to",
+        type=int,
+        default=4_000_000,
+        help="largest vocabulary timed on the dense route (it grows with the table)",
+    )
+    parser.add_argument(
+        "--dense-from",
+        type=int,
+        default=100_000,
+        help="smallest vocabulary timed on the dense route (below the library's table_min_rows "
+        "the default route is the dense one: the `auto` row is the same measurement)",
+    )
+    parser.add_argument(
+        "--auto-largest", default="", help="per-model cap on the vocabulary, e.g. DIN=4000000,SAM=4000000"
+    )
+    parser.add_argument(
+        "--min-rows", type=int, default=None, help="compile's table_min_rows (default: the library's)"
+    )
     parser.add_argument("--length", type=int, default=200)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--dim", type=int, default=16)
@@ -144,10 +267,26 @@ def main() -> None:
     parser.add_argument("--peer-models", default="DIN,TWIN")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--auc", action="store_true", help="the learning check instead of the speed table")
+    parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     if args.worker:
-        args.items = int(args.items)
-        return worker(args)
+        return auc_worker(args) if args.auc else worker(args)
+    if args.auc:
+        print(common.machine_line(), flush=True)
+        results = []
+        for backend in args.backends.split(","):
+            for model in args.models.split(","):
+                for route in ("auto", "dense"):
+                    flags = ["--auc", "--model", model, "--route", route, "--seeds", str(args.seeds)]
+                    rows = common.run_worker(__file__, backend, flags, timeout=3600)
+                    print(rows, flush=True)
+                    results += rows
+        print()
+        print(auc_table(results))
+        return None
+    args.auto_up_to = dict(item.split("=") for item in args.auto_largest.split(",") if item)
+    args.auto_up_to = {k: int(v) for k, v in args.auto_up_to.items()}
     if args.quick:
         args.backends, args.models, args.items, args.no_peer = "jax", "DIN,DARE", "10000,1000000", True
     sizes = sorted(int(n) for n in args.items.split(","))
@@ -156,18 +295,36 @@ def main() -> None:
     for backend in args.backends.split(","):
         for model in args.models.split(","):
             for route in args.routes.split(","):
-                for items in sizes:
-                    if route == "dense" and items > args.dense_up_to:
-                        continue
-                    flags = ["--model", model, "--route", route, "--items", str(items), "--length", str(args.length),
-                             "--batch", str(args.batch), "--dim", str(args.dim), "--steps", str(args.steps),
-                             "--repeats", str(args.repeats), "--threads", str(args.threads)]
-                    flags += [] if args.min_rows is None else ["--min-rows", str(args.min_rows)]
-                    rows = common.run_worker(__file__, backend, flags, timeout=1800)
-                    for row in rows:
-                        row.setdefault("model", model)
-                        print(row, flush=True)
-                    results += rows
+                largest = args.dense_up_to if route == "dense" else args.auto_up_to.get(model, sizes[-1])
+                todo = [n for n in sizes if n <= largest and not (route == "dense" and n < args.dense_from)]
+                if not todo:
+                    continue
+                flags = [
+                    "--model",
+                    model,
+                    "--route",
+                    route,
+                    "--items",
+                    ",".join(map(str, todo)),
+                    "--length",
+                    str(args.length),
+                    "--batch",
+                    str(args.batch),
+                    "--dim",
+                    str(args.dim),
+                    "--steps",
+                    str(args.steps),
+                    "--repeats",
+                    str(args.repeats),
+                    "--threads",
+                    str(args.threads),
+                ]
+                flags += [] if args.min_rows is None else ["--min-rows", str(args.min_rows)]
+                rows = common.run_worker(__file__, backend, flags, timeout=3600)
+                for row in rows:
+                    row.setdefault("model", model)
+                    print(row, flush=True)
+                results += rows
     if not args.no_peer:
         for model in args.peer_models.split(","):
             for items in (sizes[0], min(args.dense_up_to, sizes[-1])):

@@ -158,12 +158,8 @@ class FieldEmbedding(keras.layers.Layer):
             {
                 "vocab_sizes": dict(self.vocab_sizes),
                 "output_dim": self.output_dim,
-                "embeddings_initializer": keras.initializers.serialize(
-                    self.embeddings_initializer
-                ),
-                "embeddings_regularizer": keras.regularizers.serialize(
-                    self.embeddings_regularizer
-                ),
+                "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+                "embeddings_regularizer": keras.regularizers.serialize(self.embeddings_regularizer),
             }
         )
         return config

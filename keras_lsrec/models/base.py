@@ -12,8 +12,8 @@ import numpy as np
 
 from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.training import AuxiliaryHead, prepare_optimizer, steps
-from keras_lsrec.training.tables import DEFAULT_MIN_ROWS, TableTraining
 from keras_lsrec.training.inputs import check_batch, validated
+from keras_lsrec.training.tables import DEFAULT_MIN_ROWS, TableTraining
 
 ROW, CANDIDATES = "row", "candidates"
 # What `keras.Model.__init__` may receive besides the graph; anything else is a typo.

@@ -10,6 +10,7 @@ table's block of rows instead of the whole table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -142,4 +143,4 @@ def _jax_step(model: keras.Model, state: Any, data: Any) -> Any:
     return logs, (trainable, non_trainable, optimizer_values, metrics_values)
 
 
-_STEPS = {"tensorflow": _tensorflow_step, "torch": _torch_step, "jax": _jax_step}
+_STEPS: dict[str, Callable[..., Any]] = {"tensorflow": _tensorflow_step, "torch": _torch_step, "jax": _jax_step}

@@ -99,10 +99,15 @@ class RowAdagrad(RowRule):
     untouched row has a zero gradient and its accumulator does not change."""
 
     def __init__(
-        self, learning_rate: float | None = None, initial_accumulator_value: float = 0.1, epsilon: float = 1e-7
+        self,
+        learning_rate: float | None = None,
+        initial_accumulator_value: float = 0.1,
+        epsilon: float = 1e-7,
     ) -> None:
         super().__init__(learning_rate)
-        check_range("initial_accumulator_value", initial_accumulator_value, 0.0, math.inf, high_inclusive=False)
+        check_range(
+            "initial_accumulator_value", initial_accumulator_value, 0.0, math.inf, high_inclusive=False
+        )
         check_range("epsilon", epsilon, 0.0, math.inf, high_inclusive=False)
         self.initial_accumulator_value = initial_accumulator_value
         self.epsilon = epsilon
@@ -153,7 +158,9 @@ class RowAdam(RowRule):
         m, v = slots
         m = m + (grads - m) * (1 - self.beta_1)
         v = v + (ops.square(grads) - v) * (1 - self.beta_2)
-        alpha = learning_rate * ops.sqrt(1 - ops.power(self.beta_2, step)) / (1 - ops.power(self.beta_1, step))
+        alpha = (
+            learning_rate * ops.sqrt(1 - ops.power(self.beta_2, step)) / (1 - ops.power(self.beta_1, step))
+        )
         return rows - alpha * m / (ops.sqrt(v) + self.epsilon), [m, v]
 
     def get_config(self):
@@ -255,6 +262,12 @@ class TableTraining:
     def active(self) -> bool:
         return bool(self.tables)
 
+    @property
+    def _row_rule(self) -> RowRule:
+        if self.rule is None:
+            raise RuntimeError("No table trains row-sparsely in this model.")
+        return self.rule
+
     def _kept(self, key: tuple, create: Any) -> list:
         # Kept on the optimizer, so a re-compile with the same optimizer reuses
         # them (and `.keras` restores them in the order they were made).
@@ -265,12 +278,12 @@ class TableTraining:
 
     def _slots(self, layer: EmbeddingTable) -> list:
         return self._kept(
-            ("slots", layer.embeddings.path, tuple(self.rule.SLOTS)),
+            ("slots", layer.embeddings.path, tuple(self._row_rule.SLOTS)),
             lambda: [
                 self.optimizer.add_variable_from_reference(
                     layer.embeddings, name=name, initializer=keras.initializers.Constant(value)
                 )
-                for name, value in self.rule.SLOTS.items()
+                for name, value in self._row_rule.SLOTS.items()
             ],
         )
 
@@ -288,9 +301,9 @@ class TableTraining:
             if key not in fields:
                 parts = [ops.zeros((1,), "int32")]  # padding: masked events, `time` targets
                 parts += [
-                    ops.reshape(ops.cast(x[p + layer.field], "int32"), (-1,))
+                    ops.reshape(ops.cast(x[p + str(layer.field)], "int32"), (-1,))
                     for p in _PREFIXES
-                    if p + layer.field in x
+                    if p + str(layer.field) in x
                 ]
                 ids = ops.concatenate(parts)
                 variable = self.positions[key]
@@ -328,7 +341,8 @@ class TableTraining:
         optimizer = self.optimizer
         inner = getattr(optimizer, "inner_optimizer", optimizer)
         step = ops.cast(inner.iterations + 1, "float32")
-        learning_rate = self.rule.learning_rate
+        rule = self._row_rule
+        learning_rate = rule.learning_rate
         if learning_rate is None:
             learning_rate = ops.cast(inner._get_current_learning_rate(), "float32")
         dense_grads = list(dense_grads)
@@ -347,7 +361,7 @@ class TableTraining:
             # representative, hence the same new values: the writes agree.
             grads = ops.take(ops.cast(grads, block.rows.dtype), block.representative, axis=0)
             old_slots = [ops.take(s, block.ids, axis=0) for s in slots]
-            rows, new_slots = self.rule.update(block.rows, old_slots, grads, learning_rate, step)
+            rows, new_slots = rule.update(block.rows, old_slots, grads, learning_rate, step)
             if finite is not None:
                 rows = ops.where(finite, rows, block.rows)
                 new_slots = [ops.where(finite, n, o) for n, o in zip(new_slots, old_slots, strict=True)]

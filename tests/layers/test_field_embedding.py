@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
+from keras import ops
 from references import left_padded_ids
 from test_case import TestCase, to_numpy
-
-from keras import ops
 
 from keras_lsrec.layers import EmbeddingTable, FieldEmbedding
 

@@ -68,7 +68,10 @@ class TestModelContract(TestCase):
         equals the dense route: one Adam step (fresh moments), three SGD steps."""
         cls = keras_lsrec.models.get(name)
         schema, x, y, loss = batch_for(cls, row_data, candidate_data)
-        for optimizer, steps in [(lambda: keras.optimizers.Adam(0.01), 1), (lambda: keras.optimizers.SGD(0.5), 3)]:
+        for optimizer, steps in [
+            (lambda: keras.optimizers.Adam(0.01), 1),
+            (lambda: keras.optimizers.SGD(0.5), 3),
+        ]:
             weights = []
             for route in ["auto", "dense"]:
                 keras.utils.set_random_seed(0)

@@ -96,7 +96,10 @@ def test_two_steps_match_the_numpy_reference(rule):
     schema = SequenceSchema({"item": V}, L)
     model = SumModel(schema)
     model.compile(
-        optimizer=keras.optimizers.SGD(DENSE_LR), loss="binary_crossentropy", table_optimizer=rule, table_min_rows=0
+        optimizer=keras.optimizers.SGD(DENSE_LR),
+        loss="binary_crossentropy",
+        table_optimizer=rule,
+        table_min_rows=0,
     )
     tables = model._table_training
     assert tables.active and [t.field for t in tables.tables] == ["item"]
@@ -139,7 +142,9 @@ def test_auto_follows_the_compiled_optimizer_and_its_learning_rate():
     for route in ["auto", "dense"]:
         keras.utils.set_random_seed(0)
         model = SumModel(schema)
-        model.compile(keras.optimizers.Adam(0.5), "binary_crossentropy", table_optimizer=route, table_min_rows=0)
+        model.compile(
+            keras.optimizers.Adam(0.5), "binary_crossentropy", table_optimizer=route, table_min_rows=0
+        )
         model.optimizer.learning_rate = 0.01
         model.train_on_batch(*batches()[0])
         weights.append([to_numpy(v) for v in model.weights])
@@ -176,7 +181,9 @@ def test_table_slots_are_saved_and_training_resumes(row_data, tmp_path):
     def compiled():
         keras.utils.set_random_seed(0)
         model = DIN(row_data.schema, mlp_units=(8,))
-        model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy", table_optimizer=RowAdam(), table_min_rows=0)
+        model.compile(
+            keras.optimizers.Adam(0.01), "binary_crossentropy", table_optimizer=RowAdam(), table_min_rows=0
+        )
         return model
 
     model = compiled()
@@ -224,7 +231,9 @@ def test_fit_reaches_the_auc_of_dense_adam():
     for route in ["auto", "dense"]:
         keras.utils.set_random_seed(1)
         model = DARE(data.schema, mlp_units=(32,), input_batch_norm=False)
-        model.compile(keras.optimizers.Adam(1e-2), "binary_crossentropy", table_optimizer=route, table_min_rows=0)
+        model.compile(
+            keras.optimizers.Adam(1e-2), "binary_crossentropy", table_optimizer=route, table_min_rows=0
+        )
         model.fit(data.train.x, data.train.y, epochs=3, batch_size=64, verbose=0)
         auc[route] = evaluate(model, data.test.x, data.test.y)["auc"]
     assert auc["dense"] > 0.62, auc
