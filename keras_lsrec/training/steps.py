@@ -143,4 +143,8 @@ def _jax_step(model: keras.Model, state: Any, data: Any) -> Any:
     return logs, (trainable, non_trainable, optimizer_values, metrics_values)
 
 
-_STEPS: dict[str, Callable[..., Any]] = {"tensorflow": _tensorflow_step, "torch": _torch_step, "jax": _jax_step}
+_STEPS: dict[str, Callable[..., Any]] = {
+    "tensorflow": _tensorflow_step,
+    "torch": _torch_step,
+    "jax": _jax_step,
+}
