@@ -30,13 +30,14 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 EVENTS, USERS, ITEMS, CATEGORIES = 100_150_807, 987_994, 4_162_024, 9_439
 START, DAYS = 1_511_539_200, 9  # 2017-11-25 00:00 UTC
-BEHAVIORS = np.array(["pv", "buy", "cart", "fav"])
+BEHAVIORS = ["pv", "buy", "cart", "fav"]
 SHARES = [0.895, 0.02, 0.055, 0.03]
 
 
@@ -78,13 +79,17 @@ def generate(path: str, scale: float, seed: int = 0) -> int:
             stamps = rng.integers(START, START + DAYS * 86_400, n)
             order = np.lexsort((stamps, user))
             user, item, stamps = user[order], item[order], stamps[order]
-            behavior = BEHAVIORS[rng.choice(4, n, p=SHARES)]
-            lines = np.char.add(np.char.add(user.astype(str), ","), (item_ids[item]).astype(str))
-            lines = np.char.add(np.char.add(lines, ","), item_category[item].astype(str))
-            lines = np.char.add(np.char.add(lines, ","), behavior)
-            lines = np.char.add(np.char.add(lines, ","), stamps.astype(str))
-            f.write("\n".join(lines.tolist()))
-            f.write("\n")
+            behavior = pd.Categorical.from_codes(rng.choice(4, n, p=SHARES), BEHAVIORS)
+            frame = pd.DataFrame(
+                {
+                    "user": user,
+                    "item": item_ids[item],
+                    "category": item_category[item],
+                    "behavior": behavior,
+                    "timestamp": stamps,
+                }
+            )
+            frame.to_csv(f, header=False, index=False)
             written += n
     return written
 

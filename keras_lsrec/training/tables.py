@@ -46,10 +46,11 @@ from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.layers.field_embedding import EmbeddingTable
 from keras_lsrec.validation import check_non_negative, check_range
 
-# Tables with fewer rows train densely: for them one pass over the table costs
-# less than sorting the batch's ids (measured in bench/vocab.py; see
-# docs/training.md).
-DEFAULT_MIN_ROWS = 100_000
+# Tables with fewer rows train densely: one pass over such a table costs about
+# what the row-sparse bookkeeping of a batch of 256 x 200 ids does (dense was
+# as fast or faster at 100K rows, row-sparse 1.3-1.9x faster at 300K on every
+# backend: bench/vocab.py, docs/benchmarks.md "Vocabulary").
+DEFAULT_MIN_ROWS = 200_000
 _PREFIXES = ("history_", "target_")
 
 
