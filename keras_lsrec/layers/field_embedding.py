@@ -69,7 +69,8 @@ class EmbeddingTable(keras.layers.Embedding):
         if self.row_block is None:
             return super().call(inputs)
         position, rows = self.row_block
-        return ops.take(rows, ops.take(position, ops.cast(inputs, "int32"), axis=0), axis=0)
+        looked_up = ops.take(rows, ops.take(position, ops.cast(inputs, "int32"), axis=0), axis=0)
+        return ops.cast(looked_up, self.compute_dtype)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "field": self.field}

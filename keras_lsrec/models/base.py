@@ -173,14 +173,19 @@ class SequenceModel(keras.Model):
                 train. `"auto"`: the compiled optimizer restricted to touched
                 rows, following its learning rate (`Adam` -> lazy `RowAdam`,
                 `Adagrad` -> `RowAdagrad`, `SGD` -> `RowSGD`; any other
-                optimizer, or one with momentum, weight decay, clipping or EMA,
-                trains tables densely, with a warning). A row rule
-                (`keras_lsrec.training.RowAdam(0.01)`, `RowAdagrad`,
-                `RowSGD`) gives tables their own optimizer and learning rate.
+                optimizer, or one with momentum, amsgrad, weight decay,
+                clipping, EMA or gradient accumulation, trains tables densely,
+                with a warning). A row rule (`keras_lsrec.training.RowAdam(0.01)`,
+                `RowAdagrad`, `RowSGD`) gives tables their own optimizer and
+                learning rate; the compiled optimizer's clipping or gradient
+                accumulation does not apply to them. Under a `tf.distribute`
+                strategy or a `keras.distribution`, tables train densely (with
+                a warning) for now.
                 `"dense"` (or `None`): tables train like every other weight.
             table_min_rows: tables with fewer rows train densely (for them
-                one pass over the table is cheaper than sorting the batch's
-                ids; chosen by measurement, docs/benchmarks.md).
+                one pass over the table costs about what the row-sparse
+                bookkeeping of a batch does; chosen by measurement,
+                docs/benchmarks.md "Vocabulary").
             **kwargs: the keyword arguments of `keras.Model.compile`.
         """
         super().compile(*args, **kwargs)
@@ -195,7 +200,11 @@ class SequenceModel(keras.Model):
         state (table slots included) and training resumes where it stopped.
         (Keras skips this for models that override `compile`, as
         `SequenceModel` does.)"""
-        self.compile(**keras.saving.deserialize_keras_object(config))
+        config = keras.saving.deserialize_keras_object(config)
+        # A file saved before row-sparse tables existed trained them densely:
+        # its optimizer state has dense moments for every table.
+        config.setdefault("table_optimizer", "dense")
+        self.compile(**config)
 
     def train_step(self, *args: Any) -> Any:
         """Keras' train step, or the row-sparse one when tables train row-sparsely."""

@@ -35,6 +35,24 @@ def write_rows(variable: keras.Variable, ids: Any, values: Any) -> None:
         raise NotImplementedError(f"Row-sparse training does not run on the {backend} backend.")
 
 
+def unsupported() -> str | None:
+    """Why row-sparse table training cannot run here, or `None` when it can:
+    a `tf.distribute` strategy or a `keras.distribution` is active (its
+    composition with sharded tables is the distribution issue's), or a
+    backend without a train step."""
+    backend = keras.backend.backend()
+    if backend not in _STEPS:
+        return f"row-sparse training has no train step on the {backend} backend"
+    if keras.distribution.distribution() is not None:
+        return "a keras.distribution is active (row-sparse steps run on one device for now)"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if tf.distribute.has_strategy():
+            return "a tf.distribute strategy is active (row-sparse steps run on one device for now)"
+    return None
+
+
 def train_step(model: keras.Model, *args: Any) -> Any:
     """`model.train_step(...)` with row-sparse tables (`model._table_training`)."""
     return _STEPS[keras.backend.backend()](model, *args)
@@ -47,7 +65,6 @@ def _batch_size(x: Any) -> Any:
 
 def _tensorflow_step(model: keras.Model, data: Any) -> Any:
     import tensorflow as tf
-    from keras.src.losses.loss import unscale_loss_for_distribution
 
     tables = model._table_training
     x, y, sample_weight = unpack_x_y_sample_weight(data)
@@ -58,7 +75,8 @@ def _tensorflow_step(model: keras.Model, data: Any) -> Any:
         with tables.reading(blocks):
             y_pred = model(x, training=True)
         loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-        model._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=_batch_size(x))
+        # (Keras unscales the loss for a tf.distribute strategy; there is none: `unsupported`.)
+        model._loss_tracker.update_state(loss, sample_weight=_batch_size(x))
         loss = model.optimizer.scale_loss(loss)
     n = len(tables.dense_variables)
     grads = tape.gradient(loss, tables.dense_variables + [b.rows for b in blocks])

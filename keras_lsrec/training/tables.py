@@ -228,26 +228,49 @@ class TableTraining:
         check_non_negative(min_rows=min_rows)
         self.optimizer = model.optimizer
         fields = set(model.schema.fields) | ({"time"} if model.schema.has_time else set())
+        trainable = {id(v) for v in model.trainable_variables}
         candidates = [
             layer
             for layer in model._flatten_layers(include_self=False)
             if isinstance(layer, EmbeddingTable)
             and layer.field in fields
-            and layer.trainable
+            and id(layer.embeddings) in trainable  # (the variable's own flag decides)
             and layer.input_dim >= min_rows
+            and not layer.lora_enabled
+            and layer.quantization_mode is None
             and layer.embeddings_regularizer is None
+            and getattr(layer.embeddings, "regularizer", None) is None
             and layer.embeddings_constraint is None
+            and getattr(layer.embeddings, "constraint", None) is None
         ]
-        self.rule = _rule(table_optimizer, self.optimizer, bool(candidates))
+        from keras_lsrec.training.steps import unsupported
+
+        reason = unsupported() if candidates and self.optimizer is not None else None
+        if reason:
+            warnings.warn(f"Embedding tables train densely: {reason}", stacklevel=3)
+        self.rule = None
+        if self.optimizer is not None and reason is None:
+            self.rule = _rule(table_optimizer, self.optimizer, bool(candidates))
         self.tables = candidates if self.rule is not None else []
         sparse = {id(layer.embeddings) for layer in self.tables}
         self.dense_variables = [v for v in model.trainable_variables if id(v) not in sparse]
         position = {id(v): i for i, v in enumerate(model.trainable_variables)}
         self.dense_indices = [position[id(v)] for v in self.dense_variables]
+        if self.optimizer is None:
+            return
         if not self.optimizer.built:
             self.optimizer.build(self.dense_variables)
+        elif self.tables and {id(v) for v in self.optimizer._trainable_variables} != {
+            id(v) for v in self.dense_variables
+        }:
+            raise ValueError(
+                "The optimizer given to `compile` is already built on other variables (used by another "
+                "model or another compile of this one); row-sparse table training needs a fresh optimizer, "
+                "built on the model's dense variables only. Pass a new optimizer instance, or "
+                "`table_optimizer='dense'`."
+            )
         self.slots = [self._slots(layer) for layer in self.tables]
-        self.positions = {
+        self.positions: dict = {
             (layer.field, layer.input_dim): self._kept(
                 ("position", layer.field, layer.input_dim),
                 lambda layer=layer: [
@@ -352,9 +375,14 @@ class TableTraining:
             row_grads = [g / optimizer.dynamic_scale for g in row_grads]
             rows_finite = ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in row_grads]))
             finite = ops.logical_and(rows_finite, optimizer.check_finite(dense_grads))
-            k = next(i for i, g in enumerate(dense_grads) if g is not None)
-            poison = ops.where(rows_finite, 0.0, float("nan"))
-            dense_grads[k] = dense_grads[k] + ops.cast(poison, dense_grads[k].dtype)
+            k = next((i for i, g in enumerate(dense_grads) if g is not None), None)
+            if k is not None:
+                poison = ops.where(rows_finite, 0.0, float("nan"))
+                dense_grads[k] = dense_grads[k] + ops.cast(poison, dense_grads[k].dtype)
+        # A table the forward pass did not read has no gradient: a zero one.
+        row_grads = [
+            ops.zeros_like(b.rows) if g is None else g for g, b in zip(row_grads, blocks, strict=True)
+        ]
         if inner.loss_scale_factor is not None:
             row_grads = [g / inner.loss_scale_factor for g in row_grads]
         for layer, slots, block, grads in zip(self.tables, self.slots, blocks, row_grads, strict=True):

@@ -25,9 +25,11 @@ class SumModel(SequenceModel):
     """`p = sigmoid(w_h . sum_l E[h_l] + w_t . E[t])`: a model whose table
     gradient has a closed form (`reference_step`)."""
 
-    def __init__(self, schema):
+    def __init__(self, schema, regularizer=None):
         inputs = schema.inputs()
-        embedding = FieldEmbedding({"item": schema.vocab_sizes["item"]}, D, name="embedding")
+        embedding = FieldEmbedding(
+            {"item": schema.vocab_sizes["item"]}, D, embeddings_regularizer=regularizer, name="embedding"
+        )
         history = ops.sum(embedding({"item": inputs["history_item"]}), axis=1)
         target = embedding({"item": inputs["target_item"]})
         kernel = keras.initializers.RandomNormal(seed=1)
@@ -169,10 +171,25 @@ def test_routing_by_size_regularizer_and_request():
         model.compile(keras.optimizers.Adam(), "binary_crossentropy", table_optimizer="adam")
     with pytest.raises(ValueError, match="beta_1"):
         RowAdam(beta_1=1.5)
-    regularized = DIN(schema.replace(vocab_sizes={"item": V, "category": 4}), mlp_units=(4,))
-    regularized.get_layer("embedding").tables["item"].embeddings_regularizer = keras.regularizers.L2(1e-3)
+    regularized = SumModel(schema, regularizer=keras.regularizers.L2(1e-3))
     regularized.compile(keras.optimizers.Adam(), "binary_crossentropy", table_min_rows=0)
-    assert [t.field for t in regularized._table_training.tables] == ["category"]
+    assert not regularized._table_training.active  # the regularizer reads the whole table
+    frozen = SumModel(schema)
+    frozen.get_layer("embedding").tables["item"].embeddings.trainable = False
+    frozen.compile(keras.optimizers.Adam(), "binary_crossentropy", table_min_rows=0)
+    assert not frozen._table_training.active
+
+
+def test_an_optimizer_built_for_other_variables_is_refused():
+    schema = SequenceSchema({"item": V}, L)
+    optimizer = keras.optimizers.Adam()
+    SumModel(schema).compile(optimizer, "binary_crossentropy", table_optimizer="dense")
+    with pytest.raises(ValueError, match="already built"):
+        SumModel(schema).compile(optimizer, "binary_crossentropy", table_min_rows=0)
+    model = SumModel(schema)  # re-compiling with a fresh optimizer is fine
+    model.compile(keras.optimizers.Adam(), "binary_crossentropy", table_min_rows=0)
+    model.compile(keras.optimizers.Adam(), "binary_crossentropy", table_min_rows=0)
+    model.train_on_batch(*batches()[0])
 
 
 def test_table_slots_are_saved_and_training_resumes(row_data, tmp_path):
@@ -212,13 +229,17 @@ def test_mixed_precision_trains_tables_and_skips_non_finite_steps(row_data):
         loss = model.train_on_batch(x, y)
     assert np.isfinite(loss) and np.isfinite(to_numpy(table)).all()
     assert not np.array_equal(to_numpy(table), before)
-    # An overflowing loss scale: the step is skipped (tables included) and the scale halves.
-    scale = float(to_numpy(model.optimizer.dynamic_scale))
+    # An overflowing loss scale: the step is skipped (tables, slots, dense
+    # weights, the step count) and the scale halves.
     model.optimizer.dynamic_scale.assign(1e38)
-    before = to_numpy(table).copy()
+    state = [to_numpy(v).copy() for v in [*model.trainable_variables, *model._table_training.slots[0]]]
+    iterations = int(to_numpy(model.optimizer.iterations))
     model.train_on_batch(x, y)
-    np.testing.assert_array_equal(to_numpy(table), before)
-    assert float(to_numpy(model.optimizer.dynamic_scale)) < 1e38 and scale > 0
+    after = [to_numpy(v) for v in [*model.trainable_variables, *model._table_training.slots[0]]]
+    for a, b in zip(after, state, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert int(to_numpy(model.optimizer.iterations)) == iterations
+    assert float(to_numpy(model.optimizer.dynamic_scale)) == pytest.approx(5e37, rel=1e-6)
 
 
 def test_fit_reaches_the_auc_of_dense_adam():
