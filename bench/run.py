@@ -160,11 +160,12 @@ def peer_python() -> str:
     return python
 
 
-def run_peer(args: argparse.Namespace, model: str) -> list[dict]:
+def run_peer(args: argparse.Namespace, model: str, extra: tuple[str, ...] = ()) -> list[dict]:
+    """bench/fuxictr_driver.py in the peer's environment; `extra`: more driver flags."""
     command = [peer_python(), os.path.join(HERE, "fuxictr_driver.py"), "--model", model,
                "--lengths", ",".join(map(str, args.lengths)), "--batch", str(args.batch),
                "--dim", str(args.dim), "--steps", str(args.steps), "--repeats", str(args.repeats),
-               "--threads", str(args.threads)]
+               "--threads", str(args.threads), *extra]
     proc = subprocess.run(
         command, env={**os.environ, **thread_env(args.threads)}, capture_output=True, text=True
     )

@@ -160,46 +160,17 @@ def auc_table(results: list[dict]) -> str:
 
 
 def run_peer(args: argparse.Namespace, model: str, items: int) -> list[dict]:
-    import json
-    import subprocess
-
-    command = [
-        run_bench.peer_python(),
-        os.path.join(common_dir(), "fuxictr_driver.py"),
-        "--model",
-        model,
-        "--lengths",
-        str(args.length),
-        "--batch",
-        str(args.batch),
-        "--dim",
-        str(args.dim),
-        "--steps",
-        str(args.steps),
-        "--repeats",
-        str(args.repeats),
-        "--threads",
-        str(args.threads),
-        "--items",
-        str(items),
-    ]
-    proc = subprocess.run(
-        command, env={**os.environ, **run_bench.thread_env(args.threads)}, capture_output=True, text=True
-    )
-    rows = [
-        json.loads(line[len(common.RESULT) :])
-        for line in proc.stdout.splitlines()
-        if line.startswith(common.RESULT)
-    ]
+    """FuxiCTR's `model` at `items` items, through bench/run.py's peer environment."""
+    peer = argparse.Namespace(**{**vars(args), "lengths": [args.length]})
+    rows = run_bench.run_peer(peer, model, extra=("--items", str(items)))
     for row in rows:
-        row.update(items=items, route="dense")
-    if proc.returncode:
-        rows.append({"model": model, "error": "\n".join(proc.stderr.strip().splitlines()[-5:])})
+        row.update(model=model, items=items, route="dense")
     return rows
 
 
-def common_dir() -> str:
-    return os.path.dirname(os.path.abspath(__file__))
+def flags(**values: object) -> list[str]:
+    """`--name value` command-line flags (underscores as dashes)."""
+    return [part for name, value in values.items() for part in (f"--{name.replace('_', '-')}", str(value))]
 
 
 def table(results: list[dict]) -> str:
@@ -278,8 +249,8 @@ def main() -> None:
         for backend in args.backends.split(","):
             for model in args.models.split(","):
                 for route in ("auto", "dense"):
-                    flags = ["--auc", "--model", model, "--route", route, "--seeds", str(args.seeds)]
-                    rows = common.run_worker(__file__, backend, flags, timeout=3600)
+                    argv = ["--auc", *flags(model=model, route=route, seeds=args.seeds)]
+                    rows = common.run_worker(__file__, backend, argv, timeout=3600)
                     print(rows, flush=True)
                     results += rows
         print()
@@ -299,28 +270,19 @@ def main() -> None:
                 todo = [n for n in sizes if n <= largest and not (route == "dense" and n < args.dense_from)]
                 if not todo:
                     continue
-                flags = [
-                    "--model",
-                    model,
-                    "--route",
-                    route,
-                    "--items",
-                    ",".join(map(str, todo)),
-                    "--length",
-                    str(args.length),
-                    "--batch",
-                    str(args.batch),
-                    "--dim",
-                    str(args.dim),
-                    "--steps",
-                    str(args.steps),
-                    "--repeats",
-                    str(args.repeats),
-                    "--threads",
-                    str(args.threads),
-                ]
-                flags += [] if args.min_rows is None else ["--min-rows", str(args.min_rows)]
-                rows = common.run_worker(__file__, backend, flags, timeout=3600)
+                argv = flags(
+                    model=model,
+                    route=route,
+                    items=",".join(map(str, todo)),
+                    length=args.length,
+                    batch=args.batch,
+                    dim=args.dim,
+                    steps=args.steps,
+                    repeats=args.repeats,
+                    threads=args.threads,
+                )
+                argv += [] if args.min_rows is None else flags(min_rows=args.min_rows)
+                rows = common.run_worker(__file__, backend, argv, timeout=3600)
                 for row in rows:
                     row.setdefault("model", model)
                     print(row, flush=True)
