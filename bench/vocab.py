@@ -13,8 +13,11 @@ model (DIN, TWIN, DARE, SAM; embedding 16, k=20) and item vocabulary (10K,
   256, ids uniform over the vocabulary: every lookup a distinct row, the
   worst case for row-sparse training), median of `--repeats` rounds of
   `--steps` steps after a warm-up round (compilation excluded);
-- peak resident memory of the process, and the model state it must hold
-  (weights + optimizer variables), MiB.
+- peak resident memory of the process, its resident memory after the
+  steps, and the model state it must hold (weights + optimizer variables), MiB.
+
+`--zipf A` draws item ids by a Zipf-like popularity (P(rank r) ~ r^-A, ranks
+scattered over the ids) instead of uniformly, as real logs repeat popular items.
 
 Routes: `dense` compiles with `table_optimizer="dense"` (every step reads and
 writes every row of every table and of Adam's slots: the library before
@@ -78,6 +81,8 @@ def measure(args: argparse.Namespace, backend: str, items: int) -> None:
         **({} if args.min_rows is None else {"table_min_rows": args.min_rows}),
     )
     batches = [schema.random_batch(args.batch, padded=False, seed=s, dtype="int32") for s in range(2)]
+    if args.zipf:
+        batches = [zipf_items(b, items, args.zipf, seed) for seed, b in enumerate(batches)]
     rng = np.random.default_rng(0)
     labels = [rng.integers(0, 2, args.batch).astype("float32") for _ in batches]
 
@@ -96,6 +101,7 @@ def measure(args: argparse.Namespace, backend: str, items: int) -> None:
         sparse_tables=len(model._table_training.tables),
         train_sps=args.steps * args.batch / float(np.median(times)),
         peak_mib=common.peak_rss_mib(),
+        rss_mib=common.rss_mib(),
         state_mib=state / 2**20,
     )
 
@@ -159,6 +165,23 @@ def auc_table(results: list[dict]) -> str:
     )
 
 
+def zipf_items(batch: dict, items: int, exponent: float, seed: int) -> dict:
+    """`batch` with its item ids redrawn by a Zipf-like popularity (P(rank r)
+    proportional to r^-exponent, ranks scattered over the ids): real logs
+    repeat popular items within a batch."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ranks = np.arange(1, items)
+    popularity = ranks**-exponent
+    ids = rng.permutation(ranks)  # rank -> id
+    out = dict(batch)
+    for key in ("history_item", "target_item"):
+        drawn = rng.choice(len(ranks), size=batch[key].shape, p=popularity / popularity.sum())
+        out[key] = ids[drawn].astype("int32")
+    return out
+
+
 def run_peer(args: argparse.Namespace, model: str, items: int) -> list[dict]:
     """FuxiCTR's `model` at `items` items, through bench/run.py's peer environment."""
     peer = argparse.Namespace(**{**vars(args), "lengths": [args.length]})
@@ -181,7 +204,8 @@ def table(results: list[dict]) -> str:
     }
     sizes = sorted({k[4] for k in key})
     header = ["library", "backend", "model", "route"]
-    header += [f"{n:,} items: samples/s (x of 10K)" for n in sizes] + ["peak MiB / state MiB at largest"]
+    header += [f"{n:,} items: samples/s (x of 10K)" for n in sizes]
+    header += ["MiB at the largest size: peak / after training / model state"]
     rows = []
     for lib, backend, model, route in sorted({k[:4] for k in key}):
         small = key.get((lib, backend, model, route, sizes[0]))
@@ -194,7 +218,10 @@ def table(results: list[dict]) -> str:
             ratio = f" ({r['train_sps'] / small['train_sps']:.2f}x)" if small else ""
             cells.append(f"{r['train_sps']:,.0f}{ratio}")
             last = r
-        memory = f"{last['peak_mib']:,.0f} / {last.get('state_mib', float('nan')):,.0f}" if last else "-"
+        memory = "-"
+        if last:
+            after = last.get("rss_mib", float("nan"))
+            memory = f"{last['peak_mib']:,.0f} / {after:,.0f} / {last.get('state_mib', float('nan')):,.0f}"
         rows.append([lib, backend, model, route, *cells, memory])
     return common.markdown_table(header, rows)
 
@@ -228,6 +255,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--min-rows", type=int, default=None, help="compile's table_min_rows (default: the library's)"
+    )
+    parser.add_argument(
+        "--zipf",
+        type=float,
+        default=0.0,
+        help="draw item ids by a Zipf-like popularity with this exponent (0: uniform)",
     )
     parser.add_argument("--length", type=int, default=200)
     parser.add_argument("--batch", type=int, default=256)
@@ -280,6 +313,7 @@ def main() -> None:
                     steps=args.steps,
                     repeats=args.repeats,
                     threads=args.threads,
+                    zipf=args.zipf,
                 )
                 argv += [] if args.min_rows is None else flags(min_rows=args.min_rows)
                 rows = common.run_worker(__file__, backend, argv, timeout=3600)
