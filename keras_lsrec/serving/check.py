@@ -59,7 +59,7 @@ def _kernel_devices(ops: Iterable[str]) -> dict[str, set[str]] | None:
     which returns a serialized `KernelList`. It is called here with ctypes
     from the shared libraries of the installed package (found with the public
     `tf.sysconfig.get_lib()`), after `import tensorflow` has registered the
-    kernels; no private `tensorflow.python` module is used. Where the
+    kernels; no private TensorFlow module is imported. Where the
     libraries or symbols are not found (another platform, a renamed
     library), this returns None and `check` warns that the kernel check was
     skipped; the other checks still run.

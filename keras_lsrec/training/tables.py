@@ -44,6 +44,7 @@ from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.layers.field_embedding import EmbeddingTable
+from keras_lsrec.training.steps import unsupported, write_rows
 from keras_lsrec.validation import check_non_negative, check_range
 
 # Tables with fewer rows train densely: one pass over such a table costs about
@@ -52,6 +53,11 @@ from keras_lsrec.validation import check_non_negative, check_range
 # backend: bench/vocab.py, docs/benchmarks.md "Vocabulary").
 DEFAULT_MIN_ROWS = 200_000
 _PREFIXES = ("history_", "target_")
+
+
+def _check_non_negative_real(**values: float) -> None:
+    for name, value in values.items():
+        check_range(name, value, 0.0, math.inf, high_inclusive=False)
 
 
 class RowRule:
@@ -64,7 +70,7 @@ class RowRule:
 
     def __init__(self, learning_rate: float | None = None) -> None:
         if learning_rate is not None:
-            check_range("learning_rate", learning_rate, 0.0, math.inf, high_inclusive=False)
+            _check_non_negative_real(learning_rate=learning_rate)
         self.learning_rate = learning_rate
 
     def update(self, rows, slots: list, grads, learning_rate, step) -> tuple[Any, list]:
@@ -106,10 +112,7 @@ class RowAdagrad(RowRule):
         epsilon: float = 1e-7,
     ) -> None:
         super().__init__(learning_rate)
-        check_range(
-            "initial_accumulator_value", initial_accumulator_value, 0.0, math.inf, high_inclusive=False
-        )
-        check_range("epsilon", epsilon, 0.0, math.inf, high_inclusive=False)
+        _check_non_negative_real(initial_accumulator_value=initial_accumulator_value, epsilon=epsilon)
         self.initial_accumulator_value = initial_accumulator_value
         self.epsilon = epsilon
         self.SLOTS = {"accumulator": initial_accumulator_value}
@@ -152,7 +155,7 @@ class RowAdam(RowRule):
         super().__init__(learning_rate)
         check_range("beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
         check_range("beta_2", beta_2, 0.0, 1.0, high_inclusive=False)
-        check_range("epsilon", epsilon, 0.0, math.inf, high_inclusive=False)
+        _check_non_negative_real(epsilon=epsilon)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
     def update(self, rows, slots, grads, learning_rate, step):
@@ -243,8 +246,6 @@ class TableTraining:
             and layer.embeddings_constraint is None
             and getattr(layer.embeddings, "constraint", None) is None
         ]
-        from keras_lsrec.training.steps import unsupported
-
         reason = unsupported() if candidates and self.optimizer is not None else None
         if reason:
             warnings.warn(f"Embedding tables train densely: {reason}", stacklevel=3)
@@ -254,8 +255,8 @@ class TableTraining:
         self.tables = candidates if self.rule is not None else []
         sparse = {id(layer.embeddings) for layer in self.tables}
         self.dense_variables = [v for v in model.trainable_variables if id(v) not in sparse]
-        position = {id(v): i for i, v in enumerate(model.trainable_variables)}
-        self.dense_indices = [position[id(v)] for v in self.dense_variables]
+        index = {id(v): i for i, v in enumerate(model.trainable_variables)}
+        self.dense_indices = [index[id(v)] for v in self.dense_variables]
         if self.optimizer is None:
             return
         if not self.optimizer.built:
@@ -316,8 +317,6 @@ class TableTraining:
         """The step's block of each sparse table, from the batch `x`; writes
         the batch's ids into the position maps (under jax, call it inside a
         `StatelessScope` over the model's and the optimizer's variables)."""
-        from keras_lsrec.training.steps import write_rows
-
         fields: dict = {}
         blocks = []
         for layer in self.tables:
@@ -360,8 +359,6 @@ class TableTraining:
         gradient is not finite: the returned dense gradients then carry a NaN
         so that the optimizer skips its part too and halves the scale.
         """
-        from keras_lsrec.training.steps import write_rows
-
         optimizer = self.optimizer
         inner = getattr(optimizer, "inner_optimizer", optimizer)
         step = ops.cast(inner.iterations + 1, "float32")
