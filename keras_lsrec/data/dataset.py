@@ -6,6 +6,7 @@ gathered per batch. `ArrayDataset`: batches of in-memory arrays.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -211,6 +212,7 @@ class SequenceDataset(ShuffledBatches):
         self.max_len = int(max_len)
         self.vocab_sizes = {f: int(vocab_sizes[f]) for f in fields}
         self.time = bool(time)
+        self.repeated = 0  # examples a `shard(even=True)` repeats
         self._validate()
         super().__init__(batch_size, shuffle, seed, **kwargs)
 
@@ -306,6 +308,43 @@ class SequenceDataset(ShuffledBatches):
     def users(self) -> np.ndarray:
         """The user (index) of every example, in order: GAUC groups."""
         return self.examples["user"]
+
+    # -- many processes ---------------------------------------------------------
+    def shard(self, index: int, count: int, even: bool = True) -> SequenceDataset:
+        """The examples of users `u` with `u % count == index`: shard `index` of `count`.
+
+        Deterministic, and the `count` shards are disjoint and together hold
+        every example, so N training processes (`keras_lsrec.distribution.process_shard`)
+        read each example once. With `even=True` (for training) every shard
+        has as many examples as the largest, so processes stepping together
+        get batches of the same sizes: a shorter shard repeats its own first
+        examples (as PyTorch's `DistributedSampler` does; `repeated` counts
+        them, no example is dropped). `even=False` keeps each shard exact (for evaluation). The
+        shard shares the sequences (nothing is copied or re-validated).
+        """
+        for name, value, low in (("count", count, 1), ("index", index, 0)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+                raise ValueError(f"`{name}` must be an integer >= {low}. Received: {name}={value!r}")
+        if index >= count:
+            raise ValueError(f"`index` must be below `count`. Received: index={index}, count={count}")
+        owner = np.asarray(self.examples["user"]) % count
+        rows = np.flatnonzero(owner == index)
+        repeated = 0
+        if even:
+            total = int(np.bincount(owner, minlength=count).max())
+            if len(rows) == 0 and total:
+                raise ValueError(
+                    f"Shard {index} of {count} holds no example ({len(self.offsets) - 1} users): "
+                    "use fewer processes than users with examples."
+                )
+            repeated = total - len(rows)
+            rows = np.resize(rows, total)
+        shard = copy.copy(self)
+        shard.examples = {k: np.asarray(v[rows]) for k, v in self.examples.items()}
+        shard.repeated = repeated
+        shard._epoch = 0
+        shard._order = shard._draw_order()
+        return shard
 
     # -- storage ----------------------------------------------------------------
     def save(self, directory: str, sequences_dir: str | None = None) -> None:

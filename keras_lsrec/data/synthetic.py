@@ -30,10 +30,12 @@ Users are split into train / validation / test, so no user is in two splits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from keras_lsrec.data.schema import SequenceSchema
+from keras_lsrec.data.dataset import SequenceDataset
+from keras_lsrec.data.schema import HISTORY, TARGET, SequenceSchema
 
 
 @dataclass
@@ -64,6 +66,26 @@ class SyntheticData:
     train: Split
     validation: Split
     test: Split
+
+    def sequence_dataset(self, split: str, **kwargs: Any) -> SequenceDataset:
+        """Split `split` ("train", "validation" or "test"; rows, not candidate
+        sets) as a `SequenceDataset`: each user's history stored once, every
+        example's history all of its user's events. Its batches equal
+        `split.x` row for row. `kwargs`: `batch_size`, `shuffle`, `seed`, ...
+        """
+        part: Split = getattr(self, split)
+        if self.schema.has_candidates:
+            raise ValueError("`sequence_dataset` holds rows; flatten candidate sets first (`Split.flatten`).")
+        users, first, owner = np.unique(part.users, return_index=True, return_inverse=True)
+        history = {f: part.x[HISTORY + f][first] for f in self.schema.vocab_sizes}
+        lengths = (history["item"] != 0).sum(axis=1)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype("int64")
+        sequences = {f: h[h != 0].astype("int32") for f, h in history.items()}  # left-padded: row order kept
+        examples = {"user": owner.astype("int64"), "end": offsets[owner + 1], "label": part.y}
+        examples.update({TARGET + f: part.x[TARGET + f] for f in self.schema.vocab_sizes})
+        return SequenceDataset(
+            sequences, offsets, examples, self.schema.max_len, self.schema.vocab_sizes, **kwargs
+        )
 
 
 def generate(

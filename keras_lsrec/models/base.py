@@ -13,7 +13,7 @@ import numpy as np
 from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.training import AuxiliaryHead, prepare_optimizer, steps
 from keras_lsrec.training.inputs import check_batch, validated
-from keras_lsrec.training.tables import DEFAULT_MIN_ROWS, TableTraining
+from keras_lsrec.training.tables import DEFAULT_MIN_ROWS, TableTraining, save_slots_unpadded
 
 ROW, CANDIDATES = "row", "candidates"
 # What `keras.Model.__init__` may receive besides the graph; anything else is a typo.
@@ -178,9 +178,9 @@ class SequenceModel(keras.Model):
                 with a warning). A row rule (`keras_lsrec.training.RowAdam(0.01)`,
                 `RowAdagrad`, `RowSGD`) gives tables their own optimizer and
                 learning rate; the compiled optimizer's clipping or gradient
-                accumulation does not apply to them. Under a `tf.distribute`
-                strategy or a `keras.distribution`, tables train densely (with
-                a warning) for now.
+                accumulation does not apply to them. Under a `keras.distribution`
+                (jax) tables train row-sparsely on their shards; under a
+                `tf.distribute` strategy they train densely (with a warning).
                 `"dense"` (or `None`): tables train like every other weight.
             table_min_rows: tables with fewer rows train densely (for them
                 one pass over the table costs about what the row-sparse
@@ -188,8 +188,11 @@ class SequenceModel(keras.Model):
                 docs/benchmarks.md "Vocabulary").
             **kwargs: the keyword arguments of `keras.Model.compile`.
         """
+        if keras.distribution.distribution() is not None:
+            steps.check_distribution_backend()
         super().compile(*args, **kwargs)
         prepare_optimizer(self.optimizer)
+        save_slots_unpadded(self, self.optimizer)
         self._table_training = TableTraining(self, table_optimizer, table_min_rows)
         # Saved with the model, so that loading compiles (and resumes) the same way.
         self._compile_config.config.update(table_optimizer=table_optimizer, table_min_rows=table_min_rows)

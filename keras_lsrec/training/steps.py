@@ -35,21 +35,34 @@ def write_rows(variable: keras.Variable, ids: Any, values: Any) -> None:
         raise NotImplementedError(f"Row-sparse training does not run on the {backend} backend.")
 
 
+def check_distribution_backend() -> None:
+    """Refuses a `keras.distribution` on a backend where Keras does not
+    distribute (in Keras 3.15 only jax places variables and batches on a
+    mesh; elsewhere training would silently run on one device)."""
+    backend = keras.backend.backend()
+    if backend != "jax":
+        raise ValueError(
+            f"keras.distribution places variables and batches only on the jax backend in Keras "
+            f"{keras.__version__}; the active backend is {backend!r}, where training would run on one "
+            "device. Set KERAS_BACKEND=jax to train on several devices (docs/distributed.md), or "
+            "`keras.distribution.set_distribution(None)`."
+        )
+
+
 def unsupported() -> str | None:
     """Why row-sparse table training cannot run here, or `None` when it can:
-    a `tf.distribute` strategy or a `keras.distribution` is active (its
-    composition with sharded tables is the distribution issue's), or a
-    backend without a train step."""
+    a `tf.distribute` strategy is active, or a backend without a train step.
+    Under a `keras.distribution` (jax) the step is the same program: XLA
+    partitions its gathers and scatters over the row-sharded tables and
+    slots (`keras_lsrec.distribution`)."""
     backend = keras.backend.backend()
     if backend not in _STEPS:
         return f"row-sparse training has no train step on the {backend} backend"
-    if keras.distribution.distribution() is not None:
-        return "a keras.distribution is active (row-sparse steps run on one device for now)"
     if backend == "tensorflow":
         import tensorflow as tf
 
         if tf.distribute.has_strategy():
-            return "a tf.distribute strategy is active (row-sparse steps run on one device for now)"
+            return "a tf.distribute strategy is active (row-sparse steps run on one device)"
     return None
 
 

@@ -43,7 +43,7 @@ import keras
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
-from keras_lsrec.layers.field_embedding import EmbeddingTable
+from keras_lsrec.layers.field_embedding import EmbeddingTable, PaddedRowsStore
 from keras_lsrec.training.steps import unsupported, write_rows
 from keras_lsrec.validation import check_non_negative, check_range
 
@@ -196,6 +196,35 @@ def lazy_rule(optimizer: keras.optimizers.Optimizer) -> RowRule | None:
     if kind == "SGD" and isinstance(inner, keras.optimizers.SGD) and not inner.momentum:
         return RowSGD(None)
     return None
+
+
+def save_slots_unpadded(model: keras.Model, optimizer: Any) -> None:
+    """Makes `optimizer` save the slots of `model`'s row-sharded tables without
+    their padding rows, and pad them again when loading (as the tables do,
+    `EmbeddingTable`), so a `.keras` file resumes on any mesh. A slot is an
+    optimizer variable made from a table (`add_variable_from_reference`: its
+    name starts with the table's path) with the table's stored rows."""
+    for opt in {id(o): o for o in (optimizer, getattr(optimizer, "inner_optimizer", None)) if o}.values():
+        if getattr(opt, "_lsrec_unpadded_slots", False):
+            continue
+        save, load = opt.save_own_variables, opt.load_own_variables
+
+        def padded(opt: Any = opt) -> dict[str, tuple[int, int]]:
+            tables = {
+                layer.embeddings.path.replace("/", "_") + "_": (layer.input_dim, layer.storage_rows)
+                for layer in model._flatten_layers(include_self=False)
+                if isinstance(layer, EmbeddingTable) and layer.built and layer.storage_rows != layer.input_dim
+            }
+            return {
+                str(i): rows
+                for i, variable in enumerate(opt.variables)
+                for prefix, rows in tables.items()
+                if variable.name.startswith(prefix) and len(variable.shape) and variable.shape[0] == rows[1]
+            }
+
+        opt.save_own_variables = lambda store, save=save, padded=padded: save(PaddedRowsStore(store, padded()))
+        opt.load_own_variables = lambda store, load=load, padded=padded: load(PaddedRowsStore(store, padded()))
+        opt._lsrec_unpadded_slots = True
 
 
 @dataclass
