@@ -36,7 +36,9 @@ from keras_lsrec.data import synthetic
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--distribution", choices=["none", "data", "model"], default="model")
     parser.add_argument("--mesh", default="1,1", help="data,model: the device mesh of --distribution model")
     parser.add_argument("--models", default="din,twin,dare,sam")
@@ -106,11 +108,15 @@ def main(argv: list[str] | None = None) -> dict:
             table_min_rows=args.table_min_rows,
         )
         history = model.fit(train, epochs=args.epochs, shuffle=False, verbose=0)
-        tables = [layer for layer in model._flatten_layers() if isinstance(layer, keras_lsrec.layers.EmbeddingTable)]
+        tables = [
+            layer for layer in model._flatten_layers() if isinstance(layer, keras_lsrec.layers.EmbeddingTable)
+        ]
         results[name] = {
             "loss": history.history["loss"],
             "table_shards": {t.embeddings.path: shard_shape(t.embeddings) for t in tables},
-            "slot_shards": {v.path: shard_shape(v) for v in model.optimizer.variables if "_embeddings_" in v.name},
+            "slot_shards": {
+                v.path: shard_shape(v) for v in model.optimizer.variables if "_embeddings_" in v.name
+            },
         }
         if args.num_processes == 1:
             results[name]["probe"] = np.asarray(model.predict(probe, verbose=0)).ravel().tolist()

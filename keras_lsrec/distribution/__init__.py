@@ -17,9 +17,9 @@ Example (one host; several hosts call `keras.distribution.initialize` first):
 
 ```python
 mesh = keras.distribution.DeviceMesh((2, 4), ["data", "model"], keras.distribution.list_devices())
-keras.distribution.set_distribution(
-    keras.distribution.ModelParallel(layout_map=keras_lsrec.distribution.layout_map(mesh), batch_dim_name="data")
-)
+layouts = keras_lsrec.distribution.layout_map(mesh)
+distribution = keras.distribution.ModelParallel(layout_map=layouts, batch_dim_name="data")
+keras.distribution.set_distribution(distribution)
 model = keras_lsrec.models.DARE(schema)  # built under the distribution
 ```
 
@@ -40,7 +40,9 @@ from keras_lsrec.training.steps import check_distribution_backend
 TABLES = r"(.*/)?embeddings"
 
 
-def layout_map(mesh: keras.distribution.DeviceMesh, model_axis: str = "model") -> keras.distribution.LayoutMap:
+def layout_map(
+    mesh: keras.distribution.DeviceMesh, model_axis: str = "model"
+) -> keras.distribution.LayoutMap:
     """A `LayoutMap` that row-shards every embedding table over `model_axis`.
 
     Every variable named `embeddings` (the table of a `keras.layers.Embedding`,

@@ -78,8 +78,8 @@ class EmbeddingTable(keras.layers.Embedding):
         object.__setattr__(self, "row_block", None)  # (not tracked by Keras)
 
     def build(self, input_shape=None) -> None:
-        self.storage_rows = _sharded_rows(self.input_dim, f"{self.path}/embeddings")
-        vocabulary = self.input_dim
+        vocabulary: int = self.input_dim  # type: ignore[has-type]
+        self.storage_rows = _sharded_rows(vocabulary, f"{self.path}/embeddings")
         if self.storage_rows != vocabulary and self.quantization_mode is not None:
             raise ValueError(
                 f"Table {self.path!r} ({vocabulary} rows) is quantized ({self.quantization_mode}) "

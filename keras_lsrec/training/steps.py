@@ -35,6 +35,33 @@ def write_rows(variable: keras.Variable, ids: Any, values: Any) -> None:
         raise NotImplementedError(f"Row-sparse training does not run on the {backend} backend.")
 
 
+def write_positions(variable: keras.Variable, ids: Any) -> None:
+    """`variable[ids[j]] = j` for the FIRST `j` of each repeated id, in place.
+
+    Deterministic however the scatter is split: under a `keras.distribution`
+    XLA partitions the batch's ids over devices, and a plain set of repeated
+    ids could keep a different occurrence on each device (the replicas of
+    the map would then disagree, and part of an id's gradient be lost).
+    A set to the largest int32 followed by a scatter-min is the same on every
+    device."""
+    backend = keras.backend.backend()
+    positions = keras.ops.arange(keras.ops.shape(ids)[0], dtype="int32")
+    largest = 2**31 - 1
+    if backend == "jax":
+        variable.assign(variable.value.at[ids].set(largest).at[ids].min(positions))
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        variable.value.scatter_update(tf.IndexedSlices(tf.fill(tf.shape(ids), largest), ids))
+        variable.value.scatter_min(tf.IndexedSlices(positions, ids))
+    elif backend == "torch":
+        index = ids.long()
+        variable.value.data.index_fill_(0, index, largest)
+        variable.value.data.scatter_reduce_(0, index, positions, reduce="amin")
+    else:
+        raise NotImplementedError(f"Row-sparse training does not run on the {backend} backend.")
+
+
 def check_distribution_backend() -> None:
     """Refuses a `keras.distribution` on a backend where Keras does not
     distribute (in Keras 3.15 only jax places variables and batches on a

@@ -9,10 +9,11 @@ slots each step. With millions of ids that is most of the step's time
 1. For each field with large tables, the batch's ids of that field
    (`history_<f>`, `target_<f>`, and the padding id 0), N of them, are
    written into the field's position map, a (vocabulary,) int32 array kept
-   with the optimizer: `position[ids[j]] = j`. Where an id occurs several
-   times one of its positions wins, and `position[ids]` then gives every
+   with the optimizer: `position[ids[j]] = j`, the first occurrence of an
+   id winning (`steps.write_positions`, deterministic also when a
+   distribution splits the scatter), and `position[ids]` then gives every
    occurrence the same representative. No sort, and nothing of the
-   vocabulary's size is read: a scatter and a gather of N ints.
+   vocabulary's size is read: two scatters and a gather of N ints.
 2. `rows = table[ids]` (N, D) is given to the table layer
    (`EmbeddingTable.row_block`): the forward pass reads
    `rows[position[x]]`, so the backend's autodiff returns the gradient of
@@ -44,7 +45,7 @@ from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.layers.field_embedding import EmbeddingTable, PaddedRowsStore
-from keras_lsrec.training.steps import unsupported, write_rows
+from keras_lsrec.training.steps import unsupported, write_positions, write_rows
 from keras_lsrec.validation import check_non_negative, check_range
 
 # Tables with fewer rows train densely: one pass over such a table costs about
@@ -222,8 +223,13 @@ def save_slots_unpadded(model: keras.Model, optimizer: Any) -> None:
                 if variable.name.startswith(prefix) and len(variable.shape) and variable.shape[0] == rows[1]
             }
 
-        opt.save_own_variables = lambda store, save=save, padded=padded: save(PaddedRowsStore(store, padded()))
-        opt.load_own_variables = lambda store, load=load, padded=padded: load(PaddedRowsStore(store, padded()))
+        def save_unpadded(store: Any, save: Any = save, padded: Any = padded) -> None:
+            save(PaddedRowsStore(store, padded()))
+
+        def load_padded(store: Any, load: Any = load, padded: Any = padded) -> None:
+            load(PaddedRowsStore(store, padded()))
+
+        opt.save_own_variables, opt.load_own_variables = save_unpadded, load_padded
         opt._lsrec_unpadded_slots = True
 
 
@@ -359,7 +365,7 @@ class TableTraining:
                 ]
                 ids = ops.concatenate(parts)
                 variable = self.positions[key]
-                write_rows(variable, ids, ops.arange(ops.shape(ids)[0], dtype="int32"))
+                write_positions(variable, ids)
                 position = ops.convert_to_tensor(variable.value)
                 fields[key] = (ids, position, ops.take(position, ids, axis=0))
             ids, position, representative = fields[key]
