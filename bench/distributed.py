@@ -1,14 +1,14 @@
 """Memory per device of a DARE model whose tables are row-sharded over 1, 2 and 4 devices.
 
-    python bench/distributed.py                         # the table of docs/benchmarks.md ("Beyond one device")
+    python bench/distributed.py          # the table of docs/benchmarks.md ("Beyond one device")
     python bench/distributed.py --items 1000000 --devices 1,2 --steps 2
 
 For each device count n, in a fresh jax process with n devices (virtual CPU
 devices, `XLA_FLAGS=--xla_force_host_platform_device_count=n`, when the
 machine has no n accelerators), DARE (attention and representation tables
 of 16, k=20) on a vocabulary of `--items` items and 1,000 categories is
-built under `ModelParallel(layout_map=keras_lsrec.distribution.layout_map(mesh))`
-with a (1, n) mesh, compiled with Adam (tables of at least 200,000 rows
+built under `keras_lsrec.distribution.model_parallel((1, n))` (tables
+row-sharded over n devices), compiled with Adam (tables of at least 200,000 rows
 train row-sparsely with lazy Adam, on their shards), and trained `--steps`
 steps on random full histories (L=200, batch 256, ids uniform):
 
@@ -45,9 +45,7 @@ def worker(args: argparse.Namespace) -> None:
     from keras_lsrec.data import SequenceSchema
 
     devices = keras.distribution.list_devices()
-    mesh = keras.distribution.DeviceMesh((1, len(devices)), ["data", "model"], devices)
-    layouts = keras_lsrec.distribution.layout_map(mesh)
-    keras.distribution.set_distribution(keras.distribution.ModelParallel(layout_map=layouts, batch_dim_name="data"))
+    keras.distribution.set_distribution(keras_lsrec.distribution.model_parallel((1, len(devices))))
     schema = SequenceSchema({"item": args.items + 1, "category": 1001}, max_len=200, time_vocab_size=201)
     model = keras_lsrec.models.DARE(schema)
     model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy")
@@ -82,7 +80,9 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--items", type=int, default=20_000_000)
     parser.add_argument("--devices", default="1,2,4")
     parser.add_argument("--steps", type=int, default=3)
@@ -115,7 +115,15 @@ def main() -> None:
                 f"{r['samples_per_s']:,.0f}",
             ]
         )
-    header = ["devices", "items", "state per device MiB", "x one device", "state MiB", "peak RSS MiB", "samples/s"]
+    header = [
+        "devices",
+        "items",
+        "state per device MiB",
+        "x one device",
+        "state MiB",
+        "peak RSS MiB",
+        "samples/s",
+    ]
     print(machine_line())
     print(markdown_table(header, rows))
 

@@ -62,14 +62,11 @@ def make_distribution(args: argparse.Namespace) -> keras.distribution.Distributi
     if args.distribution == "none":
         return None
     devices = keras.distribution.list_devices()
-    # Each process reads its own shard (process_shard): Keras must not shard again.
+    # Each process reads its own shard (process_shard): Keras must not shard again
+    # (model_parallel sets auto_shard_dataset=False too).
     if args.distribution == "data":
         return keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
-    shape = tuple(int(n) for n in args.mesh.split(","))
-    mesh = keras.distribution.DeviceMesh(shape, ["data", "model"], devices)
-    return keras.distribution.ModelParallel(
-        layout_map=keras_lsrec.distribution.layout_map(mesh), batch_dim_name="data", auto_shard_dataset=False
-    )
+    return keras_lsrec.distribution.model_parallel(args.mesh, devices)
 
 
 def shard_shape(variable: keras.Variable) -> list[int]:

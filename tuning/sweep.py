@@ -35,6 +35,11 @@ variables, one chief and any number of workers (docs/tuning.md):
     export KERASTUNER_ORACLE_IP=10.0.0.1 KERASTUNER_ORACLE_PORT=8000
     KERASTUNER_TUNER_ID=chief   python tuning/sweep.py CFG    # on the chief, 10.0.0.1
     KERASTUNER_TUNER_ID=tuner0  python tuning/sweep.py CFG    # on each worker: tuner0, tuner1, ...
+
+`--mesh D,M` (jax) trains every trial of this process on its devices, the
+tables row-sharded over M of them and the batch split over D
+(`keras_lsrec.distribution.layout_map`); give each worker its own devices
+(e.g. `CUDA_VISIBLE_DEVICES`), docs/distributed.md.
 """
 
 from __future__ import annotations
@@ -220,11 +225,29 @@ def check_before_search(config: dict[str, Any], hypermodel: Any) -> None:
             raise SweepError(f"{error}; or set `export: false` in the config to skip the export.") from None
 
 
-def run(config: dict[str, Any], verbose: int = 1) -> list[dict[str, Any]] | None:
+def use_mesh(mesh: str) -> None:
+    """Every trial's model row-shards its tables over this process's devices
+    (`keras_lsrec.distribution.model_parallel(mesh)`, jax)."""
+    import keras
+
+    import keras_lsrec
+
+    try:
+        distribution = keras_lsrec.distribution.model_parallel(mesh)
+    except ValueError as error:
+        raise SweepError(f"--mesh {mesh}: {error}") from error
+    keras.distribution.set_distribution(distribution)
+    shape = distribution.device_mesh.shape
+    print(f"--mesh {mesh}: tables row-sharded over {shape[1]} of {math.prod(shape)} devices", flush=True)
+
+
+def run(config: dict[str, Any], verbose: int = 1, mesh: str | None = None) -> list[dict[str, Any]] | None:
     import keras
 
     from keras_lsrec import tuning
 
+    if mesh:
+        use_mesh(mesh)
     keras.utils.set_random_seed(config["seed"])
     schema, train, validation = load_data(config["data"])
     fixed = dict(config["fixed"])
@@ -273,9 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("config", help="the sweep's YAML file")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch output")
+    parser.add_argument(
+        "--mesh",
+        help="data,model: shard each trial's tables over this process's devices (jax, docs/distributed.md)",
+    )
     args = parser.parse_args(argv)
     try:
-        run(load_config(args.config), verbose=0 if args.quiet else 1)
+        run(load_config(args.config), verbose=0 if args.quiet else 1, mesh=args.mesh)
     except SweepError as error:
         print(f"sweep: error: {error}", file=sys.stderr, flush=True)
         return 1

@@ -10,6 +10,8 @@ process reads.
   follow the tables) and replicates everything else, for
   `keras.distribution.ModelParallel(layout_map=layout_map(mesh), batch_dim_name="data")`.
   Ids stay global. `keras.distribution.DataParallel` needs nothing from here.
+- `model_parallel("2,4")`: that `ModelParallel` on a (data, model) mesh of
+  this shape over every device.
 - `process_shard(data)`: the shard of users of this process, so N processes
   read disjoint data that together is all of it.
 
@@ -19,7 +21,7 @@ Example (one host; several hosts call `keras.distribution.initialize` first):
 mesh = keras.distribution.DeviceMesh((2, 4), ["data", "model"], keras.distribution.list_devices())
 layouts = keras_lsrec.distribution.layout_map(mesh)
 distribution = keras.distribution.ModelParallel(layout_map=layouts, batch_dim_name="data")
-keras.distribution.set_distribution(distribution)
+keras.distribution.set_distribution(distribution)  # or: set_distribution(model_parallel("2,4"))
 model = keras_lsrec.models.DARE(schema)  # built under the distribution
 ```
 
@@ -28,7 +30,8 @@ docs/distributed.md has the recipes and the memory per device.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
@@ -75,6 +78,42 @@ def layout_map(
     return layouts
 
 
+def model_parallel(
+    shape: Sequence[int] | str,
+    devices: Sequence[Any] | None = None,
+    model_axis: str = "model",
+    auto_shard_dataset: bool = False,
+) -> keras.distribution.ModelParallel:
+    """`keras.distribution.ModelParallel` over a ("data", `model_axis`) mesh of
+    `shape` (e.g. `(2, 4)` or `"2,4"`) with `layout_map(mesh)`: tables
+    row-sharded over the second axis, the batch split over the first.
+
+    `devices` default to every device of every process
+    (`keras.distribution.list_devices()`). `auto_shard_dataset=False`: each
+    process reads its own shard (`process_shard`), so Keras must not shard
+    again (it would refuse a `PyDataset` across processes). Pass the result to
+    `keras.distribution.set_distribution` before building the model.
+    """
+    check_distribution_backend()
+    if isinstance(shape, str):
+        try:
+            shape = [int(n) for n in shape.split(",")]
+        except ValueError:
+            raise ValueError(
+                f"`shape` must be 'data,model' integers, e.g. '2,4'. Received: {shape!r}"
+            ) from None
+    devices = list(keras.distribution.list_devices() if devices is None else devices)
+    if len(shape) != 2 or min(shape) < 1 or math.prod(shape) != len(devices):
+        raise ValueError(
+            f"`shape` must be (data, model) with data * model = {len(devices)}, the number of devices. "
+            f"Received: shape={tuple(shape)}"
+        )
+    mesh = keras.distribution.DeviceMesh(tuple(shape), ["data", model_axis], devices)
+    return keras.distribution.ModelParallel(
+        layout_map=layout_map(mesh, model_axis), batch_dim_name="data", auto_shard_dataset=auto_shard_dataset
+    )
+
+
 def process_shard(data: Any, index: int | None = None, count: int | None = None) -> Any:
     """This process's shard of users of `data`: `SequenceDataset.shard(index, count)`.
 
@@ -100,4 +139,4 @@ def process_shard(data: Any, index: int | None = None, count: int | None = None)
     return data.shard(index, count)
 
 
-__all__ = ["TABLES", "layout_map", "process_shard"]
+__all__ = ["TABLES", "layout_map", "model_parallel", "process_shard"]

@@ -143,3 +143,32 @@ def test_a_sharded_file_reloads_on_one_device(runs):
             np.testing.assert_allclose(
                 loaded.predict(probe, verbose=0).ravel(), results(runs[run])[model]["probe"], atol=1e-6
             )
+
+
+def test_a_sweep_shards_every_trial_over_its_process_devices(tmp_path):
+    """`tuning/sweep.py --mesh 2,2`: each trial's tables row-sharded over the worker's 4 devices."""
+    import yaml
+
+    config = {
+        "model": "dare",
+        "fixed": {"mlp_units": [8]},
+        "data": {"source": "synthetic", "num_users": 30, "examples_per_user": 4, "max_len": 80, "seed": 1},
+        "tuner": "random",
+        "trials": 1,
+        "epochs": 1,
+        "batch_size": 64,
+        "output": str(tmp_path / "sweep"),
+        "export": False,
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    command = [sys.executable, str(ROOT / "tuning" / "sweep.py"), str(path), "--quiet", "--mesh", "2,2"]
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "best: trial" in done.stdout and (tmp_path / "sweep" / "results.csv").exists()
+    assert "tables row-sharded over 2 of 4 devices" in done.stdout
+    bad = subprocess.run(
+        [*command[:-1], "3,3"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 1 and "--mesh 3,3" in bad.stderr and "4, the number of devices" in bad.stderr
