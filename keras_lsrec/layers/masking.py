@@ -48,10 +48,13 @@ def normalize(logits, mask, normalizer: str):
 
 
 def batch_gather(values, indices):
-    """`out[b, j] = values[b, indices[b, j]]` for `values` of shape (B, L, ...)."""
+    """`out[b, ...] = values[b, indices[b, ...]]` for `values` (B, L, ...) and
+    integer `indices` (B, ...) of any rank (e.g. (B, k), or (B, C, k): one
+    set of positions per candidate, the values read once, not per candidate)."""
     shape = ops.shape(values)
     batch, length = shape[0], shape[1]
-    offsets = ops.expand_dims(ops.arange(batch, dtype=indices.dtype) * length, -1)
+    rank = len(indices.shape)
+    offsets = ops.reshape(ops.arange(batch, dtype=indices.dtype) * length, (-1,) + (1,) * (rank - 1))
     flat = ops.reshape(values, (-1,) + tuple(shape[2:]))
     picked = ops.take(flat, ops.reshape(indices + offsets, (-1,)), axis=0)
-    return ops.reshape(picked, (batch, ops.shape(indices)[1]) + tuple(shape[2:]))
+    return ops.reshape(picked, tuple(ops.shape(indices)) + tuple(shape[2:]))

@@ -104,11 +104,14 @@ class MLP(keras.layers.Layer):
     def build(self, input_shape) -> None:
         shape = tuple(input_shape)
         for layer in self.stack:
-            if isinstance(layer, keras.layers.PReLU) and len(shape) > 2:
-                # One slope per feature, shared by every position (e.g. every
-                # candidate of a set: no per-position weights, any C).
-                layer.shared_axes = list(range(1, len(shape) - 1))
-            layer.build(shape)
+            if isinstance(layer, keras.layers.PReLU):
+                # One slope per feature, `(F,)`, whatever the rank: shared by
+                # every position (every candidate of a set), so a tower built
+                # on rows and one built on candidate sets hold the same weights.
+                layer.build(shape[:1] + shape[-1:])
+                layer.input_spec = None  # (the slopes broadcast over any leading axes)
+            else:
+                layer.build(shape)
             shape = layer.compute_output_shape(shape)
         self.built = True
 

@@ -68,11 +68,16 @@ class SparseAttentiveMemory(keras.layers.Layer):
         kernel_initializer: initializer of the scorer and projection kernels.
         kernel_regularizer: regularizer of those kernels.
 
+    Candidate sets: a query `(B, C, d)` (C candidates of one user) keeps one
+    memory per candidate over the same behaviours and gives `(B, C, out)`;
+    the keys' per-event terms are computed once per row.
+
     Call arguments:
-        query: `(B, d)`, the target.
+        query: `(B, d)`, the target, or `(B, C, d)`, a candidate set.
         keys: `(B, L, d)`, the behaviours (also the values).
         mask: boolean `(B, L)`, or `None` when every event is valid.
-        return_weights: also return the weights of every pass, `(B, T, L)`.
+        return_weights: also return the weights of every pass, `(B, T, L)`
+            (`(B, C, T, L)` for a candidate set).
 
     Example:
 
@@ -157,14 +162,20 @@ class SparseAttentiveMemory(keras.layers.Layer):
         self.built = True
 
     def _logits(self, t: int, query, memory, keys):
-        """Scorer of pass `t` over `[q - k, q * k, m - k, m * k]`, `(B, L)`."""
+        """Scorer of pass `t` over `[q - k, q * k, m - k, m * k]`: `(B, C, L)`
+        for queries and memories `(B, C, d)` over shared keys `(B, L, d)`."""
         w_q, w_qk, w_m, w_mk = ops.split(ops.cast(self.score_kernels[t], keys.dtype), 4, axis=0)
-        # (B, d, h): the kernel applied to k_i, different in every row.
-        kernel = ops.expand_dims(query, -1) * w_qk + ops.expand_dims(memory, -1) * w_mk - (w_q + w_m)
-        per_row = (
+        # (B, C, d, h): the kernel applied to k_i, different for every query.
+        kernel = ops.expand_dims(query, -1) * w_qk + ops.expand_dims(memory, -1) * w_mk
+        per_query = (
             ops.matmul(query, w_q) + ops.matmul(memory, w_m) + ops.cast(self.score_biases[t], keys.dtype)
         )
-        hidden = ops.einsum("bld,bdh->blh", keys, kernel) + ops.expand_dims(per_row, 1)
+        per_event = ops.matmul(keys, -(w_q + w_m))  # once per event, whatever C is
+        hidden = (
+            ops.einsum("bld,bcdh->bclh", keys, kernel)
+            + ops.expand_dims(per_event, 1)
+            + ops.expand_dims(per_query, 2)
+        )
         depth = len(self.hidden_units)
         for layer in self.score_layers[t * depth : (t + 1) * depth]:
             hidden = layer(self.activation(hidden))
@@ -173,38 +184,47 @@ class SparseAttentiveMemory(keras.layers.Layer):
     def call(self, query, keys, mask=None, return_weights: bool = False):
         query = ops.cast(query, self.compute_dtype)
         keys = ops.cast(keys, self.compute_dtype)
-        if mask is not None:
-            mask = ops.cast(mask, "bool")
+        shared_mask = None if mask is None else ops.expand_dims(ops.cast(mask, "bool"), 1)
+        # One code path: a single target is a set of one candidate.
+        single = len(query.shape) == 2
+        query = ops.expand_dims(query, 1) if single else query  # (B, C, d)
+        dim = query.shape[-1]
+
+        def cell(gru, inputs, state):  # a GRU step for every (row, candidate)
+            new, _ = gru(ops.reshape(inputs, (-1, inputs.shape[-1])), [ops.reshape(state, (-1, dim))])
+            return ops.reshape(new, ops.shape(state))
+
         memory, memories, all_weights = query, [], []
         for t in range(self.num_passes):
             attention_memory = memory if self.feed_memory else query
-            weights = normalize(self._logits(t, query, attention_memory, keys), mask, self.normalizer)
-            read = ops.einsum("bl,bld->bd", weights, keys)
-            memory, _ = self.memory_cell(read, [memory])
+            weights = normalize(self._logits(t, query, attention_memory, keys), shared_mask, self.normalizer)
+            read = ops.einsum("bcl,bld->bcd", weights, keys)
+            memory = cell(self.memory_cell, read, memory)
             memories.append(memory)
             all_weights.append(weights)
         if self.enhance_steps:
             state = memory
             for projection in self.enhance_projections:
-                state, _ = self.enhance_cell(ops.concatenate([projection(state), query], -1), [state])
+                state = cell(self.enhance_cell, ops.concatenate([projection(state), query], -1), state)
             memories.append(state)
         output = ops.concatenate(memories, axis=-1)
-        if return_weights:
-            return output, ops.stack(all_weights, axis=1)
-        return output
+        weights = ops.stack(all_weights, axis=-2)  # (B, C, T, L)
+        if single:
+            output, weights = ops.squeeze(output, 1), ops.squeeze(weights, 1)
+        return (output, weights) if return_weights else output
 
     def _output_dim(self, dim):
         return None if dim is None else dim * (self.num_passes + (1 if self.enhance_steps else 0))
 
     def compute_output_shape(self, query_shape, keys_shape):
-        return (query_shape[0], self._output_dim(keys_shape[-1]))
+        return tuple(query_shape[:-1]) + (self._output_dim(keys_shape[-1]),)
 
     def compute_output_spec(self, query, keys, mask=None, return_weights=False):
         output = keras.KerasTensor(self.compute_output_shape(query.shape, keys.shape), self.compute_dtype)
         if not return_weights:
             return output
-        weights = keras.KerasTensor((keys.shape[0], self.num_passes, keys.shape[1]), self.compute_dtype)
-        return output, weights
+        shape = tuple(query.shape[:-1]) + (self.num_passes, keys.shape[1])
+        return output, keras.KerasTensor(shape, self.compute_dtype)
 
     def compute_mask(self, inputs, previous_mask=None):
         return None

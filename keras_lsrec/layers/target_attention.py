@@ -38,6 +38,13 @@ class TargetAttention(keras.layers.Layer):
     and weights from the normaliser: `"softmax"` over the valid events, or
     `"sigmoid"`, `w_i = sigmoid(a_i)`, point-wise and not summing to 1.
 
+    Candidate sets: a query `(B, C, Dq)` (C candidates of one user) attends
+    over the same keys `(B, L, Dk)`, giving `(B, C, Dv)`: the per-event work
+    (the keys' part of the `"mlp"` scorer's first layer) is done once per
+    row, and per candidate only what involves the candidate. Keys of each
+    candidate's own, `(B, C, L, Dk)` with a mask `(B, C, L)` (e.g. each
+    candidate's top-k), are attended per candidate.
+
     Masking: `mask` (B, L) marks valid events; padded events weigh exactly 0
     (their logit is the dtype's most negative finite value before a softmax),
     so the result does not depend on where the padding is, and an all-padding
@@ -54,11 +61,12 @@ class TargetAttention(keras.layers.Layer):
         kernel_regularizer: regularizer of the scorer's kernels.
 
     Call arguments:
-        query: `(B, Dq)`.
-        keys: `(B, L, Dk)`.
-        values: `(B, L, Dv)`, or `None` to use `keys`.
-        mask: boolean `(B, L)`, or `None` when every event is valid.
-        return_weights: also return the weights, `(B, L)` (`(B, H, L)` with heads).
+        query: `(B, Dq)`, or `(B, C, Dq)` for a candidate set.
+        keys: `(B, L, Dk)`, or `(B, C, L, Dk)` per candidate.
+        values: `(B, L, Dv)` (`(B, C, L, Dv)`), or `None` to use `keys`.
+        mask: boolean `(B, L)` (`(B, C, L)`), or `None` when every event is valid.
+        return_weights: also return the weights, `(B, L)` (`(B, H, L)` with
+            heads; `(B, C, ...)` for a candidate set).
 
     Example:
 
@@ -145,12 +153,14 @@ class TargetAttention(keras.layers.Layer):
         self.built = True
 
     def _mlp_logits(self, query, keys):
+        """Logits `(B, C, L)` of queries `(B, C, D)` over shared keys `(B, L, D)`."""
         w_q, w_k, w_d, w_p = ops.split(ops.cast(self.score_kernel, keys.dtype), 4, axis=0)
-        per_row = ops.matmul(query, w_q + w_d) + ops.cast(self.score_bias, keys.dtype)
+        per_query = ops.matmul(query, w_q + w_d) + ops.cast(self.score_bias, keys.dtype)
+        per_event = ops.matmul(keys, w_k - w_d)  # once per event, whatever C is
         hidden = (
-            ops.matmul(keys, w_k - w_d)
-            + ops.matmul(ops.expand_dims(query, 1) * keys, w_p)
-            + ops.expand_dims(per_row, 1)
+            ops.expand_dims(per_event, 1)
+            + ops.matmul(ops.expand_dims(query, 2) * ops.expand_dims(keys, 1), w_p)
+            + ops.expand_dims(per_query, 2)
         )
         if self.score_layers:
             hidden = self.activation(hidden)
@@ -161,33 +171,59 @@ class TargetAttention(keras.layers.Layer):
         return ops.squeeze(hidden, -1)
 
     def call(self, query, keys, values=None, mask=None, return_weights: bool = False):
+        if len(query.shape) == 3 and len(keys.shape) == 4:
+            return self._per_candidate_keys(query, keys, values, mask, return_weights)
         query = ops.cast(query, self.compute_dtype)
         keys = ops.cast(keys, self.compute_dtype)
         values = keys if values is None else ops.cast(values, self.compute_dtype)
         if mask is not None:
             mask = ops.cast(mask, "bool")
+        # One code path: a single target is a set of one candidate.
+        single = len(query.shape) == 2
+        query = ops.expand_dims(query, 1) if single else query  # (B, C, Dq)
         if self.scorer == "mlp":
-            weights = normalize(self._mlp_logits(query, keys), mask, self.normalizer)
-            output = ops.einsum("bl,bld->bd", weights, values)
+            shared_mask = None if mask is None else ops.expand_dims(mask, 1)
+            weights = normalize(self._mlp_logits(query, keys), shared_mask, self.normalizer)
+            output = ops.einsum("bcl,bld->bcd", weights, values)
         else:
             heads = self.num_heads
             batch, length = ops.shape(keys)[0], ops.shape(keys)[1]
             head_dim = keys.shape[-1] // heads
             scale = self.scale if self.scale is not None else 1.0 / math.sqrt(head_dim)
-            q = ops.reshape(query, (batch, heads, head_dim))
+            candidates = query.shape[1] if query.shape[1] is not None else -1  # static when known
+            q = ops.reshape(query, (batch, candidates, heads, head_dim))
             k = ops.reshape(keys, (batch, length, heads, head_dim))
             v = ops.reshape(values, (batch, length, heads, values.shape[-1] // heads))
-            logits = ops.einsum("bhd,blhd->bhl", q, k) * ops.cast(scale, q.dtype)
-            head_mask = None if mask is None else ops.expand_dims(mask, 1)
+            logits = ops.einsum("bchd,blhd->bchl", q, k) * ops.cast(scale, q.dtype)
+            head_mask = None if mask is None else mask[:, None, None, :]
             weights = normalize(logits, head_mask, self.normalizer)
-            output = ops.reshape(ops.einsum("bhl,blhd->bhd", weights, v), (batch, -1))
+            output = ops.einsum("bchl,blhd->bchd", weights, v)
+            output = ops.reshape(output, (batch, candidates, values.shape[-1]))
             if heads == 1:
-                weights = ops.squeeze(weights, 1)
+                weights = ops.squeeze(weights, 2)
+        if single:
+            output, weights = ops.squeeze(output, 1), ops.squeeze(weights, 1)
         return (output, weights) if return_weights else output
+
+    def _per_candidate_keys(self, query, keys, values, mask, return_weights):
+        """Queries `(B, C, D)` over keys of their own `(B, C, L, D)` (e.g. each
+        candidate's top-k): the candidates folded into the batch."""
+        candidates = ops.shape(query)[1]
+
+        def fold(x):
+            return None if x is None else ops.reshape(x, (-1,) + tuple(x.shape[2:]))
+
+        def unfold(x):
+            return ops.reshape(x, (-1, candidates) + tuple(x.shape[1:]))
+
+        result = self.call(fold(query), fold(keys), fold(values), fold(mask), return_weights)
+        if return_weights:
+            return unfold(result[0]), unfold(result[1])
+        return unfold(result)
 
     def compute_output_shape(self, query_shape, keys_shape, values_shape=None):
         value_dim = (keys_shape if values_shape is None else values_shape)[-1]
-        return (query_shape[0], value_dim)
+        return tuple(query_shape[:-1]) + (value_dim,)
 
     def compute_output_spec(self, query, keys, values=None, mask=None, return_weights=False):
         shape = self.compute_output_shape(
@@ -197,7 +233,7 @@ class TargetAttention(keras.layers.Layer):
         if not return_weights:
             return output
         heads = () if self.num_heads == 1 else (self.num_heads,)
-        weights = keras.KerasTensor((keys.shape[0],) + heads + (keys.shape[1],), self.compute_dtype)
+        weights = keras.KerasTensor(tuple(query.shape[:-1]) + heads + (keys.shape[-2],), self.compute_dtype)
         return output, weights
 
     def compute_mask(self, inputs, previous_mask=None):

@@ -31,15 +31,22 @@ class TopKRetrieval(keras.layers.Layer):
     Args:
         k: number of behaviours to keep.
 
+    A candidate set searches the same behaviours once per candidate: with
+    scores `(B, C, L)` (the relevance of each event to each candidate) every
+    candidate gets its own `k`, gathered from the shared `items` (B, L, ...)
+    without copying them per candidate.
+
     Call arguments:
-        scores: `(B, L)` relevance of each event to the target.
+        scores: `(B, L)` relevance of each event to the target, or
+            `(B, C, L)` to each of C candidates.
         items: a tensor `(B, L, ...)` or a list / tuple / dict of such tensors,
             all gathered at the same indices.
         mask: boolean `(B, L)` of valid events, or `None`.
 
     Returns:
-        `(retrieved, retrieved_mask)`: `items` with `L` replaced by `k`, and
-        the boolean `(B, k)` mask of retrieved slots holding a valid event.
+        `(retrieved, retrieved_mask)`: `items` with `L` replaced by `k`
+        (`(B, C, k, ...)` for candidate scores), and the boolean `(B, k)`
+        (`(B, C, k)`) mask of retrieved slots holding a valid event.
 
     Example:
 
@@ -60,16 +67,17 @@ class TopKRetrieval(keras.layers.Layer):
 
     def call(self, scores, items, mask=None):
         if mask is None:
-            mask = ops.ones_like(scores, dtype="bool")
+            mask = ops.ones((ops.shape(scores)[0], ops.shape(scores)[-1]), dtype="bool")
         mask = ops.cast(mask, "bool")
-        scores = masked_logits(scores, mask)
-        length = scores.shape[1]
+        length = scores.shape[-1]
         if length is None or length < self.k:
             # Fewer than k events, or a length known only at run time (a
             # SavedModel): append k padding events (masked scores, zero items)
             # so that top-k and the gather are defined even for L = 0.
             scores, mask, items = self._pad(scores, mask, items)
-        _, indices = ops.top_k(scores, self.k, sorted=True)
+        # (B, L), or (B, 1, L) against the scores of a candidate set (B, C, L).
+        shared = mask if len(scores.shape) == 2 else ops.expand_dims(mask, 1)
+        _, indices = ops.top_k(masked_logits(scores, shared), self.k, sorted=True)
         indices = ops.cast(indices, "int32")
         retrieved_mask = batch_gather(mask, indices)
         retrieved = keras.tree.map_structure(lambda x: batch_gather(x, indices), items)
@@ -77,8 +85,9 @@ class TopKRetrieval(keras.layers.Layer):
 
     def _pad(self, scores, mask, items):
         batch = ops.shape(scores)[0]
-        fill = ops.full((batch, self.k), mask_value(scores.dtype), scores.dtype)
-        scores = ops.concatenate([scores, fill], axis=1)
+        lead = tuple(ops.shape(scores)[:-1])
+        fill = ops.full(lead + (self.k,), mask_value(scores.dtype), scores.dtype)
+        scores = ops.concatenate([scores, fill], axis=-1)
         mask = ops.concatenate([mask, ops.zeros((batch, self.k), "bool")], axis=1)
 
         def pad(x):
@@ -87,18 +96,22 @@ class TopKRetrieval(keras.layers.Layer):
         return scores, mask, keras.tree.map_structure(pad, items)
 
     def compute_output_shape(self, scores_shape, items_shape, mask_shape=None):
+        lead = tuple(scores_shape[:-1])
+
         def shape_of(shape):
-            return (shape[0], self.k) + tuple(shape[2:])
+            return lead + (self.k,) + tuple(shape[2:])
 
         items_out = keras.tree.map_shape_structure(shape_of, items_shape)
-        return items_out, (scores_shape[0], self.k)
+        return items_out, lead + (self.k,)
 
     def compute_output_spec(self, scores, items, mask=None):
+        lead = tuple(scores.shape[:-1])
+
         def spec_of(x):
-            return keras.KerasTensor((x.shape[0], self.k) + tuple(x.shape[2:]), x.dtype)
+            return keras.KerasTensor(lead + (self.k,) + tuple(x.shape[2:]), x.dtype)
 
         retrieved = keras.tree.map_structure(spec_of, items)
-        return retrieved, keras.KerasTensor((scores.shape[0], self.k), "bool")
+        return retrieved, keras.KerasTensor(lead + (self.k,), "bool")
 
     def compute_mask(self, inputs, previous_mask=None):
         return None

@@ -153,6 +153,30 @@ class SequenceModel(keras.Model):
             # Track the head's own layers so their weights train, save and load.
             self.auxiliary_layers = head.own_layers(self.layers)
 
+    # -- the request form ----------------------------------------------------
+    def request_form(self, candidates: int | str = "variable") -> SequenceModel:
+        """This model, scoring a candidate set per row with the history read once.
+
+        Returns the same class built on `schema.replace(candidates=...)` with
+        the same hyper-parameters and a copy of this model's weights: it takes
+        `history_<f>` `(B, L)` and `target_<f>` `(B, C)` (id 0 at a missing
+        candidate) and returns `(B, C)` probabilities, 0 at missing
+        candidates, equal to this model's score of each candidate as a row.
+        Its per-event work (lookups, projections, masks) is done once per row.
+        A model that already takes candidate sets is returned as is when its
+        schema matches.
+
+        Args:
+            candidates: `C`, or `"variable"` (any number per batch).
+        """
+        if self.schema.candidates == candidates:
+            return self
+        if CANDIDATES not in self.INPUT_FORMS:
+            raise ValueError(f"{type(self).__name__} does not score candidate sets (INPUT_FORMS={self.INPUT_FORMS}).")
+        request = type(self)(self.schema.replace(candidates=candidates), **self.hyperparameters)
+        request.set_weights(self.get_weights())
+        return request
+
     # -- training ------------------------------------------------------------
     def compile(
         self,

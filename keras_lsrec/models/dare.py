@@ -14,12 +14,12 @@ from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.layers.decoupled_embedding import DecoupledEmbedding
 from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
-from keras_lsrec.models.base import SequenceModel
+from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
 from keras_lsrec.models.wiring import (
-    click_probability,
     dot_scores,
     field_vocab_sizes,
     make_tower,
+    predict_clicks,
     split_inputs,
     tower_input,
 )
@@ -89,6 +89,9 @@ class DARE(SequenceModel):
         Embeddings", ICLR 2025 (arXiv 2410.02604).
     """
 
+    # One target per row, or a candidate set per row (the request form: `request_form`).
+    INPUT_FORMS = (ROW, CANDIDATES)
+
     SEARCH_SPACE = {
         **SequenceModel.SEARCH_SPACE,
         "attention_dim": ("choice", [8, 16, 32, 64]),
@@ -131,7 +134,7 @@ class DARE(SequenceModel):
         attention = TargetAttention(scorer="dot", scale=1.0, name="attention")
         interest = attention(query, retrieved_att, retrieved_rep, mask=retrieved_mask)
         tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = click_probability(make_tower(*tower), tower_input(target_rep, interest, True))
+        outputs = predict_clicks(make_tower(*tower), tower_input(target_rep, interest, True), inputs, schema)
 
         auxiliary = None
         if auxiliary_loss_weight:
@@ -140,7 +143,7 @@ class DARE(SequenceModel):
             )
             aux_tower = make_tower(*tower, name="auxiliary_tower")
             auxiliary = (
-                click_probability(aux_tower, tower_input(target_rep, pooled, True)),
+                predict_clicks(aux_tower, tower_input(target_rep, pooled, True), inputs, schema),
                 auxiliary_loss_weight,
             )
         super().__init__(

@@ -9,12 +9,12 @@ from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.target_attention import TargetAttention
-from keras_lsrec.models.base import SequenceModel
+from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
 from keras_lsrec.models.wiring import (
-    click_probability,
     field_vocab_sizes,
     kernel_regularizer,
     make_tower,
+    predict_clicks,
     split_inputs,
     tower_input,
 )
@@ -66,6 +66,9 @@ class DIN(SequenceModel):
         Prediction", KDD 2018.
     """
 
+    # One target per row, or a candidate set per row (the request form: `request_form`).
+    INPUT_FORMS = (ROW, CANDIDATES)
+
     SEARCH_SPACE = {
         **SequenceModel.SEARCH_SPACE,
         "embedding_dim": ("choice", [8, 16, 32]),
@@ -108,5 +111,7 @@ class DIN(SequenceModel):
             name="attention",
         )(target, history, mask=mask)
         tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = click_probability(make_tower(*tower), tower_input(target, interest, target_representation))
+        outputs = predict_clicks(
+            make_tower(*tower), tower_input(target, interest, target_representation), inputs, schema
+        )
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)

@@ -14,10 +14,10 @@ from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.linear_cross_attention import LinearCrossAttention
 from keras_lsrec.models.base import CANDIDATES, SequenceModel
 from keras_lsrec.models.wiring import (
-    click_probability,
     field_vocab_sizes,
     kernel_regularizer,
     make_tower,
+    predict_clicks,
     split_inputs,
     tower_input,
 )
@@ -129,6 +129,5 @@ class IFA(SequenceModel):
                 name="candidate_attention",
             )(features, mask=candidate_mask)
         tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = click_probability(make_tower(*tower), features, mask=candidate_mask)
-        outputs = outputs * ops.cast(candidate_mask, "float32")
+        outputs = predict_clicks(make_tower(*tower), features, inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)

@@ -11,12 +11,12 @@ from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.sparse_attentive_memory import SparseAttentiveMemory
-from keras_lsrec.models.base import SequenceModel
+from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
 from keras_lsrec.models.wiring import (
-    click_probability,
     field_vocab_sizes,
     kernel_regularizer,
     make_tower,
+    predict_clicks,
     split_inputs,
 )
 from keras_lsrec.validation import check_positive
@@ -55,6 +55,9 @@ class SAM(SequenceModel):
         Lin et al., "Sparse Attentive Memory Network for Click-through Rate
         Prediction with Long Sequences", CIKM 2022.
     """
+
+    # One target per row, or a candidate set per row (the request form: `request_form`).
+    INPUT_FORMS = (ROW, CANDIDATES)
 
     SEARCH_SPACE = {
         **SequenceModel.SEARCH_SPACE,
@@ -98,5 +101,7 @@ class SAM(SequenceModel):
             name="memory",
         )(target, embedding(history_ids), mask=mask)
         tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = click_probability(make_tower(*tower), keras.ops.concatenate([target, memories], axis=-1))
+        outputs = predict_clicks(
+            make_tower(*tower), keras.ops.concatenate([target, memories], axis=-1), inputs, schema
+        )
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)

@@ -10,12 +10,12 @@ from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
-from keras_lsrec.models.base import SequenceModel
+from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
 from keras_lsrec.models.wiring import (
-    click_probability,
     dot_scores,
     field_vocab_sizes,
     make_tower,
+    predict_clicks,
     split_inputs,
     tower_input,
 )
@@ -46,6 +46,9 @@ class TWIN(SequenceModel):
         Chang et al., "TWIN: TWo-stage Interest Network for Lifelong User
         Behavior Modeling in CTR Prediction at Kuaishou", KDD 2023.
     """
+
+    # One target per row, or a candidate set per row (the request form: `request_form`).
+    INPUT_FORMS = (ROW, CANDIDATES)
 
     SEARCH_SPACE = {
         **SequenceModel.SEARCH_SPACE,
@@ -80,5 +83,5 @@ class TWIN(SequenceModel):
             target, retrieved, mask=retrieved_mask
         )
         tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = click_probability(make_tower(*tower), tower_input(target, interest, True))
+        outputs = predict_clicks(make_tower(*tower), tower_input(target, interest, True), inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)

@@ -96,6 +96,19 @@ def click_probability(tower: keras.layers.Layer, features, mask=None):
     return ops.sigmoid(ops.squeeze(logit, -1))
 
 
+def predict_clicks(tower: keras.layers.Layer, features, inputs: Mapping[str, Any], schema: SequenceSchema):
+    """The model's output: P(click) `(B,)` for rows; for candidate sets
+    `(B, C)`, exactly 0 at a missing candidate (`target_item` 0), which is
+    also kept out of the tower's batch statistics."""
+    if not schema.has_candidates:
+        return click_probability(tower, features)
+    present = ops.not_equal(inputs[TARGET + "item"], 0)
+    return click_probability(tower, features, mask=present) * ops.cast(present, "float32")
+
+
 def dot_scores(query, keys):
-    """`<query_b, keys_bi>` for `query` (B, D) and `keys` (B, L, D): (B, L)."""
+    """`<query, keys_i>` for `query` (B, D) or a candidate set (B, C, D) and
+    `keys` (B, L, D): (B, L), or (B, C, L)."""
+    if len(query.shape) == 3:
+        return ops.einsum("bcd,bld->bcl", query, keys)
     return ops.einsum("bd,bld->bl", query, keys)

@@ -37,7 +37,11 @@ class AuxiliaryHead:
         return prediction, probability
 
     def loss(self, y: Any, probability: Any, dtype: Any) -> Any:
-        """`weight * mean BCE(y, p_aux)` for one training batch, in `dtype`."""
+        """`weight * mean BCE(y, p_aux)` for one training batch, in `dtype`,
+        over the labelled examples (a candidate set's missing candidates,
+        label -1, are left out)."""
         y_true = ops.reshape(ops.cast(y, "float32"), (-1, 1))
-        bce = keras.losses.binary_crossentropy(y_true, ops.reshape(probability, (-1, 1)))
-        return ops.cast(self.weight, dtype) * ops.cast(ops.mean(bce), dtype)
+        present = ops.cast(ops.greater_equal(y_true[:, 0], 0.0), "float32")
+        bce = keras.losses.binary_crossentropy(ops.maximum(y_true, 0.0), ops.reshape(probability, (-1, 1)))
+        mean = ops.sum(bce * present) / ops.maximum(ops.sum(present), 1.0)
+        return ops.cast(self.weight, dtype) * ops.cast(mean, dtype)

@@ -97,6 +97,51 @@ class TestModelContract(TestCase):
             )
 
 
+@pytest.mark.parametrize("name", NAMES)
+class TestRequestForm:
+    """Every single-target model scores a user's candidate set with the history
+    read once, equal to scoring each candidate as a row."""
+
+    def test_equals_the_row_form(self, name, row_data, candidate_data):
+        cls = keras_lsrec.models.get(name)
+        if base.ROW not in cls.INPUT_FORMS:
+            pytest.skip(f"{cls.__name__} takes candidate sets only")
+        assert base.CANDIDATES in cls.INPUT_FORMS, "a single-target model must also take candidate sets"
+        model = cls(row_data.schema, mlp_units=(8,))
+        model.compile("adam", "binary_crossentropy")
+        model.fit(*small_batch(row_data, 32), batch_size=16, verbose=0)  # moving BatchNorm statistics
+        x, y = small_batch(candidate_data)
+        present = y >= 0
+        assert (~present).any() and present.all(axis=1).any()  # missing candidates, and full sets
+        rows = {k: (v[present] if k.startswith("target_") else v[np.nonzero(present)[0]]) for k, v in x.items()}
+        expected = model.predict(rows, verbose=0)
+        for candidates in ("variable", x["target_item"].shape[1]):
+            request = model.request_form(candidates)
+            assert request.schema.candidates == candidates and type(request) is cls
+            scores = request.predict(x, verbose=0)
+            assert scores.shape == y.shape
+            np.testing.assert_allclose(scores[present], expected, atol=1e-5)
+            np.testing.assert_array_equal(scores[~present], 0.0)
+        # The documented equivalent: the class on the candidate schema takes the row model's weights.
+        same = cls(row_data.schema.replace(candidates="variable"), mlp_units=(8,))
+        same.set_weights(model.get_weights())
+        np.testing.assert_allclose(same.predict(x, verbose=0), scores, atol=1e-6)
+
+    def test_trains_on_candidate_sets_and_round_trips(self, name, row_data, candidate_data, tmp_path):
+        cls = keras_lsrec.models.get(name)
+        if base.ROW not in cls.INPUT_FORMS:
+            pytest.skip(f"{cls.__name__} takes candidate sets only")
+        x, y = small_batch(candidate_data)
+        model = cls(row_data.schema, mlp_units=(8,)).request_form()
+        model.compile(keras.optimizers.Adam(0.01), CandidateSetLoss(), table_optimizer="auto", table_min_rows=0)
+        losses = [float(model.train_on_batch(x, y)) for _ in range(3)]
+        assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
+        path = str(tmp_path / "request.keras")
+        model.save(path)
+        reloaded = keras.saving.load_model(path)
+        np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
 def test_names_lists_every_model():
     assert NAMES == sorted(NAMES) and {"din", "twin", "dare", "sam", "ifa"} <= set(NAMES)
     with pytest.raises(ValueError, match="Unknown model"):
