@@ -172,7 +172,9 @@ class SequenceModel(keras.Model):
         if self.schema.candidates == candidates:
             return self
         if CANDIDATES not in self.INPUT_FORMS:
-            raise ValueError(f"{type(self).__name__} does not score candidate sets (INPUT_FORMS={self.INPUT_FORMS}).")
+            raise ValueError(
+                f"{type(self).__name__} does not score candidate sets (INPUT_FORMS={self.INPUT_FORMS})."
+            )
         request = type(self)(self.schema.replace(candidates=candidates), **self.hyperparameters)
         request.set_weights(self.get_weights())
         return request

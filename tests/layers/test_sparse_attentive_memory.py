@@ -89,6 +89,19 @@ class TestSparseAttentiveMemory(TestCase):
         assert np.all(weights[~np.broadcast_to(data["mask"][:, None, :], weights.shape)] == 0)
 
     @pytest.mark.parametrize("kwargs", CASES, ids=IDS)
+    def test_candidate_sets_match_numpy_per_candidate(self, kwargs):
+        """Queries (B, C, d): one memory per candidate over the same behaviours."""
+        data = inputs(11)
+        queries = np.random.default_rng(11).normal(size=(B, 3, D)).astype("float32")
+        layer = SparseAttentiveMemory(**kwargs)
+        out, weights = to_numpy(layer(queries, data["keys"], mask=data["mask"], return_weights=True))
+        assert weights.shape == (B, 3, layer.num_passes, L)
+        for c in range(3):
+            expected, expected_weights = np_sam(layer, queries[:, c], data["keys"], data["mask"])
+            np.testing.assert_allclose(out[:, c], expected, atol=1e-5, rtol=1e-5)
+            np.testing.assert_allclose(weights[:, c], expected_weights, atol=1e-6)
+
+    @pytest.mark.parametrize("kwargs", CASES, ids=IDS)
     def test_layer_contract(self, kwargs):
         k = {**DEFAULTS, **kwargs}
         passes = k["num_passes"] + (1 if k["enhance_steps"] else 0)

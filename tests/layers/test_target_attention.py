@@ -63,6 +63,29 @@ class TestTargetAttention(TestCase):
         q, k, _, mask = data.values()
         assert_close(layer(q, k, mask=mask), np_target_attention(layer, q, k, k, mask))
 
+    @pytest.mark.parametrize("kwargs", CASES, ids=IDS)
+    def test_candidate_sets_match_numpy_per_candidate(self, kwargs):
+        """Queries (B, C, D) over shared keys, and over keys of their own (B, C, L, D)."""
+        data = inputs(3)
+        rng = np.random.default_rng(3)
+        queries = rng.normal(size=(B, 5, D)).astype("float32")
+        layer = TargetAttention(**kwargs)
+        out = to_numpy(layer(queries, data["keys"], data["values"], mask=data["mask"]))
+        assert out.shape == (B, 5, 12)
+        for c in range(5):
+            expected = np_target_attention(layer, queries[:, c], data["keys"], data["values"], data["mask"])
+            np.testing.assert_allclose(out[:, c], expected, atol=1e-5, rtol=1e-5)
+        np.testing.assert_array_equal(out[0], 0.0)  # all padding: exactly 0 for every candidate
+        own_keys = rng.normal(size=(B, 5, 3, D)).astype("float32")
+        own_values = rng.normal(size=(B, 5, 3, 12)).astype("float32")
+        own_mask = rng.random((B, 5, 3)) < 0.7
+        out = to_numpy(layer(queries, own_keys, own_values, mask=own_mask))
+        for c in range(5):
+            expected = np_target_attention(
+                layer, queries[:, c], own_keys[:, c], own_values[:, c], own_mask[:, c]
+            )
+            np.testing.assert_allclose(out[:, c], expected, atol=1e-5, rtol=1e-5)
+
     @pytest.mark.parametrize("kwargs, num_weights", list(zip(CASES, NUM_WEIGHTS, strict=True)), ids=IDS)
     def test_layer_contract(self, kwargs, num_weights):
         self.run_layer_test(

@@ -45,6 +45,19 @@ class TestTopKRetrieval(TestCase):
         assert not got_mask[0].any()  # an all-padding row retrieves nothing valid
 
     @pytest.mark.parametrize("k", [3, L + 3])
+    def test_candidate_scores_retrieve_per_candidate(self, k):
+        """Scores (B, C, L): each candidate its own k, gathered from the shared items."""
+        data = inputs(5)
+        scores = np.random.default_rng(5).normal(size=(B, 4, L)).astype("float32")
+        got, got_mask = to_numpy(TopKRetrieval(k)(scores, data["items"], mask=data["mask"]))
+        assert got.shape == (B, 4, k, 5) and got_mask.shape == (B, 4, k)
+        for c in range(4):
+            for row, best in enumerate(np_top_k(scores[:, c], data["mask"], k)):
+                n = len(best)
+                np.testing.assert_array_equal(got_mask[row, c], np.arange(k) < n)
+                np.testing.assert_allclose(got[row, c, :n], data["items"][row, best])
+
+    @pytest.mark.parametrize("k", [3, L + 3])
     def test_layer_contract(self, k):
         self.run_layer_test(
             TopKRetrieval,

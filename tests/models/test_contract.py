@@ -113,7 +113,9 @@ class TestRequestForm:
         x, y = small_batch(candidate_data)
         present = y >= 0
         assert (~present).any() and present.all(axis=1).any()  # missing candidates, and full sets
-        rows = {k: (v[present] if k.startswith("target_") else v[np.nonzero(present)[0]]) for k, v in x.items()}
+        rows = {
+            k: (v[present] if k.startswith("target_") else v[np.nonzero(present)[0]]) for k, v in x.items()
+        }
         expected = model.predict(rows, verbose=0)
         for candidates in ("variable", x["target_item"].shape[1]):
             request = model.request_form(candidates)
@@ -133,7 +135,9 @@ class TestRequestForm:
             pytest.skip(f"{cls.__name__} takes candidate sets only")
         x, y = small_batch(candidate_data)
         model = cls(row_data.schema, mlp_units=(8,)).request_form()
-        model.compile(keras.optimizers.Adam(0.01), CandidateSetLoss(), table_optimizer="auto", table_min_rows=0)
+        model.compile(
+            keras.optimizers.Adam(0.01), CandidateSetLoss(), table_optimizer="auto", table_min_rows=0
+        )
         losses = [float(model.train_on_batch(x, y)) for _ in range(3)]
         assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
         path = str(tmp_path / "request.keras")
