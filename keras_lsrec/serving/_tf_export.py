@@ -15,91 +15,133 @@ import keras
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 SIGNATURES = {"serving_default": "int64", "serving_int32": "int32"}
+REQUEST_SIGNATURE = "serving_request"  # one user's history and a candidate set: (B, L), (B, C)
+REQUEST_WARMUP = ((1, 100), (8, 100))  # (users, candidates) of its warm-up records
 
 
-def _serving_fn(model: keras.Model) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """`inputs -> {"probability": ...}` with early checks that name the field."""
+def _checked(schema: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    """`inputs` cast to int32 after checks that name the field (ids in the
+    vocabulary, histories of one shape, targets of one batch size or shape)."""
     import tensorflow as tf
 
-    schema = model.schema
-
-    def serve(inputs: dict[str, Any]) -> dict[str, Any]:
-        checks = []
-        reference = inputs["history_item"]
-        for key, ids in inputs.items():
-            vocab = schema.vocab_size(key)
-            checks.append(
-                tf.debugging.assert_non_negative(ids, message=f"`{key}`: ids must be >= 0 (0 is padding)")
+    checks = []
+    reference = inputs["history_item"]
+    for key, ids in inputs.items():
+        vocab = schema.vocab_size(key)
+        checks.append(
+            tf.debugging.assert_non_negative(ids, message=f"`{key}`: ids must be >= 0 (0 is padding)")
+        )
+        checks.append(
+            tf.debugging.assert_less(
+                ids,
+                tf.constant(vocab, ids.dtype),
+                message=f"`{key}`: ids must be < its vocabulary size {vocab}",
             )
+        )
+        if key.startswith("history_"):
             checks.append(
-                tf.debugging.assert_less(
-                    ids,
-                    tf.constant(vocab, ids.dtype),
-                    message=f"`{key}`: ids must be < its vocabulary size {vocab}",
+                tf.debugging.assert_equal(
+                    tf.shape(ids),
+                    tf.shape(reference),
+                    message=f"`{key}` must have the shape of `history_item` (batch, L)",
                 )
             )
-            if key.startswith("history_"):
+        else:
+            checks.append(
+                tf.debugging.assert_equal(
+                    tf.shape(ids)[0],
+                    tf.shape(reference)[0],
+                    message=f"`{key}` must have the batch size of `history_item`",
+                )
+            )
+            if schema.has_candidates:
                 checks.append(
                     tf.debugging.assert_equal(
                         tf.shape(ids),
-                        tf.shape(reference),
-                        message=f"`{key}` must have the shape of `history_item` (batch, L)",
+                        tf.shape(inputs["target_item"]),
+                        message=f"`{key}` must have the shape of `target_item` (batch, C)",
                     )
                 )
-            else:
-                checks.append(
-                    tf.debugging.assert_equal(
-                        tf.shape(ids)[0],
-                        tf.shape(reference)[0],
-                        message=f"`{key}` must have the batch size of `history_item`",
-                    )
-                )
-                if schema.has_candidates:
-                    checks.append(
-                        tf.debugging.assert_equal(
-                            tf.shape(ids),
-                            tf.shape(inputs["target_item"]),
-                            message=f"`{key}` must have the shape of `target_item` (batch, C)",
-                        )
-                    )
-        with tf.control_dependencies(checks):
-            x = {key: tf.cast(ids, "int32") for key, ids in inputs.items()}
-        return {"probability": model(x, training=False)}
+    with tf.control_dependencies(checks):
+        return {key: tf.cast(ids, "int32") for key, ids in inputs.items()}
 
-    return serve
+
+def _serving_fns(model: keras.Model) -> tuple[Any, dict[str, Callable[[dict[str, Any]], dict[str, Any]]]]:
+    """The model the SavedModel holds, and `{schema form: inputs -> {"probability": ...}}`.
+
+    A model of rows that also scores candidate sets (`request_form`) is held
+    once, as its request form: the row signatures send each row as a set of
+    one candidate (the same scores), and `serving_request` sends the sets.
+    """
+    import tensorflow as tf
+
+    from keras_lsrec.models.base import CANDIDATES
+
+    schema = model.schema
+    if schema.has_candidates or CANDIDATES not in getattr(model, "INPUT_FORMS", ()):
+        served = model
+
+        def serve(inputs: dict[str, Any]) -> dict[str, Any]:
+            return {"probability": served(_checked(schema, inputs), training=False)}
+
+        return served, {"rows" if not schema.has_candidates else "candidates": serve}
+    served = model.request_form("variable")
+
+    def serve_rows(inputs: dict[str, Any]) -> dict[str, Any]:
+        x = _checked(schema, inputs)
+        x = {k: (v if k.startswith("history_") else tf.expand_dims(v, 1)) for k, v in x.items()}
+        return {"probability": tf.squeeze(served(x, training=False), 1)}
+
+    def serve_candidates(inputs: dict[str, Any]) -> dict[str, Any]:
+        return {"probability": served(_checked(served.schema, inputs), training=False)}
+
+    return served, {"rows": serve_rows, "candidates": serve_candidates}
 
 
 def write(model: keras.Model, directory: str, name: str, warmup_rows: tuple[int, ...] = (1, 64)) -> None:
-    """Writes the SavedModel of `model` to `directory` (which must not exist)."""
+    """Writes the SavedModel of `model` to `directory` (which must not exist).
+
+    Signatures: `serving_default` (int64) and `serving_int32` take the
+    model's own batch form; `serving_request` takes candidate sets, `(B, C)`
+    targets, for every model that scores them (the request form of a row
+    model, or a candidate-set model's own form).
+    """
     import tensorflow as tf
 
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError("_tf_export.write needs the tensorflow backend")
-    schema = model.schema
+    served, fns = _serving_fns(model)
     archive = keras.export.ExportArchive()
-    archive.track(model)
-    serve = _serving_fn(model)
-    for signature, dtype in SIGNATURES.items():
+    archive.track(served)
+    own = "candidates" if model.schema.has_candidates else "rows"
+    endpoints = [(signature, dtype, model.schema, fns[own]) for signature, dtype in SIGNATURES.items()]
+    if "candidates" in fns:
+        endpoints.append((REQUEST_SIGNATURE, "int64", served.schema, fns["candidates"]))
+    for signature, dtype, schema, fn in endpoints:
         specs = {
             key: tf.TensorSpec((None,) + tuple(shape), dtype, name=key)
             for key, shape in schema.input_shapes().items()
         }
-        archive.add_endpoint(name=signature, fn=serve, input_signature=[specs])
+        archive.add_endpoint(name=signature, fn=fn, input_signature=[specs])
     archive.write_out(directory, verbose=False)
-    _write_warmup(schema, os.path.join(directory, WARMUP_FILE), name, warmup_rows)
+    requests = [("serving_default", model.schema, size, {}) for size in warmup_rows]
+    if "candidates" in fns:
+        requests += [(REQUEST_SIGNATURE, served.schema, n, {"candidates": c}) for n, c in REQUEST_WARMUP]
+    _write_warmup(os.path.join(directory, WARMUP_FILE), name, requests)
 
 
-def _write_warmup(schema: Any, path: str, name: str, rows: tuple[int, ...]) -> None:
+def _write_warmup(path: str, name: str, requests: list[tuple[str, Any, int, dict]]) -> None:
+    """PredictionLog records: `(signature, schema, rows, random_batch options)` each."""
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tf.io.TFRecordWriter(path) as writer:
-        for i, size in enumerate(rows):
+        for i, (signature, schema, size, options) in enumerate(requests):
             request = predict_pb2.PredictRequest()
             request.model_spec.name = name
-            request.model_spec.signature_name = "serving_default"
-            for key, value in schema.random_batch(size, seed=i).items():
+            request.model_spec.signature_name = signature
+            for key, value in schema.random_batch(size, seed=i, **options).items():
                 request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())

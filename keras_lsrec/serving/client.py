@@ -12,6 +12,8 @@ import numpy as np
 
 from keras_lsrec.serving._dependencies import require_serving
 
+REQUEST_SIGNATURE = "serving_request"  # the export's candidate-set signature (serving/_tf_export.py)
+
 
 class ServingError(RuntimeError):
     """A request TF Serving refused or could not answer (the message says why)."""
@@ -27,11 +29,20 @@ class Client:
     gRPC client is refused with `ImportError`). Ids are sent as
     int64, the dtype of the exported `serving_default` signature.
 
+    A request is one user's history and a candidate set: `score(history,
+    candidates)` sends it to the `serving_request` signature (every export
+    has it), which reads the history once for all candidates. `predict`
+    takes rows (`target_*` of rank 1, sent to `signature_name`) or
+    candidate sets (`target_*` `(B, C)`, id 0 at a missing candidate, sent to
+    `serving_request`).
+
     Before anything is sent, the batch is checked locally: a dict of integer
-    arrays of rank 1 (`target_*`) or 2 (`history_*`) with one batch size, and,
-    when a `schema` is given, `schema.validate` (missing or unknown fields,
-    ids outside the vocabulary, history longer than `max_len`). Server-side
-    refusals and timeouts raise `ServingError` with the server's message.
+    arrays, `history_*` of rank 2 and `target_*` all of rank 1 or all of rank
+    2, with one batch size, and, when a `schema` is given, its validation
+    (missing or unknown fields, ids outside the vocabulary, history longer
+    than `max_len`; a row model's schema checks candidate sets in its request
+    form). Server-side refusals and timeouts raise `ServingError` with the
+    server's message.
 
     `pad_to=L` left-pads every history with 0 to length L, so that TF
     Serving's server-side batching can merge requests (it needs equal shapes;
@@ -41,7 +52,9 @@ class Client:
     Example:
 
     >>> client = Client("http://localhost:8501", "dare", schema=model.schema)
-    >>> client.predict(batch)  # (B,) float32 click probabilities
+    >>> client.score({"item": items, "category": categories},            # (L,) each
+    ...              {"item": candidate_items, "category": candidate_categories})  # (C,) each
+    >>> client.predict(batch)  # (B,) float32 click probabilities of rows
     """
 
     def __init__(
@@ -77,17 +90,24 @@ class Client:
             )
         arrays = {key: np.asarray(value) for key, value in batch.items()}
         sizes = set()
+        target_rank = next((v.ndim for k, v in arrays.items() if not k.startswith("history_")), 1)
         for key, value in arrays.items():
             if not np.issubdtype(value.dtype, np.integer):
                 raise ValueError(f"`{key}` must hold integer ids. Received dtype {value.dtype}")
-            rank = 2 if key.startswith("history_") else 1
-            if value.ndim != rank:
-                raise ValueError(f"`{key}` must have rank {rank}. Received shape {value.shape}")
+            rank = 2 if key.startswith("history_") else target_rank
+            if value.ndim != rank or rank not in (1, 2):
+                raise ValueError(
+                    f"`{key}` must have rank {rank} (histories 2; targets all 1, rows, or all 2, "
+                    f"candidate sets). Received shape {value.shape}"
+                )
             sizes.add(value.shape[0])
         if len(sizes) > 1:
             raise ValueError(f"Every field must have one batch size. Received: {sorted(sizes)}")
         if self.schema is not None:
-            self.schema.validate(arrays)
+            schema = self.schema
+            if target_rank == 2 and not schema.has_candidates:
+                schema = schema.replace(candidates="variable")  # a row model's request form
+            schema.validate(arrays)
         if self.pad_to is not None:
             arrays = {key: self._left_pad(key, value) for key, value in arrays.items()}
         return {key: value.astype("int64") for key, value in arrays.items()}
@@ -101,16 +121,39 @@ class Client:
 
     # -- transport -------------------------------------------------------------
     def predict(self, batch: Mapping[str, Any]) -> np.ndarray:
-        """Click probabilities `(B,)` for `batch`."""
+        """Click probabilities: `(B,)` for rows, `(B, C)` for candidate sets
+        (0 at missing candidates; sent to `serving_request`)."""
         arrays = self._prepare(batch)
+        candidate_sets = any(v.ndim == 2 for k, v in arrays.items() if not k.startswith("history_"))
+        signature = REQUEST_SIGNATURE if candidate_sets else self.signature_name
         if self.protocol == "rest":
-            return self._predict_rest(arrays)
-        return self._predict_grpc(arrays)
+            return self._predict_rest(arrays, signature)
+        return self._predict_grpc(arrays, signature)
 
-    def _predict_rest(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    def score(self, history: Mapping[str, Any], candidates: Mapping[str, Any]) -> np.ndarray:
+        """Click probabilities `(C,)` of one user's candidates.
+
+        Args:
+            history: `{field: (L,) ids}` of the user's events, oldest first
+                (`time` too when the model uses it).
+            candidates: `{field: (C,) ids}` of the candidates.
+        """
+        for name, part in (("history", history), ("candidates", candidates)):
+            if not isinstance(part, Mapping) or not part:
+                raise ValueError(
+                    f"`{name}` must be a non-empty dict of id arrays. Received: {type(part).__name__}"
+                )
+            for field, ids in part.items():
+                if np.ndim(ids) != 1:
+                    raise ValueError(f"`{name}[{field!r}]` must be 1-D. Received shape {np.shape(ids)}")
+        batch = {f"history_{f}": np.asarray(v)[None, :] for f, v in history.items()}
+        batch.update({f"target_{f}": np.asarray(v)[None, :] for f, v in candidates.items()})
+        return self.predict(batch)[0]
+
+    def _predict_rest(self, arrays: dict[str, np.ndarray], signature: str) -> np.ndarray:
         version = f"/versions/{self.version}" if self.version is not None else ""
         url = f"{self.target}/v1/models/{self.model_name}{version}:predict"
-        body = {"signature_name": self.signature_name, "inputs": {k: v.tolist() for k, v in arrays.items()}}
+        body = {"signature_name": signature, "inputs": {k: v.tolist() for k, v in arrays.items()}}
         request = urllib.request.Request(
             url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
         )
@@ -133,7 +176,7 @@ class Client:
             raise ServingError(f"{url} returned no 'probability' output: {str(payload)[:200]}")
         return np.asarray(outputs, dtype="float32")
 
-    def _predict_grpc(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    def _predict_grpc(self, arrays: dict[str, np.ndarray], signature: str) -> np.ndarray:
         import grpc
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
@@ -143,7 +186,7 @@ class Client:
             self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         request = predict_pb2.PredictRequest()
         request.model_spec.name = self.model_name
-        request.model_spec.signature_name = self.signature_name
+        request.model_spec.signature_name = signature
         if self.version is not None:
             request.model_spec.version.value = self.version
         for key, value in arrays.items():

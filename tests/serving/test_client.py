@@ -29,6 +29,33 @@ def test_client_round_trip(protocol, server, exported, data):
         serving.Client(target, "dare", pad_to=3).predict(x)
 
 
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_client_scores_a_request_with_the_history_sent_once(protocol, server, exported, data):
+    model = exported[0]
+    request = model.request_form()
+    target = server.rest_url if protocol == "rest" else server.grpc_target
+    client = serving.Client(target, "dare", schema=data.schema, timeout=30)
+    user = {k: v[:1] for k, v in data.test.x.items()}
+    history = {k[len("history_") :]: v[0] for k, v in user.items() if k.startswith("history_")}
+    candidates = {"item": np.arange(1, 31), "category": (np.arange(30) % 8) + 1}
+    scores = client.score(history, candidates)
+    batch = {f"history_{f}": v[None] for f, v in history.items()}
+    batch.update({f"target_{f}": v[None] for f, v in candidates.items()})
+    assert scores.shape == (30,)
+    np.testing.assert_allclose(scores, request.predict(batch, verbose=0)[0], atol=1e-5)
+    # A candidate-set batch goes to the request signature; missing candidates score 0.
+    sets = request.schema.random_batch(3, candidates=5, seed=2)
+    sets["target_item"][:, -1] = sets["target_category"][:, -1] = 0
+    got = client.predict(sets)
+    assert got.shape == (3, 5) and np.all(got[:, -1] == 0)
+    np.testing.assert_allclose(got, request.predict(sets, verbose=0), atol=1e-5)
+    with pytest.raises(ValueError, match="history\\['item'\\].*1-D"):
+        client.score({"item": np.ones((2, 3), "int64")}, candidates)
+    with pytest.raises(ValueError, match="target_(item|category).*rank"):
+        client.predict({**sets, "target_item": sets["target_item"][:, 0]})  # rows and sets mixed
+    client.close()
+
+
 def corrupt(x, key, value):
     return {**x, key: value}
 

@@ -43,6 +43,15 @@ def test_export_matches_the_model(model_name, train, data, tmp_path):
     # The exporter's own model.predict path agrees too (validated input).
     x = {k: v[:32] for k, v in data.test.x.items()}
     np.testing.assert_allclose(served(path, x), model.predict(x, verbose=0), atol=1e-5)
+    # The request signature: one user's history and a candidate set, equal to the request form.
+    request = model.request_form()
+    for rows, candidates in [(1, 100), (3, 7)]:
+        batch = request.schema.random_batch(rows, candidates=candidates, seed=rows)
+        batch["target_item"][:, -2:] = 0  # missing candidates
+        batch["target_category"][:, -2:] = 0
+        got = served(path, batch, "serving_request")
+        assert got.shape == (rows, candidates) and np.all(got[:, -2:] == 0)
+        np.testing.assert_allclose(got, reference(request, batch), atol=1e-5)
 
 
 def test_versions_warmup_and_model_config(exported):
@@ -54,15 +63,19 @@ def test_versions_warmup_and_model_config(exported):
     records = list(
         tf.data.TFRecordDataset(os.path.join(second, "assets.extra", "tf_serving_warmup_requests"))
     )
-    assert len(records) == 2
+    assert len(records) == 4
+    signatures = []
     for record in records:
         log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
         request = log.predict_log.request
-        assert request.model_spec.signature_name == "serving_default"
-        assert set(request.inputs) == set(model.schema.input_shapes())
+        signature = request.model_spec.signature_name
+        signatures.append(signature)
+        schema = model.schema if signature == "serving_default" else model.request_form().schema
+        assert set(request.inputs) == set(schema.input_shapes())
         batch = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
-        model.schema.validate(batch)  # the warm-up batches are valid requests
-        assert np.all(np.isfinite(served(second, batch)))
+        schema.validate(batch)  # the warm-up batches are valid requests
+        assert np.all(np.isfinite(served(second, batch, signature)))
+    assert signatures == ["serving_default"] * 2 + ["serving_request"] * 2
     config = open(os.path.join(os.path.dirname(base), "models.config")).read()
     assert config.count('name: "dare"') == 1 and 'base_path: "/models/dare"' in config
     with pytest.raises(FileExistsError, match="Version 2"):
