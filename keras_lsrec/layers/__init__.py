@@ -6,6 +6,7 @@ from keras_lsrec.layers.dice import Dice
 from keras_lsrec.layers.field_embedding import EmbeddingTable, FieldEmbedding
 from keras_lsrec.layers.linear_cross_attention import LinearCrossAttention
 from keras_lsrec.layers.mlp import MLP
+from keras_lsrec.layers.sim_hash import CollisionPooling, SimHash
 from keras_lsrec.layers.sparse_attentive_memory import SparseAttentiveMemory
 from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
@@ -13,11 +14,13 @@ from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
 __all__ = [
     "MLP",
     "CandidateSetAttention",
+    "CollisionPooling",
     "DecoupledEmbedding",
     "Dice",
     "EmbeddingTable",
     "FieldEmbedding",
     "LinearCrossAttention",
+    "SimHash",
     "SparseAttentiveMemory",
     "TargetAttention",
     "TopKRetrieval",

@@ -41,7 +41,9 @@ class TopKRetrieval(keras.layers.Layer):
             `(B, C, L)` to each of C candidates.
         items: a tensor `(B, L, ...)` or a list / tuple / dict of such tensors,
             all gathered at the same indices.
-        mask: boolean `(B, L)` of valid events, or `None`.
+        mask: boolean `(B, L)` of valid events, or `None`; with candidate
+            scores also `(B, C, L)`, the events each candidate may retrieve
+            (e.g. SIM's hard search: the events of the candidate's category).
 
     Returns:
         `(retrieved, retrieved_mask)`: `items` with `L` replaced by `k`
@@ -75,11 +77,15 @@ class TopKRetrieval(keras.layers.Layer):
             # SavedModel): append k padding events (masked scores, zero items)
             # so that top-k and the gather are defined even for L = 0.
             scores, mask, items = self._pad(scores, mask, items)
-        # (B, L), or (B, 1, L) against the scores of a candidate set (B, C, L).
-        shared = mask if len(scores.shape) == 2 else ops.expand_dims(mask, 1)
-        _, indices = ops.top_k(masked_logits(scores, shared), self.k, sorted=True)
+        # A candidate set's scores (B, C, L) take the shared mask (B, L) as
+        # (B, 1, L), or a mask of each candidate's own (B, C, L).
+        own = len(mask.shape) == len(scores.shape)
+        _, indices = ops.top_k(masked_logits(scores, mask if own else ops.expand_dims(mask, 1)), self.k)
         indices = ops.cast(indices, "int32")
-        retrieved_mask = batch_gather(mask, indices)
+        if own and len(mask.shape) == 3:
+            retrieved_mask = ops.take_along_axis(mask, indices, axis=-1)
+        else:
+            retrieved_mask = batch_gather(mask, indices)
         retrieved = keras.tree.map_structure(lambda x: batch_gather(x, indices), items)
         return retrieved, retrieved_mask
 
@@ -88,7 +94,7 @@ class TopKRetrieval(keras.layers.Layer):
         lead = tuple(ops.shape(scores)[:-1])
         fill = ops.full(lead + (self.k,), mask_value(scores.dtype), scores.dtype)
         scores = ops.concatenate([scores, fill], axis=-1)
-        mask = ops.concatenate([mask, ops.zeros((batch, self.k), "bool")], axis=1)
+        mask = ops.concatenate([mask, ops.zeros(tuple(ops.shape(mask)[:-1]) + (self.k,), "bool")], axis=-1)
 
         def pad(x):
             return ops.concatenate([x, ops.zeros((batch, self.k) + tuple(x.shape[2:]), x.dtype)], axis=1)

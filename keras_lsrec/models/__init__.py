@@ -7,11 +7,16 @@ enrolled in every contract test (tests/models/test_contract.py).
 from keras_lsrec.models.base import SequenceModel
 from keras_lsrec.models.dare import DARE
 from keras_lsrec.models.din import DIN
+from keras_lsrec.models.eta import ETA
 from keras_lsrec.models.ifa import IFA
 from keras_lsrec.models.sam import SAM
+from keras_lsrec.models.sdim import SDIM
+from keras_lsrec.models.sim import SIM
 from keras_lsrec.models.twin import TWIN
 
-_MODELS: dict[str, type[SequenceModel]] = {cls.__name__.lower(): cls for cls in (DIN, TWIN, DARE, SAM, IFA)}
+_MODELS: dict[str, type[SequenceModel]] = {
+    cls.__name__.lower(): cls for cls in (DIN, TWIN, DARE, SAM, IFA, SIM, ETA, SDIM)
+}
 
 
 def get(name: str) -> type[SequenceModel]:
@@ -27,4 +32,4 @@ def names() -> list[str]:
     return sorted(_MODELS)
 
 
-__all__ = ["DARE", "DIN", "IFA", "SAM", "TWIN", "SequenceModel", "get", "names"]
+__all__ = ["DARE", "DIN", "ETA", "IFA", "SAM", "SDIM", "SIM", "TWIN", "SequenceModel", "get", "names"]

@@ -112,3 +112,10 @@ def dot_scores(query, keys):
     if len(query.shape) == 3:
         return ops.einsum("bcd,bld->bcl", query, keys)
     return ops.einsum("bd,bld->bl", query, keys)
+
+
+def recency(mask, dtype: str = "float32"):
+    """`(B, L)`: each valid event's rank from the oldest (1, 2, ...), whatever
+    the padding: a search's tie-breaker or recency score that does not move
+    with left or right padding."""
+    return ops.cumsum(ops.cast(mask, dtype), axis=-1)

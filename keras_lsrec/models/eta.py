@@ -1,0 +1,108 @@
+"""ETA: SimHash codes, top-k by Hamming distance, then target attention (end to end)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from keras import ops
+
+from keras_lsrec.api_export import keras_lsrec_export
+from keras_lsrec.data.schema import SequenceSchema
+from keras_lsrec.layers.field_embedding import FieldEmbedding
+from keras_lsrec.layers.sim_hash import SimHash
+from keras_lsrec.layers.target_attention import TargetAttention
+from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
+from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
+from keras_lsrec.models.wiring import (
+    field_vocab_sizes,
+    make_tower,
+    predict_clicks,
+    recency,
+    split_inputs,
+    tower_input,
+)
+from keras_lsrec.validation import check_positive
+
+
+@keras_lsrec_export
+class ETA(SequenceModel):
+    """End-to-end target attention with a locality-sensitive-hashing search.
+
+    Search: the embeddings of the target and of every behaviour are hashed
+    to `num_bits`-bit SimHash codes (fixed random projections, not trained;
+    `SimHash`), and the `k` valid behaviours at the smallest Hamming
+    distance from the target are kept (`<code_t, code_i> = num_bits -
+    2 Hamming`; among equal distances the most recent). The behaviours'
+    codes do not depend on the target, so they are computed once per row
+    (once per request for a candidate set).
+    Attention: scaled dot-product target attention over the `k` on the same
+    embeddings, trained end to end (the search has no gradient, the
+    embeddings learn through the attention), and the tower scores
+    `[e_t, h, e_t * h]`.
+
+    Args:
+        schema: the `SequenceSchema` of the data.
+        embedding_dim: size of each field's embedding.
+        k: behaviours kept by the search.
+        num_bits: bits of the SimHash code.
+        num_heads: heads of the target attention.
+        seed: seed of the hash projections.
+        mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
+            (see `DIN`).
+
+    Reference:
+        Chen et al., "End-to-End User Behavior Retrieval in Click-Through
+        Rate Prediction Model", 2021 (arXiv 2108.04468).
+    """
+
+    # One target per row, or a candidate set per row (the request form: `request_form`).
+    INPUT_FORMS = (ROW, CANDIDATES)
+
+    SEARCH_SPACE = {
+        **SequenceModel.SEARCH_SPACE,
+        "embedding_dim": ("choice", [8, 16, 32]),
+        "k": ("choice", [20, 50, 100]),
+        "num_bits": ("choice", [16, 32, 64]),
+        "num_heads": ("choice", [1, 2]),
+    }
+
+    def __init__(
+        self,
+        schema: SequenceSchema,
+        embedding_dim: int = 16,
+        k: int = 50,
+        num_bits: int = 32,
+        num_heads: int = 1,
+        seed: int = 0,
+        mlp_units: Sequence[int] = (200, 80),
+        mlp_activation: str = "prelu",
+        input_batch_norm: bool = True,
+        dropout: float = 0.0,
+        l2: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        check_positive(embedding_dim=embedding_dim, k=k, num_bits=num_bits, num_heads=num_heads)
+        inputs = schema.inputs()
+        target_ids, history_ids, mask = split_inputs(inputs, schema)
+        embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name="embedding")
+        target = embedding(target_ids)
+        history = embedding(history_ids)
+        simhash = SimHash(num_bits, seed=seed, name="hash")
+        target_codes = ops.squeeze(simhash(target), -2)  # (B, [C,] bits)
+        history_codes = ops.squeeze(simhash(history), -2)  # (B, L, bits): once per event
+        if schema.has_candidates:
+            agreement = ops.einsum("bcn,bln->bcl", target_codes, history_codes)
+        else:
+            agreement = ops.einsum("bn,bln->bl", target_codes, history_codes)
+        # Integer agreements tie often: the most recent of equals wins (a fraction < 1).
+        order = recency(mask, agreement.dtype)
+        tie_break = order / (ops.max(order, axis=-1, keepdims=True, initial=0.0) + 1.0)
+        scores = agreement + (ops.expand_dims(tie_break, 1) if schema.has_candidates else tie_break)
+        retrieved, retrieved_mask = TopKRetrieval(k, name="search")(scores, history, mask=mask)
+        interest = TargetAttention(scorer="dot", num_heads=num_heads, name="attention")(
+            target, retrieved, mask=retrieved_mask
+        )
+        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        outputs = predict_clicks(make_tower(*tower), tower_input(target, interest, True), inputs, schema)
+        super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)

@@ -1,0 +1,83 @@
+"""SDIM: behaviours whose SimHash collides with the target's, averaged over hashes; O(L), no top-k."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from keras_lsrec.api_export import keras_lsrec_export
+from keras_lsrec.data.schema import SequenceSchema
+from keras_lsrec.layers.field_embedding import FieldEmbedding
+from keras_lsrec.layers.sim_hash import CollisionPooling
+from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
+from keras_lsrec.models.wiring import (
+    field_vocab_sizes,
+    make_tower,
+    predict_clicks,
+    split_inputs,
+    tower_input,
+)
+from keras_lsrec.validation import check_positive
+
+
+@keras_lsrec_export
+class SDIM(SequenceModel):
+    """Sampling-based deep interest modeling: attention replaced by hash collisions.
+
+    The whole sequence is read through `CollisionPooling`: for each of
+    `num_hashes` SimHash functions of `num_bits` bits, the valid behaviours
+    whose code equals the target's are averaged, and the averages are
+    averaged over the hashes, which approximates target attention under an
+    angular kernel at O(L) with no top-k. The behaviours' codes do not depend
+    on the target (computed once per row, once per request for a candidate
+    set). The tower scores `[e_t, h, e_t * h]`.
+
+    Args:
+        schema: the `SequenceSchema` of the data.
+        embedding_dim: size of each field's embedding.
+        num_hashes: hash functions (the paper: 48).
+        num_bits: bits per hash (the paper: 3).
+        seed: seed of the hash projections.
+        mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
+            (see `DIN`).
+
+    Reference:
+        Cao et al., "Sampling Is All You Need on Modeling Long-Term User
+        Behaviors for CTR Prediction", CIKM 2022.
+    """
+
+    # One target per row, or a candidate set per row (the request form: `request_form`).
+    INPUT_FORMS = (ROW, CANDIDATES)
+
+    SEARCH_SPACE = {
+        **SequenceModel.SEARCH_SPACE,
+        "embedding_dim": ("choice", [8, 16, 32]),
+        "num_hashes": ("choice", [16, 48, 96]),
+        "num_bits": ("choice", [2, 3, 4]),
+    }
+
+    def __init__(
+        self,
+        schema: SequenceSchema,
+        embedding_dim: int = 16,
+        num_hashes: int = 48,
+        num_bits: int = 3,
+        seed: int = 0,
+        mlp_units: Sequence[int] = (200, 80),
+        mlp_activation: str = "prelu",
+        input_batch_norm: bool = True,
+        dropout: float = 0.0,
+        l2: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        check_positive(embedding_dim=embedding_dim, num_hashes=num_hashes, num_bits=num_bits)
+        inputs = schema.inputs()
+        target_ids, history_ids, mask = split_inputs(inputs, schema)
+        embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name="embedding")
+        target = embedding(target_ids)
+        interest = CollisionPooling(num_bits, num_hashes, seed, name="sampling")(
+            target, embedding(history_ids), mask=mask
+        )
+        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        outputs = predict_clicks(make_tower(*tower), tower_input(target, interest, True), inputs, schema)
+        super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)

@@ -1,0 +1,125 @@
+"""SIM: a general search unit (hard: the target's category; soft: inner product), then target attention."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from keras import ops
+
+from keras_lsrec.api_export import keras_lsrec_export
+from keras_lsrec.data.schema import HISTORY, TARGET, SequenceSchema
+from keras_lsrec.layers.field_embedding import FieldEmbedding
+from keras_lsrec.layers.target_attention import TargetAttention
+from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
+from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
+from keras_lsrec.models.wiring import (
+    dot_scores,
+    field_vocab_sizes,
+    make_tower,
+    predict_clicks,
+    recency,
+    split_inputs,
+    tower_input,
+)
+from keras_lsrec.validation import check_choice, check_positive
+
+SEARCHES = ("hard", "soft")
+
+
+@keras_lsrec_export
+class SIM(SequenceModel):
+    """Search-based interest model: a cheap search over the whole sequence, then attention over k.
+
+    General search unit (GSU), one of:
+
+    - `"hard"`: the behaviours whose `search_field` (default `category`)
+      equals the target's, the most recent `k` of them (the form SIM deployed);
+    - `"soft"`: the `k` valid behaviours with the largest inner product
+      `<e_i, e_t>` of their embeddings.
+
+    Exact search unit (ESU): scaled dot-product target attention over the `k`
+    retrieved behaviours (`num_heads` heads) on the same embeddings, whose
+    `time` field (reverse position) plays the paper's time-gap embedding; the
+    tower scores `[e_t, h, e_t * h]`. A row with no behaviour of the target's
+    category attends over nothing (a zero interest vector).
+
+    The paper's soft search trains separate search embeddings with an
+    auxiliary loss; here it shares the table (as TWIN does), so
+    `search="soft"` differs from TWIN only in keeping the search's order
+    through the attention (both are offered; the hard search is SIM's own).
+
+    Args:
+        schema: the `SequenceSchema` of the data.
+        embedding_dim: size of each field's embedding.
+        k: behaviours kept by the search.
+        search: `"hard"` or `"soft"`.
+        search_field: the id field of the hard search.
+        num_heads: heads of the target attention.
+        mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
+            (see `DIN`).
+
+    Reference:
+        Pi et al., "Search-based User Interest Modeling with Lifelong
+        Sequential Behavior Data for Click-Through Rate Prediction", CIKM 2020.
+    """
+
+    # One target per row, or a candidate set per row (the request form: `request_form`).
+    INPUT_FORMS = (ROW, CANDIDATES)
+
+    SEARCH_SPACE = {
+        **SequenceModel.SEARCH_SPACE,
+        "embedding_dim": ("choice", [8, 16, 32]),
+        "k": ("choice", [20, 50, 100]),
+        "search": ("choice", ["hard", "soft"]),
+        "num_heads": ("choice", [1, 2]),
+    }
+
+    def __init__(
+        self,
+        schema: SequenceSchema,
+        embedding_dim: int = 16,
+        k: int = 50,
+        search: str = "hard",
+        search_field: str = "category",
+        num_heads: int = 1,
+        mlp_units: Sequence[int] = (200, 80),
+        mlp_activation: str = "prelu",
+        input_batch_norm: bool = True,
+        dropout: float = 0.0,
+        l2: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        check_positive(embedding_dim=embedding_dim, k=k, num_heads=num_heads)
+        check_choice("search", search, SEARCHES)
+        if search == "hard":
+            check_choice("search_field", search_field, tuple(schema.fields))
+        inputs = schema.inputs()
+        target_ids, history_ids, mask = split_inputs(inputs, schema)
+        embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name="embedding")
+        target = embedding(target_ids)
+        history = embedding(history_ids)
+        if search == "hard":
+            # Recency scores; the search mask keeps the events of the target's category.
+            newest = recency(mask, target.dtype)
+            target_field = inputs[TARGET + search_field]
+            same = ops.equal(
+                ops.expand_dims(inputs[HISTORY + search_field], 1)
+                if schema.has_candidates
+                else inputs[HISTORY + search_field],
+                ops.expand_dims(target_field, -1),
+            )
+            if schema.has_candidates:
+                scores = ops.expand_dims(newest, 1) + ops.zeros_like(ops.cast(same, newest.dtype))
+                search_mask = ops.logical_and(same, ops.expand_dims(mask, 1))
+            else:
+                scores, search_mask = newest, ops.logical_and(same, mask)
+        else:
+            scores, search_mask = dot_scores(target, history), mask
+        retrieved, retrieved_mask = TopKRetrieval(k, name="search")(scores, history, mask=search_mask)
+        interest = TargetAttention(scorer="dot", num_heads=num_heads, name="attention")(
+            target, retrieved, mask=retrieved_mask
+        )
+        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        outputs = predict_clicks(make_tower(*tower), tower_input(target, interest, True), inputs, schema)
+        super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)
