@@ -1,4 +1,4 @@
-"""Times FuxiCTR's long-sequence models (DIN, SIM, TWIN) at given sizes; run by bench/run.py.
+"""Times FuxiCTR's long-sequence models (DIN, SIM, ETA, SDIM, TWIN) at given sizes; run by bench/run.py.
 
 Runs inside the isolated virtual environment that bench/run.py creates
 (fuxictr 2.3.10 and its dependencies; nothing of keras_lsrec is imported).
@@ -39,7 +39,7 @@ def feature_map(embedding_dim: int, root: str):
 
 
 def build(name: str, fmap, args, root: str):
-    from model_zoo.LongCTR import DIN, SIM, TWIN  # the classes, from the wheel's model zoo
+    from model_zoo.LongCTR import DIN, ETA, SDIM, SIM, TWIN  # the classes, from the wheel's model zoo
 
     common = dict(
         gpu=-1,
@@ -57,6 +57,10 @@ def build(name: str, fmap, args, root: str):
         return DIN(fmap, attention_hidden_units=[80, 40], din_use_softmax=True, **common)
     if name == "SIM":
         return SIM(fmap, attention_dim=args.attention_dim, topk=args.k, gsu_type="soft", **common)
+    if name == "ETA":
+        return ETA(fmap, attention_dim=args.attention_dim, topk=args.k, hash_bits=32, **common)
+    if name == "SDIM":
+        return SDIM(fmap, attention_dim=args.attention_dim, num_hashes=48, hash_bits=3, **common)
     return TWIN(fmap, attention_dim=args.attention_dim, topk=args.k, **common)
 
 

@@ -27,6 +27,9 @@ QUICKSTART_MODELS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("TWIN", "twin", {}),
     ("DARE", "dare", {}),
     ("SAM", "sam", {}),
+    ("SIM", "sim", {}),
+    ("ETA", "eta", {}),
+    ("SDIM", "sdim", {}),
 )
 
 

@@ -182,7 +182,9 @@ class Client:
         from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
         if self._stub is None:
-            self._channel = grpc.insecure_channel(self.target)
+            # TF Serving accepts messages up to 2**31 - 1 bytes; gRPC's client default receives 4 MiB.
+            options = [("grpc.max_receive_message_length", -1)]
+            self._channel = grpc.insecure_channel(self.target, options=options)
             self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         request = predict_pb2.PredictRequest()
         request.model_spec.name = self.model_name

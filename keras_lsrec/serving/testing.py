@@ -172,7 +172,9 @@ class ModelServer:
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._rest_handler())
         threading.Thread(target=self._http.serve_forever, daemon=True).start()
         self.rest_url = f"http://127.0.0.1:{self._http.server_address[1]}"
-        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        # As TF Serving's model server: messages up to 2**31 - 1 bytes (gRPC's default is 4 MiB).
+        largest = [(f"grpc.max_{way}_message_length", 2**31 - 1) for way in ("receive", "send")]
+        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=largest)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(self._grpc_servicer(), self._grpc)
         port = self._grpc.add_insecure_port("127.0.0.1:0")
         self._grpc.start()
