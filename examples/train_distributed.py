@@ -105,12 +105,10 @@ def main(argv: list[str] | None = None) -> dict:
             table_min_rows=args.table_min_rows,
         )
         history = model.fit(train, epochs=args.epochs, shuffle=False, verbose=0)
-        tables = [
-            layer for layer in model._flatten_layers() if isinstance(layer, keras_lsrec.layers.EmbeddingTable)
-        ]
+        tables = [v for v in model.weights if v.path.endswith("/embeddings")]  # what layout_map shards
         results[name] = {
             "loss": history.history["loss"],
-            "table_shards": {t.embeddings.path: shard_shape(t.embeddings) for t in tables},
+            "table_shards": {table.path: shard_shape(table) for table in tables},
             "slot_shards": {
                 v.path: shard_shape(v) for v in model.optimizer.variables if "_embeddings_" in v.name
             },
