@@ -124,7 +124,9 @@ def write(model: keras.Model, directory: str, name: str, warmup_rows: tuple[int,
         }
         archive.add_endpoint(name=signature, fn=fn, input_signature=[specs])
     archive.write_out(directory, verbose=False)
-    requests = [("serving_default", model.schema, size, {}) for size in warmup_rows]
+    requests: list[tuple[str, Any, int, dict]] = [
+        ("serving_default", model.schema, size, {}) for size in warmup_rows
+    ]
     if "candidates" in fns:
         requests += [(REQUEST_SIGNATURE, served.schema, n, {"candidates": c}) for n, c in REQUEST_WARMUP]
     _write_warmup(os.path.join(directory, WARMUP_FILE), name, requests)
