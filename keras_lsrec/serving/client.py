@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 
 from keras_lsrec.serving._dependencies import require_serving
-
-REQUEST_SIGNATURE = "serving_request"  # the export's candidate-set signature (serving/_tf_export.py)
+from keras_lsrec.serving._tf_export import REQUEST_SIGNATURE
 
 
 class ServingError(RuntimeError):
