@@ -13,6 +13,7 @@ from keras_lsrec.api_export import keras_lsrec_export
 HISTORY = "history_"
 TARGET = "target_"
 TIME = "time"
+CLUSTER_SIZE = "cluster_size"  # `history_cluster_size`: behaviours an event stands for (TWIN-V2)
 VARIABLE = "variable"  # `candidates=VARIABLE`: a candidate axis of any size
 
 
@@ -31,6 +32,11 @@ class SequenceSchema:
 
     With `time_vocab_size` set, `history_time` `(B, L)` carries a reverse
     position or bucketed time gap per event (the target implicitly has 0).
+    With `cluster_sizes=True` the history is compressed (TWIN-V2): each event
+    is a cluster of behaviours represented by one of them, and
+    `history_cluster_size` `(B, L)` holds how many behaviours it stands for
+    (>= 1 at every event, 0 at padding; `keras_lsrec.data.cluster_histories`
+    writes it).
     Id 0 is padding in every field; the mask is `history_item != 0`. Ids of a
     field lie in `[0, vocab_sizes[f])`.
 
@@ -50,6 +56,7 @@ class SequenceSchema:
             metrics follow.
         time_vocab_size: vocabulary size of `history_time`, or `None` when the
             batch has no time feature.
+        cluster_sizes: whether the batch carries `history_cluster_size`.
 
     Example:
 
@@ -64,6 +71,7 @@ class SequenceSchema:
         max_len: int,
         candidates: int | Literal["variable"] | None = None,
         time_vocab_size: int | None = None,
+        cluster_sizes: bool = False,
     ) -> None:
         if not isinstance(vocab_sizes, Mapping) or "item" not in vocab_sizes:
             raise ValueError(
@@ -100,12 +108,15 @@ class SequenceSchema:
                 "`time_vocab_size` must be None or an integer >= 2. "
                 f"Received: {time_vocab_size!r}"
             )
+        if not isinstance(cluster_sizes, (bool, np.bool_)):
+            raise ValueError(f"`cluster_sizes` must be True or False. Received: {cluster_sizes!r}")
         self.vocab_sizes = {str(k): int(v) for k, v in vocab_sizes.items()}
         self.max_len = int(max_len)
         self.candidates: int | str | None = (
             candidates if candidates is None or candidates == VARIABLE else int(candidates)
         )
         self.time_vocab_size = None if time_vocab_size is None else int(time_vocab_size)
+        self.cluster_sizes = bool(cluster_sizes)
 
     # -- names -------------------------------------------------------------
     @property
@@ -138,6 +149,8 @@ class SequenceSchema:
             shapes[HISTORY + field] = (None,)
         if self.has_time:
             shapes[HISTORY + TIME] = (None,)
+        if self.cluster_sizes:
+            shapes[HISTORY + CLUSTER_SIZE] = (None,)
         return shapes
 
     def inputs(self, dtype: str = "int32") -> dict[str, keras.KerasTensor]:
@@ -169,7 +182,8 @@ class SequenceSchema:
 
         Histories have `length` events (default `max_len`), left-padded to a
         random number of valid events per row when `padded`, full otherwise;
-        `history_time` is the reverse position (capped to its vocabulary).
+        `history_time` is the reverse position (capped to its vocabulary);
+        `history_cluster_size` a size in 1..20 at every event.
         Candidate sets have the schema's C (`candidates` when it is
         `"variable"`); when `padded`, each request keeps a random number >= 1
         of them, the rest marked missing (id 0) at the end.
@@ -183,7 +197,9 @@ class SequenceSchema:
         target_mask = (np.arange(width)[None, :] < kept[:, None]) if self.has_candidates else True
         batch = {}
         for key, shape in self.input_shapes().items():
-            if key.startswith(HISTORY):
+            if key == HISTORY + CLUSTER_SIZE:
+                batch[key] = np.where(mask, rng.integers(1, 21, (rows, length)), 0)
+            elif key.startswith(HISTORY):
                 ids = rng.integers(1, self.vocab_size(key), (rows, length))
                 batch[key] = np.where(mask, ids, 0)
             else:
@@ -263,7 +279,10 @@ class SequenceSchema:
                     f"`{key}` has shape {value.shape}, `target_item` has "
                     f"{np.shape(batch[TARGET + 'item'])}; every target field needs the same."
                 )
-            self.validate_ids(key, value)
+            if key == HISTORY + CLUSTER_SIZE:
+                self.validate_cluster_sizes(value, batch[HISTORY + "item"])
+            else:
+                self.validate_ids(key, value)
         if labels is not None:
             self.validate_labels(batch[TARGET + "item"], labels)
 
@@ -299,6 +318,25 @@ class SequenceSchema:
                 f"`{name}` holds id {high} at {where}, outside the vocabulary [0, {vocab}) of field "
                 f"`{field}`. Map unseen ids to an out-of-vocabulary id (`encode_ids`) or enlarge "
                 "the vocabulary."
+            )
+
+    def validate_cluster_sizes(self, sizes: Any, history_item: Any, name: str | None = None) -> None:
+        """Raise a `ValueError` naming the first bad entry unless `sizes` are
+        integers, >= 1 at every event (`history_item != 0`) and >= 0 at padding."""
+        name = HISTORY + CLUSTER_SIZE if name is None else name
+        value = np.asarray(sizes)
+        self._check_integer(name, value, name)
+        if value.shape != np.shape(history_item):
+            raise ValueError(
+                f"`{name}` must have the shape of `history_item`, {np.shape(history_item)}. "
+                f"Received {value.shape}."
+            )
+        bad = (value < 0) | ((value < 1) & (np.asarray(history_item) != 0))
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"`{name}` holds {value[where].item()} at {_index(name, where)}: every event "
+                "(history_item != 0) stands for at least 1 behaviour, padding for 0."
             )
 
     @staticmethod
@@ -359,6 +397,7 @@ class SequenceSchema:
             "max_len": self.max_len,
             "candidates": self.candidates,
             "time_vocab_size": self.time_vocab_size,
+            "cluster_sizes": self.cluster_sizes,
         }
 
     @classmethod

@@ -65,6 +65,10 @@ class TargetAttention(keras.layers.Layer):
         keys: `(B, L, Dk)`, or `(B, C, L, Dk)` per candidate.
         values: `(B, L, Dv)` (`(B, C, L, Dv)`), or `None` to use `keys`.
         mask: boolean `(B, L)` (`(B, C, L)`), or `None` when every event is valid.
+        logit_bias: `(B, L)` (`(B, C, L)`) added to every event's logit (each
+            head's) before the normaliser, e.g. TWIN-V2's `log(cluster size)`,
+            which weighs a cluster of `n` behaviours as `n` copies of its
+            representative under a softmax; `None` for none.
         return_weights: also return the weights, `(B, L)` (`(B, H, L)` with
             heads; `(B, C, ...)` for a candidate set).
 
@@ -132,9 +136,7 @@ class TargetAttention(keras.layers.Layer):
                 initializer=clone_initializer(self.kernel_initializer),
                 regularizer=self.kernel_regularizer,
             )
-            self.score_bias = self.add_weight(
-                name="score_bias", shape=(units[0],), initializer="zeros"
-            )
+            self.score_bias = self.add_weight(name="score_bias", shape=(units[0],), initializer="zeros")
             self.score_layers = []
             for i, size in enumerate(units[1:]):
                 self.score_layers.append(owned_dense(self, size, f"score_dense_{i + 1}", units[i]))
@@ -147,8 +149,7 @@ class TargetAttention(keras.layers.Layer):
             for name, dim in (("key", key_dim), ("value", value_dim)):
                 if dim % self.num_heads:
                     raise ValueError(
-                        f"The {name} size {dim} is not divisible by "
-                        f"`num_heads={self.num_heads}`."
+                        f"The {name} size {dim} is not divisible by `num_heads={self.num_heads}`."
                     )
         self.built = True
 
@@ -170,20 +171,23 @@ class TargetAttention(keras.layers.Layer):
                 hidden = self.activation(hidden)
         return ops.squeeze(hidden, -1)
 
-    def call(self, query, keys, values=None, mask=None, return_weights: bool = False):
+    def call(self, query, keys, values=None, mask=None, logit_bias=None, return_weights: bool = False):
         if len(query.shape) == 3 and len(keys.shape) == 4:
-            return self._per_candidate_keys(query, keys, values, mask, return_weights)
+            return self._per_candidate_keys(query, keys, values, mask, logit_bias, return_weights)
         query = ops.cast(query, self.compute_dtype)
         keys = ops.cast(keys, self.compute_dtype)
         values = keys if values is None else ops.cast(values, self.compute_dtype)
         if mask is not None:
             mask = ops.cast(mask, "bool")
+        bias = None if logit_bias is None else ops.expand_dims(ops.cast(logit_bias, self.compute_dtype), 1)
         # One code path: a single target is a set of one candidate.
         single = len(query.shape) == 2
         query = ops.expand_dims(query, 1) if single else query  # (B, C, Dq)
         if self.scorer == "mlp":
             shared_mask = None if mask is None else ops.expand_dims(mask, 1)
-            weights = normalize(self._mlp_logits(query, keys), shared_mask, self.normalizer)
+            logits = self._mlp_logits(query, keys)
+            logits = logits if bias is None else logits + bias
+            weights = normalize(logits, shared_mask, self.normalizer)
             output = ops.einsum("bcl,bld->bcd", weights, values)
         else:
             heads = self.num_heads
@@ -195,6 +199,7 @@ class TargetAttention(keras.layers.Layer):
             k = ops.reshape(keys, (batch, length, heads, head_dim))
             v = ops.reshape(values, (batch, length, heads, values.shape[-1] // heads))
             logits = ops.einsum("bchd,blhd->bchl", q, k) * ops.cast(scale, q.dtype)
+            logits = logits if bias is None else logits + ops.expand_dims(bias, 2)
             head_mask = None if mask is None else mask[:, None, None, :]
             weights = normalize(logits, head_mask, self.normalizer)
             output = ops.einsum("bchl,blhd->bchd", weights, v)
@@ -205,7 +210,7 @@ class TargetAttention(keras.layers.Layer):
             output, weights = ops.squeeze(output, 1), ops.squeeze(weights, 1)
         return (output, weights) if return_weights else output
 
-    def _per_candidate_keys(self, query, keys, values, mask, return_weights):
+    def _per_candidate_keys(self, query, keys, values, mask, logit_bias, return_weights):
         """Queries `(B, C, D)` over keys of their own `(B, C, L, D)` (e.g. each
         candidate's top-k): the candidates folded into the batch."""
         candidates = ops.shape(query)[1]
@@ -216,7 +221,9 @@ class TargetAttention(keras.layers.Layer):
         def unfold(x):
             return ops.reshape(x, (-1, candidates) + tuple(x.shape[1:]))
 
-        result = self.call(fold(query), fold(keys), fold(values), fold(mask), return_weights)
+        result = self.call(
+            fold(query), fold(keys), fold(values), fold(mask), fold(logit_bias), return_weights
+        )
         if return_weights:
             return unfold(result[0]), unfold(result[1])
         return unfold(result)
@@ -225,10 +232,8 @@ class TargetAttention(keras.layers.Layer):
         value_dim = (keys_shape if values_shape is None else values_shape)[-1]
         return tuple(query_shape[:-1]) + (value_dim,)
 
-    def compute_output_spec(self, query, keys, values=None, mask=None, return_weights=False):
-        shape = self.compute_output_shape(
-            query.shape, keys.shape, None if values is None else values.shape
-        )
+    def compute_output_spec(self, query, keys, values=None, mask=None, logit_bias=None, return_weights=False):
+        shape = self.compute_output_shape(query.shape, keys.shape, None if values is None else values.shape)
         output = keras.KerasTensor(shape, dtype=self.compute_dtype)
         if not return_weights:
             return output

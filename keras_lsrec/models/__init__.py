@@ -13,9 +13,10 @@ from keras_lsrec.models.sam import SAM
 from keras_lsrec.models.sdim import SDIM
 from keras_lsrec.models.sim import SIM
 from keras_lsrec.models.twin import TWIN
+from keras_lsrec.models.twinv2 import TWINV2
 
 _MODELS: dict[str, type[SequenceModel]] = {
-    cls.__name__.lower(): cls for cls in (DIN, TWIN, DARE, SAM, IFA, SIM, ETA, SDIM)
+    cls.__name__.lower(): cls for cls in (DIN, TWIN, DARE, SAM, IFA, SIM, ETA, SDIM, TWINV2)
 }
 
 
@@ -32,4 +33,17 @@ def names() -> list[str]:
     return sorted(_MODELS)
 
 
-__all__ = ["DARE", "DIN", "ETA", "IFA", "SAM", "SDIM", "SIM", "TWIN", "SequenceModel", "get", "names"]
+__all__ = [
+    "DARE",
+    "DIN",
+    "ETA",
+    "IFA",
+    "SAM",
+    "SDIM",
+    "SIM",
+    "TWIN",
+    "TWINV2",
+    "SequenceModel",
+    "get",
+    "names",
+]

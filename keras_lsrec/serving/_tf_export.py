@@ -13,6 +13,8 @@ from typing import Any
 
 import keras
 
+from keras_lsrec.data.schema import CLUSTER_SIZE, HISTORY
+
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 SIGNATURES = {"serving_default": "int64", "serving_int32": "int32"}
 REQUEST_SIGNATURE = "serving_request"  # one user's history and a candidate set: (B, L), (B, C)
@@ -27,10 +29,20 @@ def _checked(schema: Any, inputs: dict[str, Any]) -> dict[str, Any]:
     checks = []
     reference = inputs["history_item"]
     for key, ids in inputs.items():
-        vocab = schema.vocab_size(key)
         checks.append(
             tf.debugging.assert_non_negative(ids, message=f"`{key}`: ids must be >= 0 (0 is padding)")
         )
+        if key == HISTORY + CLUSTER_SIZE:
+            # Not an id: a count, >= 1 at every event, that int32 holds.
+            at_events = tf.where(tf.not_equal(reference, 0), ids, tf.ones_like(ids))
+            checks.append(
+                tf.debugging.assert_positive(
+                    at_events, message=f"`{key}`: every event stands for at least 1 behaviour"
+                )
+            )
+            vocab = 2**31 - 1
+        else:
+            vocab = schema.vocab_size(key)
         checks.append(
             tf.debugging.assert_less(
                 ids,

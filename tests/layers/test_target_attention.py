@@ -10,14 +10,14 @@ from keras_lsrec.layers import TargetAttention
 B, L, D = 4, 7, 8
 
 
-def np_target_attention(layer, q, k, v, mask):
+def np_target_attention(layer, q, k, v, mask, bias=0.0):
     if layer.scorer == "mlp":
         qb = np.broadcast_to(q[:, None, :], k.shape)
         h = np.concatenate([qb, k, qb - k, qb * k], -1) @ to_numpy(layer.score_kernel)
         h = h + to_numpy(layer.score_bias)
         for dense in layer.score_layers:
             h = np_sigmoid(h) @ to_numpy(dense.kernel) + to_numpy(dense.bias)
-        weights = np_normalize(h[..., 0], mask, layer.normalizer)
+        weights = np_normalize(h[..., 0] + bias, mask, layer.normalizer)
         return np.einsum("bl,bld->bd", weights, v)
     heads = layer.num_heads
     dh = k.shape[-1] // heads
@@ -26,7 +26,7 @@ def np_target_attention(layer, q, k, v, mask):
     for h in range(heads):
         qs, ks = q[:, h * dh : (h + 1) * dh], k[:, :, h * dh : (h + 1) * dh]
         dv = v.shape[-1] // heads
-        logits = np.einsum("bd,bld->bl", qs, ks) * scale
+        logits = np.einsum("bd,bld->bl", qs, ks) * scale + bias
         weights = np_normalize(logits, mask, layer.normalizer)
         out.append(np.einsum("bl,bld->bd", weights, v[:, :, h * dv : (h + 1) * dv]))
     return np.concatenate(out, -1)
@@ -96,6 +96,29 @@ class TestTargetAttention(TestCase):
             expected_num_trainable_weights=num_weights,
             sequence_args=("keys", "values"),
         )
+
+    @pytest.mark.parametrize("kwargs", CASES, ids=IDS)
+    def test_logit_bias_matches_numpy(self, kwargs):
+        """TWIN-V2's log(cluster size): added to every head's logit, for one target and candidate sets."""
+        data = inputs(4)
+        rng = np.random.default_rng(4)
+        bias = np.log(rng.integers(1, 30, (B, L))).astype("float32")
+        layer = TargetAttention(**kwargs)
+        out = to_numpy(layer(**data, logit_bias=bias))
+        assert_close(out, np_target_attention(layer, *data.values(), bias=bias))
+        np.testing.assert_array_equal(out[0], 0.0)  # all padding: still exactly 0
+        queries = rng.normal(size=(B, 3, D)).astype("float32")
+        out = to_numpy(layer(queries, data["keys"], data["values"], mask=data["mask"], logit_bias=bias))
+        for c in range(3):
+            expected = np_target_attention(
+                layer, queries[:, c], data["keys"], data["values"], data["mask"], bias
+            )
+            assert_close(out[:, c], expected)
+        if kwargs["normalizer"] == "softmax":
+            # A cluster of n events weighs as n copies of its representative.
+            q, k, v = data["query"][1:2], data["keys"][1:2, :2], data["values"][1:2, :2]
+            copies = to_numpy(layer(q, np.repeat(k, [3, 1], axis=1), np.repeat(v, [3, 1], axis=1)))
+            assert_close(layer(q, k, v, logit_bias=np.log(np.array([[3.0, 1.0]], "float32"))), copies)
 
     def test_weights_and_no_mask(self):
         rng = np.random.default_rng(3)

@@ -1,0 +1,137 @@
+"""TWIN-V2's hierarchical clustering (`cluster_histories`), against constructions whose clusters are known."""
+
+import numpy as np
+import pytest
+
+from keras_lsrec.data import SequenceSchema, cluster_histories
+
+
+def blobs(sizes, dim=4, seed=0):
+    """Item vectors in well-separated blobs: items of blob b are 1 + b * 100 + j."""
+    rng = np.random.default_rng(seed)
+    vectors = np.zeros((100 * len(sizes) + 1, dim), "float32")
+    for b, size in enumerate(sizes):
+        centre = rng.normal(size=dim) * 100
+        vectors[1 + 100 * b : 1 + 100 * b + size] = centre + rng.normal(size=(size, dim))
+    return vectors
+
+
+def history(events, length):
+    """One left-padded row of item ids, plus a category (the blob) and a reverse-position time."""
+    items = np.zeros(length, "int64")
+    items[length - len(events) :] = events
+    category = np.where(items > 0, 1 + (items - 1) // 100, 0)
+    time = np.where(items > 0, length - np.arange(length), 0)
+    return items, category, time
+
+
+def batch(rows, length):
+    parts = [history(r, length) for r in rows]
+    return {
+        "history_item": np.stack([p[0] for p in parts]),
+        "history_category": np.stack([p[1] for p in parts]),
+        "history_time": np.stack([p[2] for p in parts]),
+        "target_item": np.arange(1, len(rows) + 1),
+        "target_category": np.ones(len(rows), "int64"),
+    }
+
+
+def clusters_of(out, row):
+    valid = out["history_item"][row] != 0
+    return {k: v[row][valid] for k, v in out.items() if k.startswith("history_")}
+
+
+def test_separated_blobs_are_the_clusters_and_each_is_represented_by_its_most_central_event():
+    vectors = blobs([15, 9])
+    rng = np.random.default_rng(1)
+    events = rng.permutation(np.concatenate([np.arange(1, 16), np.arange(101, 110)]))
+    x = batch([events], 30)
+    out = cluster_histories(x, vectors, max_cluster_size=20)
+    got = clusters_of(out, 0)
+    assert sorted(got["history_cluster_size"].tolist()) == [9, 15]
+    for items in (np.arange(1, 16), np.arange(101, 110)):
+        distance = ((vectors[items] - vectors[items].mean(0)) ** 2).sum(1)
+        central = items[np.argmin(distance)]
+        j = int(np.nonzero(got["history_item"] == central)[0][0])
+        assert got["history_cluster_size"][j] == len(items)
+        assert got["history_category"][j] == 1 + (central - 1) // 100  # the representative's own ids
+        position = int(np.nonzero(x["history_item"][0] == central)[0][0])
+        assert got["history_time"][j] == x["history_time"][0, position]
+    # Ordered by each cluster's most recent event, most recent last.
+    last_blob = (events[-1] - 1) // 100
+    assert (got["history_item"][-1] - 1) // 100 == last_blob
+    np.testing.assert_array_equal(out["target_item"], x["target_item"])
+
+
+@pytest.mark.parametrize("gamma", [1, 5, 20])
+def test_every_event_is_in_one_cluster_of_at_most_gamma(gamma):
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(301, 8)).astype("float32")
+    rows = [rng.integers(1, 301, n) for n in (0, 3, 57, 200)]
+    x = batch(rows, 200)
+    out = cluster_histories(x, vectors, max_cluster_size=gamma, group_field="category")
+    SequenceSchema(
+        {"item": 301, "category": 4}, max_len=200, time_vocab_size=201, cluster_sizes=True
+    ).validate(out)
+    for r, events in enumerate(rows):
+        got = clusters_of(out, r)
+        sizes = got["history_cluster_size"]
+        assert sizes.sum() == len(events) and sizes.max(initial=1) <= gamma and sizes.min(initial=1) >= 1
+        assert set(got["history_item"]) <= set(events)  # representatives are events of the row
+        if gamma == 1:
+            np.testing.assert_array_equal(got["history_item"], events)  # nothing to compress
+    assert (out["history_cluster_size"][0] == 0).all()  # an empty history stays empty
+
+
+def test_repeats_of_one_item_form_runs_of_gamma_and_groups_never_mix():
+    vectors = blobs([3, 3])
+    events = np.array([1] * 45 + [101] * 4)
+    out = cluster_histories(batch([events], 60), vectors, max_cluster_size=20, group_field="category")
+    got = clusters_of(out, 0)
+    np.testing.assert_array_equal(got["history_cluster_size"], [20, 20, 5, 4])
+    np.testing.assert_array_equal(got["history_item"], [1, 1, 1, 101])
+
+
+def test_equal_histories_cluster_alike_and_the_result_is_deterministic():
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(101, 4)).astype("float32")
+    events = rng.integers(1, 101, 80)
+    x = batch([events, events[5:], events], 90)
+    out = cluster_histories(x, vectors, max_cluster_size=6, seed=4)
+    for key in out:
+        if key.startswith("history_"):
+            np.testing.assert_array_equal(out[key][0], out[key][2])
+        np.testing.assert_array_equal(
+            out[key], cluster_histories(x, vectors, max_cluster_size=6, seed=4)[key]
+        )
+
+
+def test_bad_input_is_refused_by_name():
+    vectors = blobs([5])
+    x = batch([np.arange(1, 6)], 10)
+    with pytest.raises(ValueError, match="vectors"):
+        cluster_histories(x, vectors[:3])
+    with pytest.raises(ValueError, match="max_cluster_size"):
+        cluster_histories(x, vectors, max_cluster_size=0)
+    with pytest.raises(ValueError, match="group_field"):
+        cluster_histories(x, vectors, group_field="shop")
+    with pytest.raises(ValueError, match="max_len=1"):
+        cluster_histories(x, vectors, max_cluster_size=2, max_len=1)
+    bad = np.array(vectors)
+    bad[3, 0] = np.nan
+    with pytest.raises(ValueError, match=r"vectors\[3\]"):
+        cluster_histories(x, bad)
+    with pytest.raises(ValueError, match="already clustered"):
+        cluster_histories(cluster_histories(x, vectors), vectors)
+
+
+def test_schema_validates_cluster_sizes():
+    schema = SequenceSchema({"item": 10}, max_len=4, cluster_sizes=True)
+    x = {"target_item": np.array([1]), "history_item": np.array([[0, 3, 4, 5]])}
+    schema.validate({**x, "history_cluster_size": np.array([[0, 1, 7, 2]])})
+    with pytest.raises(ValueError, match=r"history_cluster_size\[0, 2\]"):
+        schema.validate({**x, "history_cluster_size": np.array([[0, 1, 0, 2]])})
+    with pytest.raises(ValueError, match="history_cluster_size"):
+        schema.validate(x)
+    assert SequenceSchema.from_config(schema.get_config()) == schema
+    schema.validate(schema.random_batch(3))
