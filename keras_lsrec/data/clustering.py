@@ -103,8 +103,8 @@ def cluster_histories(
             "(one per item id, row 0 for padding)."
         )
     if not np.isfinite(vectors).all():
-        row = int(np.argwhere(~np.isfinite(vectors))[0][0])
-        raise ValueError(f"`vectors[{row}]` is not finite.")
+        bad = int(np.argwhere(~np.isfinite(vectors))[0][0])
+        raise ValueError(f"`vectors[{bad}]` is not finite.")
 
     rng = np.random.default_rng(seed)
     stacked = np.stack([histories[k] for k in history_keys], axis=-1)  # (N, L, fields)
