@@ -16,7 +16,7 @@ from keras_lsrec import cli
 def test_quickstart_runs_and_prints_the_table(capsys):
     assert cli.main(["quickstart", "--users", "60", "--epochs", "1", "--batch-size", "64"]) == 0
     out = capsys.readouterr().out
-    for label in ("| DIN@50 |", "| DIN |", "| TWIN |", "| DARE |", "Bayes-optimal"):
+    for label in ("| DIN@50 |", "| DIN |", "| TWIN |", "| DARE |", "| TWIN-V2 |", "Bayes-optimal"):
         assert label in out
 
 

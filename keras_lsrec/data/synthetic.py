@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_lsrec.data.clustering import DEFAULT_MAX_CLUSTER_SIZE, cluster_histories
 from keras_lsrec.data.dataset import SequenceDataset
 from keras_lsrec.data.schema import HISTORY, TARGET, SequenceSchema
 
@@ -85,6 +86,33 @@ class SyntheticData:
         examples.update({TARGET + f: part.x[TARGET + f] for f in self.schema.vocab_sizes})
         return SequenceDataset(
             sequences, offsets, examples, self.schema.max_len, self.schema.vocab_sizes, **kwargs
+        )
+
+    def item_vectors(self) -> np.ndarray:
+        """`(num_items + 1, num_categories + 1)`: each item's category, one-hot
+        (row 0, padding, all zero): the only attribute items have here, as
+        content vectors for `cluster_histories`."""
+        items, categories = self.schema.vocab_sizes["item"], self.schema.vocab_sizes["category"]
+        ids = np.arange(1, items)
+        vectors = np.zeros((items, categories), "float32")
+        vectors[ids, 1 + (ids - 1) % (categories - 1)] = 1.0
+        return vectors
+
+    def clustered(self, max_cluster_size: int = DEFAULT_MAX_CLUSTER_SIZE) -> SyntheticData:
+        """This data with every history compressed by `cluster_histories`
+        (on `item_vectors`, grouped by category) for `TWINV2`; the schema gains
+        `cluster_sizes=True`. Labels, users and probabilities are unchanged."""
+        vectors = self.item_vectors()
+
+        def compress(split: Split) -> Split:
+            x = cluster_histories(split.x, vectors, max_cluster_size, group_field="category")
+            return Split(x=x, y=split.y, users=split.users, probability=split.probability)
+
+        return SyntheticData(
+            schema=self.schema.replace(cluster_sizes=True),
+            train=compress(self.train),
+            validation=compress(self.validation),
+            test=compress(self.test),
         )
 
 

@@ -135,3 +135,19 @@ def test_schema_validates_cluster_sizes():
         schema.validate(x)
     assert SequenceSchema.from_config(schema.get_config()) == schema
     schema.validate(schema.random_batch(3))
+
+
+def test_synthetic_data_clustered_for_twinv2():
+    from keras_lsrec.data import synthetic
+
+    data = synthetic.generate(num_users=20, examples_per_user=2, max_len=90, num_items=60, num_categories=8)
+    clustered = data.clustered(max_cluster_size=6)
+    assert clustered.schema == data.schema.replace(cluster_sizes=True)
+    vectors = data.item_vectors()
+    assert vectors.shape == (61, 9) and (vectors[1:].sum(1) == 1).all() and vectors[9, 1] == 1  # item 9: category 1
+    for before, after in zip((data.train, data.test), (clustered.train, clustered.test), strict=True):
+        clustered.schema.validate(after.x, after.y)
+        np.testing.assert_array_equal(after.y, before.y)
+        sizes = after.x["history_cluster_size"]
+        np.testing.assert_array_equal(sizes.sum(1), (before.x["history_item"] != 0).sum(1))
+        assert sizes.max() <= 6
