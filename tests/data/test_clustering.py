@@ -144,7 +144,8 @@ def test_synthetic_data_clustered_for_twinv2():
     clustered = data.clustered(max_cluster_size=6)
     assert clustered.schema == data.schema.replace(cluster_sizes=True)
     vectors = data.item_vectors()
-    assert vectors.shape == (61, 9) and (vectors[1:].sum(1) == 1).all() and vectors[9, 1] == 1  # item 9: category 1
+    assert vectors.shape == (61, 9) and (vectors[1:].sum(1) == 1).all()
+    assert vectors[9, 1] == 1  # item 9 is of category 1
     for before, after in zip((data.train, data.test), (clustered.train, clustered.test), strict=True):
         clustered.schema.validate(after.x, after.y)
         np.testing.assert_array_equal(after.y, before.y)
