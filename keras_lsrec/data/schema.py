@@ -322,7 +322,8 @@ class SequenceSchema:
 
     def validate_cluster_sizes(self, sizes: Any, history_item: Any, name: str | None = None) -> None:
         """Raise a `ValueError` naming the first bad entry unless `sizes` are
-        integers, >= 1 at every event (`history_item != 0`) and >= 0 at padding."""
+        integers below 2^31 (the models read int32), >= 1 at every event
+        (`history_item != 0`) and >= 0 at padding."""
         name = HISTORY + CLUSTER_SIZE if name is None else name
         value = np.asarray(sizes)
         self._check_integer(name, value, name)
@@ -331,12 +332,12 @@ class SequenceSchema:
                 f"`{name}` must have the shape of `history_item`, {np.shape(history_item)}. "
                 f"Received {value.shape}."
             )
-        bad = (value < 0) | ((value < 1) & (np.asarray(history_item) != 0))
+        bad = (value < 0) | (value > 2**31 - 1) | ((value < 1) & (np.asarray(history_item) != 0))
         if bad.any():
             where = tuple(int(i) for i in np.argwhere(bad)[0])
             raise ValueError(
                 f"`{name}` holds {value[where].item()} at {_index(name, where)}: every event "
-                "(history_item != 0) stands for at least 1 behaviour, padding for 0."
+                "(history_item != 0) stands for 1 to 2^31 - 1 behaviours, padding for 0."
             )
 
     @staticmethod

@@ -131,6 +131,8 @@ def test_schema_validates_cluster_sizes():
     schema.validate({**x, "history_cluster_size": np.array([[0, 1, 7, 2]])})
     with pytest.raises(ValueError, match=r"history_cluster_size\[0, 2\]"):
         schema.validate({**x, "history_cluster_size": np.array([[0, 1, 0, 2]])})
+    with pytest.raises(ValueError, match=r"history_cluster_size\[0, 0\]"):
+        schema.validate({**x, "history_cluster_size": np.array([[2**31, 1, 1, 1]])})
     with pytest.raises(ValueError, match="history_cluster_size"):
         schema.validate(x)
     assert SequenceSchema.from_config(schema.get_config()) == schema
