@@ -21,7 +21,7 @@ def data():
     )
 
 
-@pytest.mark.parametrize("name", NAMES + ["ifa"])
+@pytest.mark.parametrize("name", NAMES + ["ifa", "sim", "eta", "sdim", "twinv2"])
 def test_search_space_knobs_are_constructor_arguments(name):
     cls = models.get(name)
     arguments = set(inspect.signature(cls.__init__).parameters)
@@ -46,6 +46,15 @@ def test_build_samples_the_space_and_pins_fixed_knobs(name, data):
         if knob not in fixed and spec[0] == "choice":
             allowed = [list(v) if isinstance(v, tuple) else v for v in spec[1]]
             assert getattr(model, knob) in allowed
+
+
+def test_twinv2_sweeps_clustered_histories(data):
+    clustered = data.clustered(max_cluster_size=5)
+    hp = keras_tuner.HyperParameters()
+    model = tuning.hypermodel("twinv2", clustered.schema, mlp_units=(8,)).build(hp)
+    assert isinstance(model, models.TWINV2) and model.schema.cluster_sizes
+    assert model.k in models.TWINV2.SEARCH_SPACE["k"][1] and "k" in hp.values
+    model.fit(clustered.train.x, clustered.train.y, epochs=1, batch_size=64, verbose=0)
 
 
 def test_candidate_set_models_compile_with_the_list_wise_loss():
