@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from keras import ops
+
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.layers.field_embedding import FieldEmbedding
@@ -15,6 +17,7 @@ from keras_lsrec.models.wiring import (
     dot_scores,
     field_vocab_sizes,
     make_tower,
+    most_recent,
     predict_clicks,
     split_inputs,
     tower_input,
@@ -34,11 +37,21 @@ class TWIN(SequenceModel):
     attention logits and the representation compete for one table, which is
     what DARE separates.
 
+    With `short_window=N`, a second target attention (dot, softmax) reads the
+    N most recent events whatever the search keeps, and the tower also gets
+    `[h_short, e_t * h_short]`: the short-term interest that TWIN's deployed
+    ranking model (and FuxiCTR's TWIN, over the last 50) has beside the
+    lifelong search, which a top-k by similarity alone drops. The recent
+    events are found by counting from the newest valid event, so left and
+    right padding give the same result.
+
     Args:
         schema: the `SequenceSchema` of the data.
         embedding_dim: size of each field's embedding.
         k: behaviours kept by the search.
         num_heads: heads of the target attention.
+        short_window: the recent events of the short-term attention, or
+            `None` for the search alone (the TWIN paper's GSU/ESU block).
         mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
             (see `DIN`).
 
@@ -63,6 +76,7 @@ class TWIN(SequenceModel):
         embedding_dim: int = 16,
         k: int = 20,
         num_heads: int = 1,
+        short_window: int | None = None,
         mlp_units: Sequence[int] = (200, 80),
         mlp_activation: str = "prelu",
         input_batch_norm: bool = True,
@@ -71,6 +85,7 @@ class TWIN(SequenceModel):
         **kwargs: Any,
     ) -> None:
         check_positive(embedding_dim=embedding_dim, k=k, num_heads=num_heads)
+        check_positive(allow_none=True, short_window=short_window)
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema)
         embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name="embedding")
@@ -82,6 +97,12 @@ class TWIN(SequenceModel):
         interest = TargetAttention(scorer="dot", num_heads=num_heads, name="attention")(
             target, retrieved, mask=retrieved_mask
         )
+        features = tower_input(target, interest, True)
+        if short_window is not None:
+            short = TargetAttention(scorer="dot", name="short_attention")(
+                target, history, mask=most_recent(mask, short_window)
+            )
+            features = ops.concatenate([features, short, target * short], axis=-1)
         tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = predict_clicks(make_tower(*tower), tower_input(target, interest, True), inputs, schema)
+        outputs = predict_clicks(make_tower(*tower), features, inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)

@@ -119,3 +119,10 @@ def recency(mask, dtype: str = "float32"):
     the padding: a search's tie-breaker or recency score that does not move
     with left or right padding."""
     return ops.cumsum(ops.cast(mask, dtype), axis=-1)
+
+
+def most_recent(mask, count: int):
+    """`(B, L)`: the `count` most recent valid events of each row, whatever the padding."""
+    rank = recency(mask, "int32")  # 1 = the oldest valid event
+    total = ops.sum(ops.cast(mask, "int32"), axis=-1, keepdims=True)
+    return ops.logical_and(mask, rank > total - count)

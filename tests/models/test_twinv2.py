@@ -121,3 +121,4 @@ def test_exports_cluster_sizes_and_refuses_an_empty_cluster(clustered, tmp_path)
     bad["history_cluster_size"] = tf.constant(sizes, "int64")
     with pytest.raises(tf.errors.InvalidArgumentError, match="history_cluster_size"):
         loaded.signatures["serving_default"](**bad)
+

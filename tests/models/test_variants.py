@@ -2,11 +2,13 @@
 (scorers, normalisers, windows, heads, feature maps): the registry-driven
 tests/models/test_contract.py covers the defaults."""
 
+import numpy as np
 import pytest
-from test_case import TestCase, small_batch
+from test_case import TestCase, small_batch, to_numpy
 
 from keras_lsrec.losses import CandidateSetLoss
 from keras_lsrec.models import DARE, DIN, IFA, SAM, TWIN
+from keras_lsrec.models.wiring import most_recent
 
 SMALL = dict(mlp_units=(8,))
 ROW_CASES = {
@@ -30,6 +32,7 @@ ROW_CASES = {
         ),
     ),
     "twin_heads": (TWIN, dict(embedding_dim=4, k=5, num_heads=2, **SMALL)),
+    "twin_short_window": (TWIN, dict(embedding_dim=4, k=5, short_window=7, **SMALL)),
     "dare_joint_no_aux": (
         DARE,
         dict(
@@ -100,3 +103,13 @@ class TestVariants(TestCase):
     def test_bad_hyperparameters_are_rejected(self, build, match, row_data):
         with pytest.raises(ValueError, match=match):
             build(row_data.schema)
+
+
+def test_most_recent_counts_from_the_newest_event_whatever_the_padding():
+    """TWIN's `short_window` events, as `DIN(history_window=N)` would take them from left padding."""
+    mask = np.array([[0, 0, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [1, 0, 1, 0, 1, 0], [0, 0, 0, 0, 0, 0]], bool)
+    got = to_numpy(most_recent(mask, 2))
+    expected = np.zeros_like(mask)
+    for row in range(len(mask)):
+        expected[row, np.nonzero(mask[row])[0][-2:]] = True
+    np.testing.assert_array_equal(got, expected)
