@@ -50,7 +50,9 @@ class DIN(SequenceModel):
         normalizer: `"softmax"` or `"sigmoid"` attention weights.
         mlp_units: hidden sizes of the tower.
         mlp_activation: `"prelu"`, `"dice"` or any Keras activation.
-        input_batch_norm: batch-normalise the tower input.
+        input_batch_norm: batch-normalise the tower input (off by default:
+            measured, docs/benchmarks.md "Tower"; the DARE code's towers
+            have it, `examples/reproduce_dare.py` turns it on).
         dropout: dropout in the tower.
         l2: L2 penalty on every non-embedding kernel.
         target_representation: add `target * interest` to the tower input.
@@ -88,7 +90,7 @@ class DIN(SequenceModel):
         scorer: str = "mlp",
         mlp_units: Sequence[int] = (200, 80),
         mlp_activation: str = "prelu",
-        input_batch_norm: bool = True,
+        input_batch_norm: bool = False,
         dropout: float = 0.0,
         l2: float = 0.0,
         target_representation: bool = True,

@@ -98,7 +98,7 @@ class IFA(SequenceModel):
         candidate_key_dim: int = 16,
         mlp_units: Sequence[int] = (200, 80),
         mlp_activation: str = "prelu",
-        input_batch_norm: bool = True,
+        input_batch_norm: bool = False,
         dropout: float = 0.0,
         l2: float = 0.0,
         target_representation: bool = True,

@@ -65,7 +65,7 @@ class SDIM(SequenceModel):
         seed: int = 0,
         mlp_units: Sequence[int] = (200, 80),
         mlp_activation: str = "prelu",
-        input_batch_norm: bool = True,
+        input_batch_norm: bool = False,
         dropout: float = 0.0,
         l2: float = 0.0,
         **kwargs: Any,

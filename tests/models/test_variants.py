@@ -31,8 +31,19 @@ ROW_CASES = {
             **SMALL,
         ),
     ),
+    "sam_paper": (
+        SAM,
+        dict(
+            embedding_dim=4,
+            attention_units=(8,),
+            attention_activation="sigmoid",
+            normalizer="sigmoid",
+            **SMALL,
+        ),
+    ),
     "twin_heads": (TWIN, dict(embedding_dim=4, k=5, num_heads=2, **SMALL)),
-    "twin_short_window": (TWIN, dict(embedding_dim=4, k=5, short_window=7, **SMALL)),
+    "twin_search_only": (TWIN, dict(embedding_dim=4, k=5, short_window=None, **SMALL)),
+    "twin_short_window_7": (TWIN, dict(embedding_dim=4, k=5, short_window=7, **SMALL)),
     "dare_joint_no_aux": (
         DARE,
         dict(
@@ -113,3 +124,10 @@ def test_most_recent_counts_from_the_newest_event_whatever_the_padding():
     for row in range(len(mask)):
         expected[row, np.nonzero(mask[row])[0][-2:]] = True
     np.testing.assert_array_equal(got, expected)
+
+
+def test_a_twin_saved_before_short_window_loads_as_the_search_only_form(row_data):
+    config = TWIN(row_data.schema, embedding_dim=4, short_window=None, **SMALL).get_config()
+    del config["short_window"]  # what a TWIN saved before the argument existed holds
+    assert TWIN.from_config(config).short_window is None
+    assert TWIN(row_data.schema, embedding_dim=4, **SMALL).short_window == 50
