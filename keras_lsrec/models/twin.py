@@ -116,4 +116,7 @@ class TWIN(SequenceModel):
     @classmethod
     def from_config(cls, config: dict[str, Any]):
         # A TWIN saved before `short_window` existed is the search-only form.
-        return super().from_config({"short_window": None, **config})
+        # (A subclass's config holds its own arguments: it is left as it is.)
+        if cls is TWIN:
+            config = {"short_window": None, **config}
+        return super().from_config(config)
