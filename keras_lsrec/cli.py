@@ -198,7 +198,7 @@ def quickstart(args: argparse.Namespace) -> int:
     clustered = None
     for label, name, kwargs in chosen:
         split = data
-        if name == "twinv2":  # TWIN-V2 reads each history's clusters, computed once in the data path
+        if models.get(name).READS_CLUSTERS:  # TWIN-V2: each history's clusters, computed once here
             clustered = clustered or data.clustered()
             split = clustered
         keras.utils.set_random_seed(init_seed)

@@ -105,6 +105,10 @@ class SequenceModel(keras.Model):
     # The batch forms the model takes: "row" (`candidates=None`, one target per
     # row, output (B,)) and/or "candidates" (a candidate set per row, (B, C)).
     INPUT_FORMS: ClassVar[tuple[str, ...]] = (ROW,)
+    # True for a model made for histories clustered in the data path
+    # (`keras_lsrec.data.cluster_histories`, `SequenceSchema(cluster_sizes=True)`):
+    # the quickstart and the benchmarks cluster its data.
+    READS_CLUSTERS: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -8,7 +8,7 @@ from typing import Any
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
-from keras_lsrec.data.schema import SequenceSchema
+from keras_lsrec.data.schema import CLUSTER_SIZE, HISTORY, SequenceSchema
 from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
@@ -44,6 +44,11 @@ class TWIN(SequenceModel):
     lifelong search, which a top-k by similarity alone drops. The recent
     events are found by counting from the newest valid event, so left and
     right padding give the same result.
+
+    On a schema with `cluster_sizes=True` (histories clustered in the data
+    path, see `TWINV2`) every event is a cluster of `n_j` behaviours and
+    `log n_j` is added to its search score and to its logit in both
+    attentions, so a cluster weighs as `n_j` copies of its representative.
 
     Args:
         schema: the `SequenceSchema` of the data.
@@ -97,16 +102,20 @@ class TWIN(SequenceModel):
         embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name="embedding")
         target = embedding(target_ids)
         history = embedding(history_ids)
-        retrieved, retrieved_mask = TopKRetrieval(k, name="search")(
-            dot_scores(target, history), history, mask=mask
-        )
+        scores, values, log_size = dot_scores(target, history), history, None
+        if schema.cluster_sizes:
+            log_size = cluster_log_sizes(inputs, history.dtype)
+            scores = scores + (ops.expand_dims(log_size, 1) if schema.has_candidates else log_size)
+            values = (history, log_size)
+        retrieved, retrieved_mask = TopKRetrieval(k, name="search")(scores, values, mask=mask)
+        retrieved, retrieved_log_size = retrieved if schema.cluster_sizes else (retrieved, None)
         interest = TargetAttention(scorer="dot", num_heads=num_heads, name="attention")(
-            target, retrieved, mask=retrieved_mask
+            target, retrieved, mask=retrieved_mask, logit_bias=retrieved_log_size
         )
         features = tower_input(target, interest, True)
         if short_window is not None:
             short = TargetAttention(scorer="dot", name="short_attention")(
-                target, history, mask=most_recent(mask, short_window)
+                target, history, mask=most_recent(mask, short_window), logit_bias=log_size
             )
             features = ops.concatenate([features, short, target * short], axis=-1)
         tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
@@ -120,3 +129,8 @@ class TWIN(SequenceModel):
         if cls is TWIN:
             config = {"short_window": None, **config}
         return super().from_config(config)
+
+
+def cluster_log_sizes(inputs, dtype: str):
+    """`log n_j` `(B, L)` of each event's cluster size (0 at padding)."""
+    return ops.log(ops.maximum(ops.cast(inputs[HISTORY + CLUSTER_SIZE], dtype), 1.0))

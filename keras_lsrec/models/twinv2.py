@@ -5,27 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from keras import ops
-
 from keras_lsrec.api_export import keras_lsrec_export
-from keras_lsrec.data.schema import CLUSTER_SIZE, HISTORY, SequenceSchema
-from keras_lsrec.layers.field_embedding import FieldEmbedding
-from keras_lsrec.layers.target_attention import TargetAttention
-from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
-from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
-from keras_lsrec.models.wiring import (
-    dot_scores,
-    field_vocab_sizes,
-    make_tower,
-    predict_clicks,
-    split_inputs,
-    tower_input,
-)
-from keras_lsrec.validation import check_positive
+from keras_lsrec.data.schema import SequenceSchema
+from keras_lsrec.models.base import SequenceModel
+from keras_lsrec.models.twin import TWIN
 
 
 @keras_lsrec_export
-class TWINV2(SequenceModel):
+class TWINV2(TWIN):
     """TWIN over clusters of behaviours: hierarchical clustering offline, cluster-aware attention online.
 
     Offline, in the data path (`keras_lsrec.data.cluster_histories`), each
@@ -45,7 +32,9 @@ class TWINV2(SequenceModel):
     - the tower scores `[e_t, h, e_t * h]`, as TWIN's.
 
     On a schema without cluster sizes every event is a cluster of one
-    (`log 1 = 0`) and the model is TWIN over the raw history.
+    (`log 1 = 0`) and the model is TWIN over the raw history. It is `TWIN`
+    (which reads cluster sizes whenever the schema has them) with the
+    defaults measured for clustered histories, registered as `"twinv2"`.
 
     Args:
         schema: the `SequenceSchema` of the data (`cluster_sizes=True` for
@@ -57,6 +46,9 @@ class TWINV2(SequenceModel):
             seeds): AUC 0.62 with k=20, 0.61 with k=50, 0.66 with k=5 (a k
             that small would starve longer histories).
         num_heads: heads of the target attention.
+        short_window: as `TWIN`'s (here in clusters, with their `log n_j` on
+            the logits); off by default: not yet measured on clustered
+            histories.
         mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
             (see `DIN`).
 
@@ -65,9 +57,6 @@ class TWINV2(SequenceModel):
         Modeling for Enhanced CTR Prediction at Kuaishou", CIKM 2024.
     """
 
-    # One target per row, or a candidate set per row (the request form: `request_form`).
-    INPUT_FORMS = (ROW, CANDIDATES)
-
     SEARCH_SPACE = {
         **SequenceModel.SEARCH_SPACE,
         "embedding_dim": ("choice", [8, 16, 32]),
@@ -75,12 +64,15 @@ class TWINV2(SequenceModel):
         "num_heads": ("choice", [1, 2, 4]),
     }
 
+    READS_CLUSTERS = True
+
     def __init__(
         self,
         schema: SequenceSchema,
         embedding_dim: int = 16,
         k: int = 20,
         num_heads: int = 1,
+        short_window: int | None = None,
         mlp_units: Sequence[int] = (200, 80),
         mlp_activation: str = "prelu",
         input_batch_norm: bool = False,
@@ -88,29 +80,16 @@ class TWINV2(SequenceModel):
         l2: float = 0.0,
         **kwargs: Any,
     ) -> None:
-        check_positive(embedding_dim=embedding_dim, k=k, num_heads=num_heads)
-        inputs = schema.inputs()
-        target_ids, history_ids, mask = split_inputs(inputs, schema)
-        embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name="embedding")
-        target = embedding(target_ids)
-        history = embedding(history_ids)
-        log_size = cluster_log_sizes(inputs, schema, history.dtype)
-        scores = dot_scores(target, history)
-        scores = scores + (ops.expand_dims(log_size, 1) if schema.has_candidates else log_size)
-        (retrieved, retrieved_log_size), retrieved_mask = TopKRetrieval(k, name="search")(
-            scores, (history, log_size), mask=mask
+        super().__init__(
+            schema,
+            embedding_dim=embedding_dim,
+            k=k,
+            num_heads=num_heads,
+            short_window=short_window,
+            mlp_units=mlp_units,
+            mlp_activation=mlp_activation,
+            input_batch_norm=input_batch_norm,
+            dropout=dropout,
+            l2=l2,
+            **kwargs,
         )
-        interest = TargetAttention(scorer="dot", num_heads=num_heads, name="attention")(
-            target, retrieved, mask=retrieved_mask, logit_bias=retrieved_log_size
-        )
-        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = predict_clicks(make_tower(*tower), tower_input(target, interest, True), inputs, schema)
-        super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)
-
-
-def cluster_log_sizes(inputs, schema: SequenceSchema, dtype: str):
-    """`log n_j` `(B, L)` of each event's cluster size (0 at padding, and
-    everywhere when the schema has no cluster sizes: clusters of one)."""
-    if not schema.cluster_sizes:
-        return ops.zeros_like(ops.cast(inputs[HISTORY + "item"], dtype))
-    return ops.log(ops.maximum(ops.cast(inputs[HISTORY + CLUSTER_SIZE], dtype), 1.0))
