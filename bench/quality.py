@@ -14,7 +14,12 @@ Datasets (rows; users are split so no user is in two splits):
 - `ml-dare`: ../shared/data/ml-latest-small through `dare_protocol`
   (users with >= 210 ratings, L=200, 2 popularity negatives per positive);
 - `ml-llo`: the same ratings through `leave_last_out` (every user, L=200,
-  the latest 20 training positions per user, 1 negative per positive).
+  the latest 20 training positions per user, 1 negative per positive);
+- `candidates200`: IFA's candidate sets (`examples/candidate_sets.py`'s
+  data): the same generator with 3,000 users x 2 requests of C=20
+  candidates (10-20 present), L=200. IFA trains on the requests with
+  `CandidateSetLoss` (as many candidates per batch as the others' rows); the
+  other models train on the same candidates flattened to rows, with BCE.
 
 The MovieLens sets are skipped when ../shared/data is absent.
 
@@ -22,14 +27,15 @@ Budgets: `quick` = the quickstart's (Adam 0.005, batch 256, 3 epochs);
 `converged` = up to 20 epochs with early stopping on the validation AUC
 (patience 2, the best epoch's weights kept); "epochs" is the best epoch.
 
-Models: the quickstart's list (`keras_lsrec.cli.QUICKSTART_MODELS`) by
-default, or `--models` entries separated by `;`, each `[LABEL=]NAME[JSON]`
+Models: the quickstart's list (`keras_lsrec.cli.QUICKSTART_MODELS`) and IFA
+by default, or `--models` entries separated by `;`, each `[LABEL=]NAME[JSON]`
 with `NAME` a `keras_lsrec.models.get` name and `JSON` constructor
 overrides, e.g. `SAM-big=sam{"attention_units": [80, 40]}`. TWIN-V2 reads
 its histories clustered in the data path (`cluster_histories` on one-hot
 category vectors of the items, grouped by category). IFA takes candidate
-sets only and is not run on these row datasets (docs/benchmarks.md has its
-own candidate-set table).
+sets only, so it runs on `candidates200` only. Metrics on candidate sets
+are taken over the present candidates, so every model is judged on the same
+scores.
 
 Every run appends one JSON line to `--save` (default
 bench/results/quality.jsonl), so an interrupted sweep keeps what it did and
@@ -53,7 +59,7 @@ import common  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MOVIELENS = os.path.join(HERE, "..", "..", "shared", "data", "ml-latest-small", "ratings.csv")
-DATASETS = ("synthetic200", "synthetic500", "ml-dare", "ml-llo")
+DATASETS = ("synthetic200", "synthetic500", "ml-dare", "ml-llo", "candidates200")
 BUDGETS = {"quick": dict(epochs=3, patience=None), "converged": dict(epochs=20, patience=2)}
 
 
@@ -62,7 +68,8 @@ def parse_models(text: str | None) -> list[tuple[str, str, dict[str, Any]]]:
     from keras_lsrec.cli import QUICKSTART_MODELS
 
     if not text:
-        return [(label, name, dict(kwargs)) for label, name, kwargs in QUICKSTART_MODELS]
+        zoo = (*QUICKSTART_MODELS, ("IFA", "ifa", {}))
+        return [(label, name, dict(kwargs)) for label, name, kwargs in zoo]
     models = []
     for entry in filter(None, (e.strip() for e in text.split(";"))):
         label, _, spec = entry.rpartition("=") if "=" in entry.split("{")[0] else ("", "", entry)
@@ -88,10 +95,23 @@ def load(name: str) -> dict[str, Any] | None:
     """`{"schema", "train", "validation", "test"}`, each split `(x, y, users)`; None if absent."""
     from keras_lsrec.data import dare_protocol, leave_last_out, load_movielens, synthetic
 
-    if name.startswith("synthetic"):
-        data = synthetic.generate(num_users=3000, examples_per_user=8, max_len=int(name[9:]), seed=0)
+    if name.startswith("synthetic") or name.startswith("candidates"):
+        requests = name.startswith("candidates")
+        data = synthetic.generate(
+            num_users=3000,
+            examples_per_user=2 if requests else 8,
+            max_len=int(name[len(name.rstrip("0123456789")) :]),
+            candidates=20 if requests else None,
+            min_candidates=10 if requests else None,
+            seed=0,
+        )
         parts = {s: getattr(data, s) for s in ("train", "validation", "test")}
-        return {"schema": data.schema, **{s: (p.x, p.y, p.users) for s, p in parts.items()}}
+        out = {"schema": data.schema, **{s: (p.x, p.y, p.users) for s, p in parts.items()}}
+        if requests:  # the same candidates as rows, for the single-target models
+            flat = {s: p.flatten() for s, p in parts.items()}
+            out["rows"] = {"schema": data.schema.replace(candidates=None)}
+            out["rows"].update({s: (p.x, p.y, p.users) for s, p in flat.items()})
+        return out
     if not os.path.isfile(MOVIELENS):
         return None
     events = load_movielens(MOVIELENS, progress=False)
@@ -110,6 +130,8 @@ def clustered(data: dict[str, Any]) -> dict[str, Any]:
     """The dataset with every history clustered for TWIN-V2."""
     from keras_lsrec.data import cluster_histories
 
+    if "rows" in data:  # candidate sets: TWIN-V2 reads them as rows
+        return {**data, "rows": clustered(data["rows"])}
     schema = data["schema"]
     vectors = category_vectors(data["train"][0], schema.vocab_sizes)
     out: dict[str, Any] = {"schema": schema.replace(cluster_sizes=True)}
@@ -119,43 +141,55 @@ def clustered(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def validation_auc(x, y, users):
+    """A callback writing `val_auc` (over present candidates for candidate sets) into the epoch's logs."""
+    import keras
+
+    from keras_lsrec import metrics
+
+    class ValidationAUC(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_auc"] = metrics.evaluate(self.model, x, y, users)["auc"]
+
+    return ValidationAUC()
+
+
 def run_one(data, label, name, kwargs, seed, budget, dataset, args) -> dict[str, Any]:
     import keras
 
     from keras_lsrec import metrics, models
     from keras_lsrec.cli import default_jit_compile
     from keras_lsrec.data import ArrayDataset
+    from keras_lsrec.losses import CandidateSetLoss
+    from keras_lsrec.models.base import ROW
 
+    cls = models.get(name)
+    requests = data["schema"].has_candidates
+    if requests and ROW in cls.INPUT_FORMS:
+        data, requests = data["rows"], False  # a single-target model trains on the candidates as rows
     keras.utils.set_random_seed(seed)
-    model = models.get(name)(data["schema"], **kwargs)
+    model = cls(data["schema"], **kwargs)
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.AUC(name="auc")],
+        loss=CandidateSetLoss() if requests else "binary_crossentropy",
         jit_compile=default_jit_compile(),
     )
     x, y, _ = data["train"]
-    train = ArrayDataset(x, y, args.batch_size, shuffle=True, seed=seed, schema=data["schema"])
+    # A batch of requests holds about as many candidates as `batch_size` rows.
+    batch_size = max(1, round(args.batch_size * len(y) / (y >= 0).sum())) if requests else args.batch_size
+    train = ArrayDataset(x, y, batch_size, shuffle=True, seed=seed, schema=data["schema"])
     settings = BUDGETS[budget]
-    callbacks = []
+    callbacks = [validation_auc(*data["validation"])]
     if settings["patience"]:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_auc", mode="max", patience=settings["patience"], restore_best_weights=True
             )
         )
-    vx, vy, _ = data["validation"]
     start = time.perf_counter()
-    history = model.fit(
-        train,
-        shuffle=False,
-        epochs=settings["epochs"],
-        validation_data=(vx, vy),
-        callbacks=callbacks,
-        verbose=0,
-    )
+    history = model.fit(train, shuffle=False, epochs=settings["epochs"], callbacks=callbacks, verbose=0)
     seconds = time.perf_counter() - start
-    validation_auc = history.history["val_auc"]
+    val_auc = history.history["val_auc"]
     tx, ty, users = data["test"]
     result = metrics.evaluate(model, tx, ty, users)
     keras.backend.clear_session()
@@ -170,8 +204,8 @@ def run_one(data, label, name, kwargs, seed, budget, dataset, args) -> dict[str,
         auc=result["auc"],
         gauc=result["gauc"],
         logloss=result["logloss"],
-        epochs=int(max(range(len(validation_auc)), key=validation_auc.__getitem__)) + 1,
-        epochs_run=len(validation_auc),
+        epochs=int(max(range(len(val_auc)), key=val_auc.__getitem__)) + 1,
+        epochs_run=len(val_auc),
         seconds=seconds,
         date=time.strftime("%Y-%m-%d"),
     )
@@ -217,6 +251,9 @@ def main() -> None:
         with open(args.load) as f:
             print(summarise([json.loads(line) for line in f if line.strip()]))
         return
+    from keras_lsrec.models import get as models_get
+    from keras_lsrec.models.base import ROW
+
     models = parse_models(args.models)
     os.makedirs(os.path.dirname(os.path.abspath(args.save)), exist_ok=True)
     print(f"Machine: {common.machine_line()}", flush=True)
@@ -229,13 +266,14 @@ def main() -> None:
         compressed = None
         for budget in args.budgets.split(","):
             for label, name, kwargs in models:
-                if name == "ifa":
-                    continue
-                if name == "twinv2":
+                cls = models_get(name)
+                if "rows" not in data and ROW not in cls.INPUT_FORMS:
+                    continue  # IFA: candidate sets only
+                if cls.READS_CLUSTERS:
                     compressed = compressed or clustered(data)
                 for seed in range(args.seeds):
                     record = run_one(
-                        compressed if name == "twinv2" else data,
+                        compressed if cls.READS_CLUSTERS else data,
                         label,
                         name,
                         kwargs,

@@ -8,9 +8,10 @@ from typing import Any
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
-from keras_lsrec.data.schema import TARGET, SequenceSchema
+from keras_lsrec.data.schema import HISTORY, TARGET, SequenceSchema
 from keras_lsrec.layers.candidate_set_attention import CandidateSetAttention
 from keras_lsrec.layers.field_embedding import FieldEmbedding
+from keras_lsrec.layers.id_match_attention import IdMatchAttention
 from keras_lsrec.layers.linear_cross_attention import LinearCrossAttention
 from keras_lsrec.models.base import CANDIDATES, SequenceModel
 from keras_lsrec.models.wiring import (
@@ -21,7 +22,7 @@ from keras_lsrec.models.wiring import (
     split_inputs,
     tower_input,
 )
-from keras_lsrec.validation import check_positive
+from keras_lsrec.validation import check_choice, check_positive
 
 
 @keras_lsrec_export
@@ -35,7 +36,11 @@ class IFA(SequenceModel):
     summaries `K^T V`, `K^T 1` once over the WHOLE sequence and every candidate
     reads them (O((L + C) d^2), nothing searched away); the candidate feature
     is `[e_j, o_j, e_j * o_j]` (target, interest, and the target-aware product
-    with `target_representation=True`). With `candidate_attention=True`, a
+    with `target_representation=True`), then for every field `f` of
+    `match_fields` the read of an `IdMatchAttention`: the mean embedding of
+    the behaviours whose id in `f` equals the candidate's, and the log of
+    their number (linear attention with an exact-match kernel, O(L + C)).
+    With `candidate_attention=True`, a
     `CandidateSetAttention` block relates the candidates of the request to
     each other before the tower, so a candidate's score can depend on what it
     is shown with. The tower scores every candidate; the output is P(click)
@@ -62,6 +67,14 @@ class IFA(SequenceModel):
         mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
             (see `DIN`), applied to every candidate.
         target_representation: add `e_j * o_j` to the candidate feature.
+        match_fields: the id fields read by an `IdMatchAttention` each
+            (`()`: none). The default, `("category",)`, was chosen by
+            measurement (docs/benchmarks.md, "IFA on candidate sets"): the
+            learned kernel alone cannot match ids sharply, and scored
+            0.56-0.74 AUC where the two-stage models score 0.78.
+        match_buckets: at most this many hash buckets per match field
+            (`id mod buckets`); a field with a smaller vocabulary is matched
+            exactly. The per-user summaries hold `buckets x d` floats.
 
     Example:
 
@@ -102,15 +115,19 @@ class IFA(SequenceModel):
         dropout: float = 0.0,
         l2: float = 0.0,
         target_representation: bool = True,
+        match_fields: Sequence[str] = ("category",),
+        match_buckets: int = 4096,
         **kwargs: Any,
     ) -> None:
-        check_positive(embedding_dim=embedding_dim)
+        check_positive(embedding_dim=embedding_dim, match_buckets=match_buckets)
+        for field in match_fields:
+            check_choice("match_fields", field, tuple(schema.fields))
         regularizer = kernel_regularizer(l2)
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema)
         candidate_mask = ops.not_equal(inputs[TARGET + "item"], 0)
         embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name="embedding")
-        candidates = embedding(target_ids)
+        candidates, history = embedding(target_ids), embedding(history_ids)
         interest = LinearCrossAttention(
             num_heads=num_heads,
             key_dim=key_dim,
@@ -119,8 +136,16 @@ class IFA(SequenceModel):
             random_features=random_features,
             kernel_regularizer=regularizer,
             name="cross_attention",
-        )(candidates, embedding(history_ids), mask=mask)
+        )(candidates, history, mask=mask)
         features = tower_input(candidates, interest, target_representation)
+        matches = [
+            IdMatchAttention(min(schema.vocab_sizes[field], match_buckets), name=f"match_{field}")(
+                inputs[TARGET + field], inputs[HISTORY + field], history, mask=mask
+            )
+            for field in match_fields
+        ]
+        if matches:
+            features = ops.concatenate([features, *matches], axis=-1)
         if candidate_attention:
             features = CandidateSetAttention(
                 num_heads=candidate_heads,
@@ -131,3 +156,8 @@ class IFA(SequenceModel):
         tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
         outputs = predict_clicks(make_tower(*tower), features, inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]):
+        # Files saved before the match reads existed hold no `match_fields`: they had none.
+        return super().from_config({"match_fields": (), **config})

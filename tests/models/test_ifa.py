@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from test_candidate_set_attention import np_candidate_set_attention
 from test_case import BACKEND, right_pad_batch, small_batch, to_numpy
+from test_id_match_attention import np_id_match
 from test_linear_cross_attention import np_linear_cross_attention
 
 from keras_lsrec.data import synthetic
@@ -28,9 +29,13 @@ def np_ifa(model, x):
     target["time"] = np.zeros_like(x["target_item"])
     e = np.concatenate([to_numpy(tables[f].embeddings)[target[f]] for f in fields], -1)
     h = np.concatenate([to_numpy(tables[f].embeddings)[x["history_" + f]] for f in fields], -1)
-    present = x["target_item"] != 0
-    o = np_linear_cross_attention(model.get_layer("cross_attention"), e, h, x["history_item"] != 0)
-    features = np.concatenate([e, o, e * o], -1)
+    present, present_events = x["target_item"] != 0, x["history_item"] != 0
+    o = np_linear_cross_attention(model.get_layer("cross_attention"), e, h, present_events)
+    features = [e, o, e * o]
+    for field in model.match_fields:  # mean of the events sharing the id, log(1 + count)
+        buckets = model.get_layer(f"match_{field}").buckets
+        features.append(np_id_match(x["target_" + field], x["history_" + field], h, present_events, buckets))
+    features = np.concatenate(features, -1)
     if model.candidate_attention:
         features = np_candidate_set_attention(model.get_layer("candidate_attention"), features, present)
     denses = [layer for layer in model.get_layer("tower").stack if isinstance(layer, keras.layers.Dense)]
@@ -134,3 +139,17 @@ def test_ifa_saved_model_serves_candidate_sets(candidate_data, tmp_path):
     with pytest.raises(Exception, match="target_category.*shape of `target_item`"):
         batch = {**batch, "target_category": batch["target_category"][:, :2]}
         loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in batch.items()})
+
+
+def test_files_saved_before_the_match_reads_load_without_them(candidate_data):
+    model = IFA(candidate_data.schema, **SMALL)
+    assert [layer.name for layer in model.layers if layer.name.startswith("match_")] == ["match_category"]
+    config = model.get_config()
+    del config["match_fields"]  # a config written before `match_fields` existed
+    old = IFA.from_config(config)
+    assert not old.match_fields and not any(layer.name.startswith("match_") for layer in old.layers)
+
+
+def test_match_fields_must_be_fields(candidate_data):
+    with pytest.raises(ValueError, match="match_fields.*genre"):
+        IFA(candidate_data.schema, **SMALL, match_fields=("genre",))
