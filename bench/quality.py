@@ -79,18 +79,6 @@ def parse_models(text: str | None) -> list[tuple[str, str, dict[str, Any]]]:
     return models
 
 
-def category_vectors(x: dict, vocab_sizes: dict) -> Any:
-    """One-hot category vectors of the items seen in `x` (for `cluster_histories`)."""
-    import numpy as np
-
-    vectors = np.zeros((vocab_sizes["item"], vocab_sizes["category"]), "float32")
-    for prefix in ("history_", "target_"):
-        items, categories = np.ravel(x[prefix + "item"]), np.ravel(x[prefix + "category"])
-        seen = items != 0
-        vectors[items[seen], categories[seen]] = 1.0
-    return vectors
-
-
 def load(name: str) -> dict[str, Any] | None:
     """`{"schema", "train", "validation", "test"}`, each split `(x, y, users)`; None if absent."""
     from keras_lsrec.data import dare_protocol, leave_last_out, load_movielens, synthetic
@@ -128,12 +116,12 @@ def load(name: str) -> dict[str, Any] | None:
 
 def clustered(data: dict[str, Any]) -> dict[str, Any]:
     """The dataset with every history clustered for TWIN-V2."""
-    from keras_lsrec.data import cluster_histories
+    from keras_lsrec.data import attribute_vectors, cluster_histories
 
     if "rows" in data:  # candidate sets: TWIN-V2 reads them as rows
         return {**data, "rows": clustered(data["rows"])}
     schema = data["schema"]
-    vectors = category_vectors(data["train"][0], schema.vocab_sizes)
+    vectors = attribute_vectors(data["train"][0], schema.vocab_sizes)
     out: dict[str, Any] = {"schema": schema.replace(cluster_sizes=True)}
     for split in ("train", "validation", "test"):
         x, y, users = data[split]

@@ -1,7 +1,7 @@
 """Schema, batch format, data generators, real-data loaders and protocols."""
 
 from keras_lsrec.data import synthetic
-from keras_lsrec.data.clustering import cluster_histories
+from keras_lsrec.data.clustering import attribute_vectors, cluster_histories
 from keras_lsrec.data.dataset import ArrayDataset, SequenceDataset
 from keras_lsrec.data.protocol import dare_protocol, leave_last_out, prepare
 from keras_lsrec.data.readers import (
@@ -20,6 +20,7 @@ __all__ = [
     "LoadReport",
     "SequenceDataset",
     "SequenceSchema",
+    "attribute_vectors",
     "cluster_histories",
     "dare_protocol",
     "encode_ids",

@@ -18,6 +18,22 @@ from keras_lsrec.data.schema import CLUSTER_SIZE, HISTORY
 DEFAULT_MAX_CLUSTER_SIZE = 20
 
 
+def attribute_vectors(
+    x: Mapping[str, Any], vocab_sizes: Mapping[str, int], field: str = "item", attribute: str = "category"
+) -> np.ndarray:
+    """Content vectors for `cluster_histories` from the ids of a batch: `(vocab_sizes[field],
+    vocab_sizes[attribute])`, row `i` the one-hot of the `attribute` seen with id `i` of `field`
+    (in `history_*` and `target_*` of `x`); multi-hot for an id seen with several, all zero for
+    one never seen and for padding."""
+    vectors = np.zeros((vocab_sizes[field], vocab_sizes[attribute]), "float32")
+    for prefix in (HISTORY, "target_"):
+        if prefix + field in x:
+            ids, values = np.ravel(x[prefix + field]), np.ravel(x[prefix + attribute])
+            seen = ids != 0
+            vectors[ids[seen], values[seen]] = 1.0
+    return vectors
+
+
 def cluster_histories(
     x: Mapping[str, Any],
     vectors: Any,

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_lsrec.data.clustering import DEFAULT_MAX_CLUSTER_SIZE, cluster_histories
+from keras_lsrec.data.clustering import DEFAULT_MAX_CLUSTER_SIZE, attribute_vectors, cluster_histories
 from keras_lsrec.data.dataset import SequenceDataset
 from keras_lsrec.data.schema import HISTORY, TARGET, SequenceSchema
 
@@ -94,9 +94,8 @@ class SyntheticData:
         content vectors for `cluster_histories`."""
         items, categories = self.schema.vocab_sizes["item"], self.schema.vocab_sizes["category"]
         ids = np.arange(1, items)
-        vectors = np.zeros((items, categories), "float32")
-        vectors[ids, 1 + (ids - 1) % (categories - 1)] = 1.0
-        return vectors
+        every_item = {"history_item": ids, "history_category": 1 + (ids - 1) % (categories - 1)}
+        return attribute_vectors(every_item, self.schema.vocab_sizes)
 
     def clustered(self, max_cluster_size: int = DEFAULT_MAX_CLUSTER_SIZE) -> SyntheticData:
         """This data with every history compressed by `cluster_histories`

@@ -154,3 +154,18 @@ def test_synthetic_data_clustered_for_twinv2():
         sizes = after.x["history_cluster_size"]
         np.testing.assert_array_equal(sizes.sum(1), (before.x["history_item"] != 0).sum(1))
         assert sizes.max() <= 6
+
+
+def test_attribute_vectors_from_the_ids_seen():
+    from keras_lsrec.data import attribute_vectors
+
+    x = {
+        "history_item": np.array([[0, 1, 2], [0, 0, 3]]),
+        "history_category": np.array([[0, 2, 1], [0, 0, 2]]),
+        "target_item": np.array([3, 4]),
+        "target_category": np.array([1, 1]),  # item 3 seen with categories 2 and 1
+    }
+    vectors = attribute_vectors(x, {"item": 6, "category": 3})
+    expected = np.zeros((6, 3), "float32")
+    expected[[1, 2, 3, 3, 4], [2, 1, 2, 1, 1]] = 1.0  # item 5 never seen, row 0 padding: zero
+    np.testing.assert_array_equal(vectors, expected)
