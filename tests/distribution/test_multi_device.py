@@ -4,8 +4,8 @@ Every run is `examples/train_distributed.py`, the script docs/distributed.md
 gives, scaled down, in a subprocess (XLA's device count is fixed at start):
 4 virtual devices for `DataParallel` and a 2 x 2 `ModelParallel`, and two
 processes of 2 devices each on 127.0.0.1. All start from the same weights
-(`--init`), train DIN, TWIN, DARE and SAM on the same global batches (256
-rows, three steps), and are compared with one device: losses and weights
+(`--init`), train DIN and DARE on the same global batches (256 rows, three
+steps), and are compared with one device: losses and weights
 within 1e-5. SGD at a small learning rate for the weight comparison: the
 sums of a step are split differently over devices, and the 1e-8 rounding
 differences this leaves grow with the step size (DIN's PReLU tower at
@@ -35,8 +35,11 @@ pytestmark = pytest.mark.skipif(
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "examples" / "train_distributed.py"
-MODELS = ["din", "twin", "dare", "sam"]
+# DIN (one table per field) and DARE (two per field, a top-k search): the sharding
+# is per table, so the others' layers add compile time, not coverage.
+MODELS = ["din", "dare"]
 COMMON = ["--users", "40", "--max-len", "80", "--epochs", "3", "--table-min-rows", "0"]
+COMMON += ["--models", ",".join(MODELS)]
 SGD = ["--optimizer", "sgd", "--learning-rate", "0.02"]
 ADAM = ["--optimizer", "adam", "--models", "din,dare", "--table-min-rows", "10000000"]  # dense Adam
 
