@@ -27,7 +27,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
-MODELS = ("IFA", "DIN", "DARE")
+MODELS = ("IFA", "DIN", "DARE")  # and "IFA-nomatch": IFA with `match_fields=()`, the learned kernel alone
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -41,10 +41,13 @@ def worker(args: argparse.Namespace) -> None:
     longest = max(args.lengths)
     vocab = {"item": 100_000, "category": 1_000}
     requests = SequenceSchema(vocab, max_len=longest, candidates="variable", time_vocab_size=longest + 1)
-    schema = requests if args.model == "IFA" else requests.replace(candidates=None)
+    ifa = args.model.startswith("IFA")
+    schema = requests if ifa else requests.replace(candidates=None)
     keras.utils.set_random_seed(0)
     if args.model == "DARE":
         model = models.DARE(schema, attention_dim=args.dim, representation_dim=args.dim)
+    elif args.model == "IFA-nomatch":
+        model = models.IFA(schema, embedding_dim=args.dim, match_fields=())
     else:
         model = models.get(args.model)(schema, embedding_dim=args.dim)
     model.compile(jit_compile=backend != "torch")
@@ -53,7 +56,7 @@ def worker(args: argparse.Namespace) -> None:
         for count in sorted(args.candidates):
             targets = {k: v[:, :count] for k, v in user.items() if k.startswith("target_")}
             histories = {k: v for k, v in user.items() if k.startswith("history_")}
-            if args.model == "IFA":
+            if ifa:
                 batches = [{**targets, **histories}]
             else:  # one row per candidate, in chunks
                 batches = []
