@@ -26,19 +26,27 @@ def clustered(row_data):
     return row_data.schema.replace(cluster_sizes=True), x, y
 
 
-def np_interest(model, x):
-    """Embeddings, `<e_j, e_t> + log n_j`, top-k, softmax of the k logits plus `log n_j`, pooled."""
+def np_embed(model, x, prefix):
+    """The concatenated item, category and time embeddings of `prefix` ("target_" or "history_")."""
     tables = model.get_layer("embedding").tables
-    fields = [("item", "item"), ("category", "category"), ("time", "time")]
+    parts = []
+    for field in ("item", "category", "time"):
+        ids = x[prefix + field] if prefix + field in x else np.zeros_like(x["target_item"])
+        parts.append(to_numpy(tables[field].embeddings)[ids])
+    return np.concatenate(parts, -1)
 
-    def embed(prefix):
-        parts = []
-        for field, key in fields:
-            ids = x[prefix + key] if prefix + key in x else np.zeros_like(x["target_item"])
-            parts.append(to_numpy(tables[field].embeddings)[ids])
-        return np.concatenate(parts, -1)
 
-    target, history = embed("target_"), embed("history_")
+def np_attend(target, events, log_size):
+    """Softmax of `<e_j, e_t> / sqrt(d) + log n_j` over `events`, pooled."""
+    logits = events @ target / np.sqrt(target.shape[-1]) + log_size
+    weights = np_normalize(logits[None], np.ones((1, len(events)), bool), "softmax")[0]
+    return weights @ events
+
+
+def np_interest(model, x, short_window=None):
+    """Embeddings, `<e_j, e_t> + log n_j`, top-k, softmax of the k logits plus `log n_j`, pooled;
+    with `short_window`: the same attention over the most recent `short_window` clusters instead."""
+    target, history = np_embed(model, x, "target_"), np_embed(model, x, "history_")
     mask = x["history_item"] != 0
     log_size = np.log(np.maximum(x["history_cluster_size"], 1)).astype("float32")
     scores = np.einsum("bd,bld->bl", target, history) + log_size
@@ -47,10 +55,11 @@ def np_interest(model, x):
         valid = np.nonzero(mask[b])[0]
         if not len(valid):
             continue
-        top = valid[np.argsort(-scores[b, valid], kind="stable")[: model.k]]
-        logits = history[b, top] @ target[b] / np.sqrt(target.shape[-1]) + log_size[b, top]
-        weights = np_normalize(logits[None], np.ones((1, len(top)), bool), "softmax")[0]
-        out[b] = weights @ history[b, top]
+        if short_window:
+            chosen = valid[-short_window:]
+        else:
+            chosen = valid[np.argsort(-scores[b, valid], kind="stable")[: model.k]]
+        out[b] = np_attend(target[b], history[b, chosen], log_size[b, chosen])
     return out
 
 
@@ -66,6 +75,13 @@ class TestTWINV2(TestCase):
         model = TWINV2(schema, k=k, **SMALL)
         probe = keras.Model(model.inputs, model.get_layer("attention").output)
         np.testing.assert_allclose(to_numpy(probe(x)), np_interest(model, x), atol=1e-5, rtol=1e-5)
+
+    def test_the_short_window_reads_the_recent_clusters_with_their_sizes(self, clustered):
+        schema, x, _ = clustered
+        model = TWINV2(schema, short_window=3, **SMALL)
+        probe = keras.Model(model.inputs, model.get_layer("short_attention").output)
+        expected = np_interest(model, x, short_window=3)
+        np.testing.assert_allclose(to_numpy(probe(x)), expected, atol=1e-5, rtol=1e-5)
 
     def test_a_cluster_of_n_weighs_as_n_copies_of_its_representative(self, clustered):
         """With every cluster retrieved, a clustered history scores as the raw history in which
@@ -122,4 +138,3 @@ def test_exports_cluster_sizes_and_refuses_an_empty_cluster(clustered, tmp_path)
     bad["history_cluster_size"] = tf.constant(sizes, "int64")
     with pytest.raises(tf.errors.InvalidArgumentError, match="history_cluster_size"):
         loaded.signatures["serving_default"](**bad)
-
