@@ -120,8 +120,11 @@ class IFA(SequenceModel):
         **kwargs: Any,
     ) -> None:
         check_positive(embedding_dim=embedding_dim, match_buckets=match_buckets)
+        match_fields = (match_fields,) if isinstance(match_fields, str) else tuple(match_fields)
         for field in match_fields:
             check_choice("match_fields", field, tuple(schema.fields))
+        if len(set(match_fields)) < len(match_fields):
+            raise ValueError(f"`match_fields` names a field twice. Received: match_fields={match_fields!r}")
         regularizer = kernel_regularizer(l2)
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema)

@@ -153,3 +153,7 @@ def test_files_saved_before_the_match_reads_load_without_them(candidate_data):
 def test_match_fields_must_be_fields(candidate_data):
     with pytest.raises(ValueError, match="match_fields.*genre"):
         IFA(candidate_data.schema, **SMALL, match_fields=("genre",))
+    with pytest.raises(ValueError, match="match_fields.*twice"):
+        IFA(candidate_data.schema, **SMALL, match_fields=("item", "item"))
+    one = IFA(candidate_data.schema, **SMALL, match_fields="item")  # one name, not its letters
+    assert [layer.name for layer in one.layers if layer.name.startswith("match_")] == ["match_item"]

@@ -105,9 +105,10 @@ class TestTWINV2(TestCase):
             to_numpy(model(x, training=False)), to_numpy(raw(expanded, training=False)), atol=1e-5
         )
 
-    def test_request_form_equals_rows(self, clustered):
+    @pytest.mark.parametrize("short_window", [None, 3])
+    def test_request_form_equals_rows(self, clustered, short_window):
         schema, x, _ = clustered
-        model = TWINV2(schema, k=3, **SMALL)
+        model = TWINV2(schema, k=3, short_window=short_window, **SMALL)
         request = model.request_form(candidates=2)
         pair = {k: (np.stack([v, v[::-1]], 1) if k.startswith("target_") else v) for k, v in x.items()}
         scores = to_numpy(request(pair, training=False))
