@@ -37,7 +37,7 @@ from typing import Any
 import keras
 
 from keras_lsrec.data.dataset import SequenceDataset
-from keras_lsrec.training.steps import check_distribution_backend
+from keras_lsrec.training.steps import check_distribution_backend, process_place
 
 #: The variables `layout_map` shards: every Keras `Embedding`'s table (`EmbeddingTable` included).
 TABLES = r"(.*/)?embeddings"
@@ -125,11 +125,9 @@ def process_shard(data: Any, index: int | None = None, count: int | None = None)
     Each process builds the same protocol (it is seeded) and keeps its users.
     """
     if index is None or count is None:
-        check_distribution_backend()
-        import jax
-
-        index = jax.process_index() if index is None else index
-        count = jax.process_count() if count is None else count
+        place = process_place()
+        index = place[0] if index is None else index
+        count = place[1] if count is None else count
     if isinstance(data, Mapping):
         return {name: process_shard(split, index, count) for name, split in data.items()}
     if not isinstance(data, SequenceDataset):

@@ -3,7 +3,8 @@
 from keras_lsrec.layers.candidate_set_attention import CandidateSetAttention
 from keras_lsrec.layers.decoupled_embedding import DecoupledEmbedding
 from keras_lsrec.layers.dice import Dice
-from keras_lsrec.layers.field_embedding import EmbeddingTable, FieldEmbedding
+from keras_lsrec.layers.embedding_table import EmbeddingTable
+from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.id_match_attention import IdMatchAttention
 from keras_lsrec.layers.linear_cross_attention import LinearCrossAttention
 from keras_lsrec.layers.mlp import MLP

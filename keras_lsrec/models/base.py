@@ -7,13 +7,8 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-import keras
-import numpy as np
-
 from keras_lsrec.data.schema import SequenceSchema
-from keras_lsrec.training import AuxiliaryHead, prepare_optimizer, steps
-from keras_lsrec.training.inputs import check_batch, validated
-from keras_lsrec.training.tables import DEFAULT_MIN_ROWS, TableTraining, save_slots_unpadded
+from keras_lsrec.training import Trainer
 
 ROW, CANDIDATES = "row", "candidates"
 # What `keras.Model.__init__` may receive besides the graph; anything else is a typo.
@@ -68,8 +63,10 @@ def _records_arguments(init: Callable[..., None]) -> Callable[..., None]:
     return __init__
 
 
-class SequenceModel(keras.Model):
-    """Base of the functional models built from a `SequenceSchema`.
+class SequenceModel(Trainer):
+    """Base of the functional models built from a `SequenceSchema`: the graph
+    and its config (as a keras-hub backbone is). How it trains is its parent
+    `keras_lsrec.training.Trainer`'s.
 
     A subclass builds its graph from `schema.inputs()` in its constructor and
     calls `super().__init__(schema=..., inputs=..., outputs=...)`. The base
@@ -79,19 +76,12 @@ class SequenceModel(keras.Model):
       the model, so nothing is re-typed and no argument can be left out of a
       saved model; a keyword the constructor does not take is refused;
     - checks the schema's form against `INPUT_FORMS` before the graph is built;
-    - validates dict inputs given to `fit`, `evaluate`, `predict` and their
-      `*_on_batch` forms against the schema (`schema.validate`), so
-      out-of-vocabulary, negative or float ids, a wrong rank or a missing
-      field fail early with the field's name (a direct `model(x)` call is
-      not checked: it is also the traced path);
-    - trains one optional auxiliary click head,
-      `auxiliary=(probability_tensor, weight)`: in training the model returns
-      `(prediction, p_aux)` and `compute_loss` adds `weight * BCE(y, p_aux)`
-      (`keras_lsrec.training.AuxiliaryHead`); prediction, evaluation and
-      export see only the main output;
-    - hands the compiled optimizer to `keras_lsrec.training.prepare_optimizer`
-      and trains large embedding tables row-sparsely (`compile`'s
-      `table_optimizer`; `keras_lsrec.training.tables`).
+    - hands the graph, and its optional auxiliary click head
+      (`auxiliary=(probability_tensor, weight)`), to `Trainer`, which
+      validates the inputs of `fit` / `evaluate` / `predict` against the
+      schema, trains large embedding tables row-sparsely and adds the
+      auxiliary loss in training;
+    - builds the request form of the same model (`request_form`).
     """
 
     # Tuning knobs, as data (read by `keras_lsrec.tuning.hypermodel`): name ->
@@ -144,18 +134,12 @@ class SequenceModel(keras.Model):
             raise TypeError(
                 f"{type(self).__name__} got unexpected keyword argument(s) {unknown}. It takes: {accepted}"
             )
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        super().__init__(inputs=inputs, outputs=outputs, auxiliary=auxiliary, **kwargs)
         self.schema = schema
         arguments = self.__dict__.get("_arguments", {"schema": schema})
         self.hyperparameters = {k: _plain(v) for k, v in arguments.items() if k != "schema"}
         for key, value in self.hyperparameters.items():
             setattr(self, key, value)
-        self._auxiliary = None
-        if auxiliary is not None and auxiliary[1]:
-            head = AuxiliaryHead(inputs, outputs, auxiliary[0], auxiliary[1])
-            self._auxiliary = head
-            # Track the head's own layers so their weights train, save and load.
-            self.auxiliary_layers = head.own_layers(self.layers)
 
     # -- the request form ----------------------------------------------------
     def request_form(self, candidates: int | str = "variable") -> SequenceModel:
@@ -182,127 +166,6 @@ class SequenceModel(keras.Model):
         request = type(self)(self.schema.replace(candidates=candidates), **self.hyperparameters)
         request.set_weights(self.get_weights())
         return request
-
-    # -- training ------------------------------------------------------------
-    def compile(
-        self,
-        *args: Any,
-        table_optimizer: Any = "auto",
-        table_min_rows: int = DEFAULT_MIN_ROWS,
-        **kwargs: Any,
-    ) -> None:
-        """`keras.Model.compile`, with embedding tables trained row-sparsely.
-
-        A step then reads and writes only the rows its batch looks up, in each
-        table and its optimizer slots, so its cost does not grow with the
-        vocabulary (`keras_lsrec.training.tables`, docs/training.md).
-
-        Args:
-            *args: the arguments of `keras.Model.compile`.
-            table_optimizer: how tables of at least `table_min_rows` rows
-                train. `"auto"`: the compiled optimizer restricted to touched
-                rows, following its learning rate (`Adam` -> lazy `RowAdam`,
-                `Adagrad` -> `RowAdagrad`, `SGD` -> `RowSGD`; any other
-                optimizer, or one with momentum, amsgrad, weight decay,
-                clipping, EMA or gradient accumulation, trains tables densely,
-                with a warning). A row rule (`keras_lsrec.training.RowAdam(0.01)`,
-                `RowAdagrad`, `RowSGD`) gives tables their own optimizer and
-                learning rate; the compiled optimizer's clipping or gradient
-                accumulation does not apply to them. Under a `keras.distribution`
-                (jax) tables train row-sparsely on their shards; under a
-                `tf.distribute` strategy they train densely (with a warning).
-                `"dense"` (or `None`): tables train like every other weight.
-            table_min_rows: tables with fewer rows train densely (for them
-                one pass over the table costs about what the row-sparse
-                bookkeeping of a batch does; chosen by measurement,
-                docs/benchmarks.md "Vocabulary").
-            **kwargs: the keyword arguments of `keras.Model.compile`.
-        """
-        if keras.distribution.distribution() is not None:
-            steps.check_distribution_backend()
-        super().compile(*args, **kwargs)
-        prepare_optimizer(self.optimizer)
-        save_slots_unpadded(self, self.optimizer)
-        self._table_training = TableTraining(self, table_optimizer, table_min_rows)
-        # Saved with the model, so that loading compiles (and resumes) the same way.
-        self._compile_config.config.update(table_optimizer=table_optimizer, table_min_rows=table_min_rows)
-
-    def compile_from_config(self, config: dict[str, Any]) -> None:
-        """Compiles a model loaded from `.keras` as it was saved (loss, metrics,
-        optimizer, table training), so that loading restores the optimizer's
-        state (table slots included) and training resumes where it stopped.
-        (Keras skips this for models that override `compile`, as
-        `SequenceModel` does.)"""
-        config = keras.saving.deserialize_keras_object(config)
-        # A file saved before row-sparse tables existed trained them densely:
-        # its optimizer state has dense moments for every table.
-        config.setdefault("table_optimizer", "dense")
-        self.compile(**config)
-
-    def train_step(self, *args: Any) -> Any:
-        """Keras' train step, or the row-sparse one when tables train row-sparsely."""
-        tables = getattr(self, "_table_training", None)
-        if tables is None or not tables.active:
-            return super().train_step(*args)
-        return steps.train_step(self, *args)
-
-    def call(self, inputs, training=None, mask=None):
-        """The functional graph; with an auxiliary head, in training only,
-        `(prediction, auxiliary_prediction)` (see `AuxiliaryHead`)."""
-        if training and self._auxiliary is not None:
-            return self._auxiliary(inputs)
-        return super().call(inputs, training=training, mask=mask)
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        auxiliary = None
-        if isinstance(y_pred, (tuple, list)) and self._auxiliary is not None:
-            y_pred, auxiliary = y_pred
-        loss = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
-        if training and auxiliary is not None and y is not None:
-            loss = loss + self._auxiliary.loss(y, auxiliary, loss.dtype)
-        return loss
-
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        if isinstance(y_pred, (tuple, list)) and self._auxiliary is not None:
-            y_pred = y_pred[0]
-        return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-
-    # -- early input validation ------------------------------------------------
-    # Every entry point checks its input by name against the schema before
-    # Keras sees it (`keras_lsrec.training.inputs`): a dict at once, a
-    # PyDataset / tf.data.Dataset / generator batch by batch. A direct
-    # `model(x)` call is not checked: it is also the traced path.
-    def fit(self, x=None, y=None, *args, **kwargs):
-        x = validated(x, self.schema, y)
-        validation = kwargs.get("validation_data")
-        if isinstance(validation, (tuple, list)) and validation:
-            validated(validation[0], self.schema, validation[1] if len(validation) > 1 else None)
-        elif validation is not None:
-            kwargs["validation_data"] = validated(validation, self.schema)
-        return super().fit(x, y, *args, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        return super().evaluate(validated(x, self.schema, y), y, *args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        x = validated(x, self.schema)
-        if isinstance(x, Mapping) and len(x["target_item"]) == 0:
-            return np.zeros(np.shape(x["target_item"]), "float32")  # no rows, no predictions
-        return super().predict(x, *args, **kwargs)
-
-    def train_on_batch(self, x=None, y=None, *args, **kwargs):
-        check_batch(self.schema, x, y)
-        return super().train_on_batch(x, y, *args, **kwargs)
-
-    def test_on_batch(self, x=None, y=None, *args, **kwargs):
-        check_batch(self.schema, x, y)
-        return super().test_on_batch(x, y, *args, **kwargs)
-
-    def predict_on_batch(self, x):
-        check_batch(self.schema, x)
-        if len(x["target_item"]) == 0:
-            return np.zeros(np.shape(x["target_item"]), "float32")
-        return super().predict_on_batch(x)
 
     # -- serialization -----------------------------------------------------------
     def get_config(self) -> dict[str, Any]:

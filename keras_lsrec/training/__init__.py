@@ -1,14 +1,16 @@
-"""How models train: gradient mechanics, optimizers, auxiliary losses.
+"""How models train: the trainer class, the per-backend steps, table rules.
 
-One home for what happens between a loss and a weight update, so that no
+One home for what happens between a batch and a weight update, so that no
 model (and nothing under `keras_lsrec/models`) knows which backend runs it.
-`SequenceModel.compile` hands its optimizer to `prepare_optimizer` and sets
-up row-sparse table training (`tables`, with its train steps in `steps`), and
-`SequenceModel.compute_loss` adds the terms of its `AuxiliaryHead`.
+`Trainer` is the `keras.Model` every keras_lsrec model derives from: entry
+point validation (`inputs`), row-sparse table training (`tables`, with the
+row rules `RowSGD`, `RowAdagrad`, `RowAdam`), the backend's train step
+(`steps`, one file per backend) and the auxiliary head (`AuxiliaryHead`).
+The private Keras members it reads are listed in `keras_private`.
 """
 
 from keras_lsrec.training.auxiliary import AuxiliaryHead
-from keras_lsrec.training.gradients import prepare_optimizer
-from keras_lsrec.training.tables import RowAdagrad, RowAdam, RowRule, RowSGD
+from keras_lsrec.training.tables import RowAdagrad, RowAdam, RowRule, RowSGD, TableTraining
+from keras_lsrec.training.trainer import Trainer
 
-__all__ = ["AuxiliaryHead", "RowAdagrad", "RowAdam", "RowRule", "RowSGD", "prepare_optimizer"]
+__all__ = ["AuxiliaryHead", "RowAdagrad", "RowAdam", "RowRule", "RowSGD", "TableTraining", "Trainer"]

@@ -15,7 +15,7 @@ slots each step. With millions of ids that is most of the step's time
    occurrence the same representative. No sort, and nothing of the
    vocabulary's size is read: two scatters and a gather of N ints.
 2. `rows = table[ids]` (N, D) is given to the table layer
-   (`EmbeddingTable.row_block`): the forward pass reads
+   (`EmbeddingTable.read_rows`): the forward pass reads
    `rows[position[x]]`, so the backend's autodiff returns the gradient of
    `rows`, the gradients of an id that occurs k times in the batch summed
    at its representative.
@@ -28,13 +28,14 @@ slots each step. With millions of ids that is most of the step's time
 
 Everything else (dense layers, small tables) is updated by the compiled
 optimizer as usual. The per-backend train steps that wire this into
-`fit` live in `keras_lsrec.training.steps`.
+`fit` live in `keras_lsrec.training.steps`, one file per backend.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import types
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -44,7 +45,9 @@ import keras
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
-from keras_lsrec.layers.field_embedding import EmbeddingTable, PaddedRowsStore
+from keras_lsrec.layers.embedding_table import EmbeddingTable
+from keras_lsrec.layers.mesh_padding import PaddedRowsStore
+from keras_lsrec.training import keras_private
 from keras_lsrec.training.steps import unsupported, write_positions, write_rows
 from keras_lsrec.validation import check_non_negative, check_range
 
@@ -200,22 +203,28 @@ def lazy_rule(optimizer: keras.optimizers.Optimizer) -> RowRule | None:
 
 
 def save_slots_unpadded(model: keras.Model, optimizer: Any) -> None:
-    """Makes `optimizer` save the slots of `model`'s row-sharded tables without
-    their padding rows, and pad them again when loading (as the tables do,
-    `EmbeddingTable`), so a `.keras` file resumes on any mesh. A slot is an
-    optimizer variable made from a table (`add_variable_from_reference`: its
-    name starts with the table's path) with the table's stored rows."""
+    """Under a mesh that pads `model`'s tables (`keras_lsrec.layers.mesh_padding`),
+    makes `optimizer` save the tables' slots without their padding rows, and
+    pad them again when loading (as the tables do, `EmbeddingTable`), so a
+    `.keras` file resumes on any mesh. A slot is an optimizer variable made
+    from a table (`add_variable_from_reference`: its name starts with the
+    table's path) with the table's stored rows. Without padded tables (one
+    device, or a mesh that divides every vocabulary) the optimizer is left
+    as it is. This is the one run-time change of a Keras object that
+    remains (`keras_lsrec.training.keras_private` says why)."""
+    tables = {
+        layer.embeddings.path.replace("/", "_") + "_": (layer.input_dim, layer.storage_rows)
+        for layer in keras_private.all_layers(model)
+        if isinstance(layer, EmbeddingTable) and layer.built and layer.storage_rows != layer.input_dim
+    }
+    if not tables:
+        return
     for opt in {id(o): o for o in (optimizer, getattr(optimizer, "inner_optimizer", None)) if o}.values():
-        if getattr(opt, "_lsrec_unpadded_slots", False):
-            continue
+        if not isinstance(opt.save_own_variables, types.MethodType):
+            continue  # (done by an earlier compile)
         save, load = opt.save_own_variables, opt.load_own_variables
 
         def padded(opt: Any = opt) -> dict[str, tuple[int, int]]:
-            tables = {
-                layer.embeddings.path.replace("/", "_") + "_": (layer.input_dim, layer.storage_rows)
-                for layer in model._flatten_layers(include_self=False)
-                if isinstance(layer, EmbeddingTable) and layer.built and layer.storage_rows != layer.input_dim
-            }
             return {
                 str(i): rows
                 for i, variable in enumerate(opt.variables)
@@ -230,7 +239,6 @@ def save_slots_unpadded(model: keras.Model, optimizer: Any) -> None:
             load(PaddedRowsStore(store, padded()))
 
         opt.save_own_variables, opt.load_own_variables = save_unpadded, load_padded
-        opt._lsrec_unpadded_slots = True
 
 
 @dataclass
@@ -269,7 +277,7 @@ class TableTraining:
         trainable = {id(v) for v in model.trainable_variables}
         candidates = [
             layer
-            for layer in model._flatten_layers(include_self=False)
+            for layer in keras_private.all_layers(model)
             if isinstance(layer, EmbeddingTable)
             and layer.field in fields
             and id(layer.embeddings) in trainable  # (the variable's own flag decides)
@@ -296,7 +304,7 @@ class TableTraining:
             return
         if not self.optimizer.built:
             self.optimizer.build(self.dense_variables)
-        elif self.tables and {id(v) for v in self.optimizer._trainable_variables} != {
+        elif self.tables and {id(v) for v in keras_private.optimizer_variables_built_for(self.optimizer)} != {
             id(v) for v in self.dense_variables
         }:
             raise ValueError(
@@ -306,17 +314,17 @@ class TableTraining:
                 "`table_optimizer='dense'`."
             )
         self.slots = [self._slots(layer) for layer in self.tables]
-        self.positions: dict = {
-            (layer.field, layer.input_dim): self._kept(
-                ("position", layer.field, layer.input_dim),
-                lambda layer=layer: [
-                    self.optimizer.add_variable(
-                        (layer.input_dim,), "zeros", dtype="int32", name=f"{layer.field}_position"
-                    )
-                ],
-            )[0]
-            for layer in self.tables
-        }
+        self.positions: dict = {}
+        for layer in self.tables:
+            key = (layer.field, layer.input_dim)
+            if key not in self.positions:
+                name = f"{layer.field}_{layer.input_dim}_position"
+                self.positions[key] = self._variable(
+                    name,
+                    lambda layer=layer, name=name: self.optimizer.add_variable(
+                        (layer.input_dim,), "zeros", dtype="int32", name=name
+                    ),
+                )
 
     @property
     def active(self) -> bool:
@@ -328,24 +336,24 @@ class TableTraining:
             raise RuntimeError("No table trains row-sparsely in this model.")
         return self.rule
 
-    def _kept(self, key: tuple, create: Any) -> list:
-        # Kept on the optimizer, so a re-compile with the same optimizer reuses
-        # them (and `.keras` restores them in the order they were made).
-        store = self.optimizer.__dict__.setdefault("_lsrec_table_variables", {})
-        if key not in store:
-            store[key] = create()
-        return store[key]
+    def _variable(self, name: str, create: Any) -> Any:
+        # An optimizer variable of this name made by an earlier compile with
+        # the same optimizer is reused (and `.keras` restores the variables
+        # in the order they were made).
+        existing = next((v for v in self.optimizer.variables if v.name == name), None)
+        return create() if existing is None else existing
 
     def _slots(self, layer: EmbeddingTable) -> list:
-        return self._kept(
-            ("slots", layer.embeddings.path, tuple(self._row_rule.SLOTS)),
-            lambda: [
-                self.optimizer.add_variable_from_reference(
+        prefix = layer.embeddings.path.replace("/", "_")  # (Keras' name of a slot of a variable)
+        return [
+            self._variable(
+                f"{prefix}_{name}",
+                lambda name=name, value=value: self.optimizer.add_variable_from_reference(
                     layer.embeddings, name=name, initializer=keras.initializers.Constant(value)
-                )
-                for name, value in self._row_rule.SLOTS.items()
-            ],
-        )
+                ),
+            )
+            for name, value in self._row_rule.SLOTS.items()
+        ]
 
     # -- one step ------------------------------------------------------------
     def blocks(self, x: dict) -> list[Block]:
@@ -379,11 +387,11 @@ class TableTraining:
         rows = [b.rows for b in blocks] if rows is None else rows
         try:
             for layer, block, r in zip(self.tables, blocks, rows, strict=True):
-                object.__setattr__(layer, "row_block", (block.position, r))
+                layer.read_rows(block.position, r)
             yield
         finally:
             for layer in self.tables:
-                object.__setattr__(layer, "row_block", None)
+                layer.read_table()
 
     def apply_rows(self, dense_grads: list, row_grads: list, blocks: Sequence[Block]) -> list:
         """Applies the row rule to the blocks' rows, before the step's dense
@@ -400,7 +408,7 @@ class TableTraining:
         rule = self._row_rule
         learning_rate = rule.learning_rate
         if learning_rate is None:
-            learning_rate = ops.cast(inner._get_current_learning_rate(), "float32")
+            learning_rate = ops.cast(inner.learning_rate, "float32")
         dense_grads = list(dense_grads)
         finite = None
         if hasattr(optimizer, "dynamic_scale"):  # LossScaleOptimizer

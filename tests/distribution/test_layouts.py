@@ -8,7 +8,7 @@ import pytest
 import keras_lsrec
 from keras_lsrec.data import synthetic
 from keras_lsrec.distribution import layout_map, process_shard
-from keras_lsrec.layers.field_embedding import PaddedRowsStore
+from keras_lsrec.layers.mesh_padding import PaddedRowsStore
 
 JAX = keras.backend.backend() == "jax"
 

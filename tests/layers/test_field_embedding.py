@@ -53,7 +53,7 @@ class TestEmbeddingTable(TestCase):
         )
 
     def test_a_row_block_is_read_in_place_of_the_table(self):
-        """With `row_block = (position, rows)` set, id `i` reads
+        """After `read_rows(position, rows)`, id `i` reads
         `rows[position[i]]`, whatever the table holds."""
         rng = np.random.default_rng(2)
         x = left_padded_ids(rng, VOCAB)["item"]
@@ -63,10 +63,12 @@ class TestEmbeddingTable(TestCase):
         position = np.zeros(30, "int32")
         position[ids] = np.arange(len(ids))  # (a later occurrence wins)
         rows = rng.normal(size=(len(ids), 3)).astype("float32")
-        layer.row_block = (ops.convert_to_tensor(position), ops.convert_to_tensor(rows))
+        layer.read_rows(ops.convert_to_tensor(position), ops.convert_to_tensor(rows))
+        assert layer.reads_rows
         np.testing.assert_array_equal(to_numpy(layer(x)), rows[position[x]])
         table_rows = to_numpy(layer.embeddings)[ids]
-        layer.row_block = (ops.convert_to_tensor(position), ops.convert_to_tensor(table_rows))
+        layer.read_rows(ops.convert_to_tensor(position), ops.convert_to_tensor(table_rows))
         np.testing.assert_array_equal(to_numpy(layer(x)), dense)
-        layer.row_block = None
+        layer.read_table()
+        assert not layer.reads_rows
         np.testing.assert_array_equal(to_numpy(layer(x)), dense)

@@ -11,6 +11,7 @@ from test_case import TestCase, small_batch, to_numpy
 import keras_lsrec
 from keras_lsrec.data import SequenceSchema
 from keras_lsrec.layers import EmbeddingTable
+from keras_lsrec.training import keras_private
 from keras_lsrec.losses import CandidateSetLoss
 from keras_lsrec.models import base
 from keras_lsrec.models.wiring import TOWER_DEFAULTS
@@ -77,8 +78,9 @@ class TestModelContract(TestCase):
                 keras.utils.set_random_seed(0)
                 model = cls(schema, mlp_units=(8,))
                 model.compile(optimizer(), loss, table_optimizer=route, table_min_rows=0)
-                tables = [layer for layer in model._flatten_layers() if isinstance(layer, EmbeddingTable)]
-                assert (len(model._table_training.tables) == len(tables) > 0) is (route == "auto")
+                tables = [t for t in keras_private.all_layers(model) if isinstance(t, EmbeddingTable)]
+                assert model.table_training is not None
+                assert (len(model.table_training.tables) == len(tables) > 0) is (route == "auto")
                 for _ in range(steps):
                     model.train_on_batch(x, y)
                 weights.append([to_numpy(v) for v in model.weights])

@@ -103,7 +103,7 @@ def test_two_steps_match_the_numpy_reference(rule):
         table_optimizer=rule,
         table_min_rows=0,
     )
-    tables = model._table_training
+    tables = model.table_training
     assert tables.active and [t.field for t in tables.tables] == ["item"]
     table, w = to_numpy(tables.tables[0].embeddings).copy(), to_numpy(model.get_layer("w").kernel).copy()
     slots = [to_numpy(s).copy() for s in tables.slots[0]]
@@ -136,7 +136,7 @@ def test_auto_follows_the_compiled_optimizer_and_its_learning_rate():
     ]:
         model = SumModel(schema)
         model.compile(optimizer=optimizer, loss="binary_crossentropy", table_min_rows=0)
-        rule = model._table_training.rule
+        rule = model.table_training.rule
         assert type(rule) is kind and rule.learning_rate is None
     # One step of auto Adam equals the dense route's step (fresh moments), and
     # follows a learning rate changed after compile (as ReduceLROnPlateau does).
@@ -158,12 +158,12 @@ def test_routing_by_size_regularizer_and_request():
     schema = SequenceSchema({"item": V}, L)
     model = SumModel(schema)
     model.compile(keras.optimizers.Adam(), "binary_crossentropy", table_min_rows=V + 1)
-    assert not model._table_training.active  # too small: dense
+    assert not model.table_training.active  # too small: dense
     model.compile(keras.optimizers.Adam(), "binary_crossentropy", table_optimizer="dense", table_min_rows=0)
-    assert not model._table_training.active
+    assert not model.table_training.active
     with pytest.warns(UserWarning, match="RMSprop.*RowAdam"):
         model.compile(keras.optimizers.RMSprop(), "binary_crossentropy", table_min_rows=0)
-    assert not model._table_training.active
+    assert not model.table_training.active
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no table large enough: nothing to warn about
         model.compile(keras.optimizers.RMSprop(), "binary_crossentropy")
@@ -173,11 +173,11 @@ def test_routing_by_size_regularizer_and_request():
         RowAdam(beta_1=1.5)
     regularized = SumModel(schema, regularizer=keras.regularizers.L2(1e-3))
     regularized.compile(keras.optimizers.Adam(), "binary_crossentropy", table_min_rows=0)
-    assert not regularized._table_training.active  # the regularizer reads the whole table
+    assert not regularized.table_training.active  # the regularizer reads the whole table
     frozen = SumModel(schema)
     frozen.get_layer("embedding").tables["item"].embeddings.trainable = False
     frozen.compile(keras.optimizers.Adam(), "binary_crossentropy", table_min_rows=0)
-    assert not frozen._table_training.active
+    assert not frozen.table_training.active
 
 
 def test_an_optimizer_built_for_other_variables_is_refused():
@@ -208,8 +208,8 @@ def test_table_slots_are_saved_and_training_resumes(row_data, tmp_path):
     path = os.path.join(tmp_path, "model.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
-    assert isinstance(loaded._table_training.rule, RowAdam) and loaded._table_training.active
-    for a, b in zip(model._table_training.slots, loaded._table_training.slots, strict=True):
+    assert isinstance(loaded.table_training.rule, RowAdam) and loaded.table_training.active
+    for a, b in zip(model.table_training.slots, loaded.table_training.slots, strict=True):
         for u, v in zip(a, b, strict=True):
             np.testing.assert_array_equal(to_numpy(u), to_numpy(v))
     expected = model.fit(x, y, epochs=1, batch_size=32, shuffle=False, verbose=0).history["loss"]
@@ -221,7 +221,7 @@ def test_mixed_precision_trains_tables_and_skips_non_finite_steps(row_data):
     keras.config.set_dtype_policy("mixed_float16")
     model = DIN(row_data.schema, mlp_units=(8,))
     model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy", table_min_rows=0)
-    assert model._table_training.active and hasattr(model.optimizer, "dynamic_scale")
+    assert model.table_training.active and hasattr(model.optimizer, "dynamic_scale")
     table = model.get_layer("embedding").tables["item"].embeddings
     before = to_numpy(table).copy()
     x, y = small_batch(row_data)
@@ -232,10 +232,10 @@ def test_mixed_precision_trains_tables_and_skips_non_finite_steps(row_data):
     # An overflowing loss scale: the step is skipped (tables, slots, dense
     # weights, the step count) and the scale halves.
     model.optimizer.dynamic_scale.assign(1e38)
-    state = [to_numpy(v).copy() for v in [*model.trainable_variables, *model._table_training.slots[0]]]
+    state = [to_numpy(v).copy() for v in [*model.trainable_variables, *model.table_training.slots[0]]]
     iterations = int(to_numpy(model.optimizer.iterations))
     model.train_on_batch(x, y)
-    after = [to_numpy(v) for v in [*model.trainable_variables, *model._table_training.slots[0]]]
+    after = [to_numpy(v) for v in [*model.trainable_variables, *model.table_training.slots[0]]]
     for a, b in zip(after, state, strict=True):
         np.testing.assert_array_equal(a, b)
     assert int(to_numpy(model.optimizer.iterations)) == iterations
