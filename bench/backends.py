@@ -39,8 +39,14 @@ BACKENDS = ("tensorflow", "jax", "torch")
 def run_quickstart(backend: str, init_seed: int, args: argparse.Namespace, out_dir: Path) -> dict:
     path = out_dir / f"{backend}_{init_seed}.json"
     command = [
-        sys.executable, "-m", "keras_lsrec.cli", "quickstart",
-        "--init-seed", str(init_seed), "--json", str(path),
+        sys.executable,
+        "-m",
+        "keras_lsrec.cli",
+        "quickstart",
+        "--init-seed",
+        str(init_seed),
+        "--json",
+        str(path),
     ]
     if args.same_start:
         command += ["--same-start", str(out_dir / f"weights_{init_seed}")]
@@ -55,7 +61,7 @@ def run_quickstart(backend: str, init_seed: int, args: argparse.Namespace, out_d
 
 def summarise(records: list[dict]) -> str:
     models = list(records[0]["models"])
-    by = {(r["backend"], m): [] for r in records for m in models}
+    by: dict[tuple[str, str], list[float]] = {(r["backend"], m): [] for r in records for m in models}
     for r in records:
         for m in models:
             by[(r["backend"], m)].append(r["models"][m]["auc"])
@@ -98,8 +104,8 @@ def main() -> None:
         for seed in range(args.seeds):
             for backend in args.backends.split(","):
                 record = run_quickstart(backend, seed, args, Path(tmp))
-                aucs = ", ".join(f"{m} {v['auc']:.4f}" for m, v in record["models"].items())
-                print(f"{backend} seed {seed}: {aucs}", flush=True)
+                line = ", ".join(f"{m} {v['auc']:.4f}" for m, v in record["models"].items())
+                print(f"{backend} seed {seed}: {line}", flush=True)
                 records.append(record)
     if args.save:
         Path(args.save).write_text(json.dumps(records, indent=1))

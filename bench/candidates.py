@@ -35,7 +35,7 @@ def worker(args: argparse.Namespace) -> None:
     import numpy as np
 
     from keras_lsrec import models
-    from keras_lsrec.data import SequenceSchema
+    from keras_lsrec.data import HISTORY_PREFIX, TARGET_PREFIX, SequenceSchema
 
     backend = keras.backend.backend()
     longest = max(args.lengths)
@@ -54,8 +54,8 @@ def worker(args: argparse.Namespace) -> None:
     for length in sorted(args.lengths):
         user = requests.random_batch(1, length, padded=False, dtype="int32", candidates=max(args.candidates))
         for count in sorted(args.candidates):
-            targets = {k: v[:, :count] for k, v in user.items() if k.startswith("target_")}
-            histories = {k: v for k, v in user.items() if k.startswith("history_")}
+            targets = {k: v[:, :count] for k, v in user.items() if k.startswith(TARGET_PREFIX)}
+            histories = {k: v for k, v in user.items() if k.startswith(HISTORY_PREFIX)}
             if ifa:
                 batches = [{**targets, **histories}]
             else:  # one row per candidate, in chunks

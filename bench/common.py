@@ -72,7 +72,9 @@ def run_worker(script: str, backend: str, args: Sequence[str], timeout: float = 
         text=True,
         timeout=timeout,
     )
-    results = [json.loads(line[len(RESULT):]) for line in proc.stdout.splitlines() if line.startswith(RESULT)]
+    results = [
+        json.loads(line[len(RESULT) :]) for line in proc.stdout.splitlines() if line.startswith(RESULT)
+    ]
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
         results.append({"backend": backend, "error": f"exit {proc.returncode}: {tail}"})

@@ -71,7 +71,7 @@ def worker(args: argparse.Namespace) -> None:
     emit(
         devices=len(devices),
         items=args.items,
-        sparse_tables=len(model._table_training.tables),
+        sparse_tables=0 if model.table_training is None else len(model.table_training.tables),
         state_mib=sum(per_device.values()) / MIB,
         device_mib=max(per_device.values()) / MIB,
         peak_mib=peak_rss_mib(),

@@ -57,10 +57,19 @@ def worker(path: str) -> None:
     loaded = time.perf_counter()
     splits = dare_protocol(events)
     done = time.perf_counter()
-    print(common.RESULT + json.dumps({
-        "events": len(events), "load_s": loaded - start, "protocol_s": done - loaded,
-        "examples": {k: v.num_examples for k, v in splits.items()}, "peak_mib": common.peak_rss_mib(),
-    }), flush=True)
+    print(
+        common.RESULT
+        + json.dumps(
+            {
+                "events": len(events),
+                "load_s": loaded - start,
+                "protocol_s": done - loaded,
+                "examples": {k: v.num_examples for k, v in splits.items()},
+                "peak_mib": common.peak_rss_mib(),
+            }
+        ),
+        flush=True,
+    )
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ Budgets: `quick` = the quickstart's (Adam 0.005, batch 256, 3 epochs);
 `converged` = up to 20 epochs with early stopping on the validation AUC
 (patience 2, the best epoch's weights kept); "epochs" is the best epoch.
 
-Models: the quickstart's list (`keras_lsrec.cli.QUICKSTART_MODELS`) and IFA
+Models: the quickstart's list (`keras_lsrec.models.QUICKSTART_MODELS`) and IFA
 by default, or `--models` entries separated by `;`, each `[LABEL=]NAME[JSON]`
 with `NAME` a `keras_lsrec.models.get` name and `JSON` constructor
 overrides, e.g. `SAM-big=sam{"attention_units": [80, 40]}`. TWIN-V2 reads
@@ -52,7 +52,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, TypedDict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -60,12 +60,22 @@ import common  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 MOVIELENS = os.path.join(HERE, "..", "..", "shared", "data", "ml-latest-small", "ratings.csv")
 DATASETS = ("synthetic200", "synthetic500", "ml-dare", "ml-llo", "candidates200")
-BUDGETS = {"quick": dict(epochs=3, patience=None), "converged": dict(epochs=20, patience=2)}
+
+
+class Budget(TypedDict):
+    epochs: int  # at most
+    patience: int | None  # early stopping on the validation AUC; None: train every epoch
+
+
+BUDGETS: dict[str, Budget] = {
+    "quick": {"epochs": 3, "patience": None},
+    "converged": {"epochs": 20, "patience": 2},
+}
 
 
 def parse_models(text: str | None) -> list[tuple[str, str, dict[str, Any]]]:
     """`[(label, name, overrides)]` from `--models` (default: the quickstart's models)."""
-    from keras_lsrec.cli import QUICKSTART_MODELS
+    from keras_lsrec.models import QUICKSTART_MODELS
 
     if not text:
         zoo = (*QUICKSTART_MODELS, ("IFA", "ifa", {}))
@@ -94,7 +104,7 @@ def load(name: str) -> dict[str, Any] | None:
             seed=0,
         )
         parts = {s: getattr(data, s) for s in ("train", "validation", "test")}
-        out = {"schema": data.schema, **{s: (p.x, p.y, p.users) for s, p in parts.items()}}
+        out: dict[str, Any] = {"schema": data.schema, **{s: (p.x, p.y, p.users) for s, p in parts.items()}}
         if requests:  # the same candidates as rows, for the single-target models
             flat = {s: p.flatten() for s, p in parts.items()}
             out["rows"] = {"schema": data.schema.replace(candidates=None)}
@@ -107,7 +117,7 @@ def load(name: str) -> dict[str, Any] | None:
         splits = dare_protocol(events, max_len=200, batch_size=256)
     else:
         splits = leave_last_out(events, max_len=200, max_train_per_user=20, batch_size=256)
-    out: dict[str, Any] = {"schema": splits["train"].schema}
+    out = {"schema": splits["train"].schema}
     for split, dataset in splits.items():
         x, y = dataset.arrays()
         out[split] = (x, y, dataset.users)
@@ -146,21 +156,19 @@ def run_one(data, label, name, kwargs, seed, budget, dataset, args) -> dict[str,
     import keras
 
     from keras_lsrec import metrics, models
-    from keras_lsrec.cli import default_jit_compile
     from keras_lsrec.data import ArrayDataset
     from keras_lsrec.losses import CandidateSetLoss
-    from keras_lsrec.models.base import ROW
 
     cls = models.get(name)
     requests = data["schema"].has_candidates
-    if requests and ROW in cls.INPUT_FORMS:
+    if requests and models.ROW in cls.INPUT_FORMS:
         data, requests = data["rows"], False  # a single-target model trains on the candidates as rows
     keras.utils.set_random_seed(seed)
     model = cls(data["schema"], **kwargs)
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate),
         loss=CandidateSetLoss() if requests else "binary_crossentropy",
-        jit_compile=default_jit_compile(),
+        jit_compile=keras.backend.backend() == "jax",  # as `lsrec quickstart`: XLA pays off on jax only
     )
     x, y, _ = data["train"]
     # A batch of requests holds about as many candidates as `batch_size` rows.
@@ -239,8 +247,8 @@ def main() -> None:
         with open(args.load) as f:
             print(summarise([json.loads(line) for line in f if line.strip()]))
         return
+    from keras_lsrec.models import ROW
     from keras_lsrec.models import get as models_get
-    from keras_lsrec.models.base import ROW
 
     models = parse_models(args.models)
     os.makedirs(os.path.dirname(os.path.abspath(args.save)), exist_ok=True)

@@ -37,11 +37,13 @@ for DIN, TWIN, SIM, ETA and SDIM) and, with
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
 import sys
 import venv
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -71,7 +73,7 @@ def build(name: str, schema, dim: int):
     from keras_lsrec import models
 
     if name in ("DARE", "DARE-noaux"):
-        aux = {"auxiliary_loss_weight": 0.0} if name == "DARE-noaux" else {}
+        aux: dict[str, Any] = {"auxiliary_loss_weight": 0.0} if name == "DARE-noaux" else {}
         return models.DARE(schema, attention_dim=dim, representation_dim=dim, k=20, **aux)
     if name == "TWIN":
         return models.TWIN(schema, embedding_dim=dim, k=20)
@@ -97,14 +99,15 @@ def measure(name: str, args: argparse.Namespace) -> None:
     import keras
     import numpy as np
 
-    from keras_lsrec.data import SequenceSchema
+    from keras_lsrec.data import TARGET_PREFIX, SequenceSchema
     from keras_lsrec.losses import CandidateSetLoss
 
     backend = keras.backend.backend()
     lengths = sorted(args.lengths)
     ifa = name == "IFA"
     schema = SequenceSchema(
-        {"item": 100_000, "category": 1_000}, max_len=max(lengths),
+        {"item": 100_000, "category": 1_000},
+        max_len=max(lengths),
         time_vocab_size=max(lengths) + 1 if args.time else None,
         candidates="variable" if ifa else None,
     )
@@ -130,7 +133,7 @@ def measure(name: str, args: argparse.Namespace) -> None:
 
         train = common.time_calls(steps, warmup=1, repeats=args.repeats, budget_s=60)
         infer = common.time_calls(
-            lambda b=batches[0]: model.predict_on_batch(b), warmup=2, repeats=2 * args.repeats
+            functools.partial(model.predict_on_batch, batches[0]), warmup=2, repeats=2 * args.repeats
         )
         user = schema.random_batch(1, length, padded=False, seed=9, dtype="int32", candidates=100)
         if ifa:
@@ -141,17 +144,23 @@ def measure(name: str, args: argparse.Namespace) -> None:
                 {
                     k: rng.integers(1, schema.vocab_size(k), 100).astype("int32")
                     for k in request
-                    if k.startswith("target_")
+                    if k.startswith(TARGET_PREFIX)
                 }
             )
         latency = common.time_calls(
-            lambda r=request: model.predict_on_batch(r), warmup=2, repeats=2 * args.repeats
+            functools.partial(model.predict_on_batch, request), warmup=2, repeats=2 * args.repeats
         )
         common.emit(
-            library="keras_lsrec", backend=backend, model=name, length=length, batch=args.batch,
+            library="keras_lsrec",
+            backend=backend,
+            model=name,
+            length=length,
+            batch=args.batch,
             train_sps=args.steps * args.batch / float(np.median(train)),
-            infer_p50=common.percentile_ms(infer, 50), infer_p95=common.percentile_ms(infer, 95),
-            request_ms=common.median_ms(latency), peak_mib=common.peak_rss_mib(),
+            infer_p50=common.percentile_ms(infer, 50),
+            infer_p95=common.percentile_ms(infer, 95),
+            request_ms=common.median_ms(latency),
+            peak_mib=common.peak_rss_mib(),
         )
 
 
@@ -168,10 +177,25 @@ def peer_python() -> str:
 
 def run_peer(args: argparse.Namespace, model: str, extra: tuple[str, ...] = ()) -> list[dict]:
     """bench/fuxictr_driver.py in the peer's environment; `extra`: more driver flags."""
-    command = [peer_python(), os.path.join(HERE, "fuxictr_driver.py"), "--model", model,
-               "--lengths", ",".join(map(str, args.lengths)), "--batch", str(args.batch),
-               "--dim", str(args.dim), "--steps", str(args.steps), "--repeats", str(args.repeats),
-               "--threads", str(args.threads), *extra]
+    command = [
+        peer_python(),
+        os.path.join(HERE, "fuxictr_driver.py"),
+        "--model",
+        model,
+        "--lengths",
+        ",".join(map(str, args.lengths)),
+        "--batch",
+        str(args.batch),
+        "--dim",
+        str(args.dim),
+        "--steps",
+        str(args.steps),
+        "--repeats",
+        str(args.repeats),
+        "--threads",
+        str(args.threads),
+        *extra,
+    ]
     proc = subprocess.run(
         command, env={**os.environ, **thread_env(args.threads)}, capture_output=True, text=True
     )
@@ -188,14 +212,34 @@ def run_peer(args: argparse.Namespace, model: str, extra: tuple[str, ...] = ()) 
 # ----------------------------------------------------------------- tables
 def tables(results: dict) -> str:
     out = []
-    header = ["library", "backend", "model", "L", "train samples/s", "infer ms p50", "infer ms p95",
-              "1x100 request ms", "peak MiB"]
+    header = [
+        "library",
+        "backend",
+        "model",
+        "L",
+        "train samples/s",
+        "infer ms p50",
+        "infer ms p95",
+        "1x100 request ms",
+        "peak MiB",
+    ]
     rows = []
     for (library, backend, model, length), r in sorted(
         results.items(), key=lambda kv: (kv[0][2], kv[0][3], kv[0][0], kv[0][1])
     ):
-        rows.append([library, backend, model, length, f"{r['train_sps']:,.0f}", f"{r['infer_p50']:,.1f}",
-                     f"{r['infer_p95']:,.1f}", f"{r['request_ms']:,.1f}", f"{r['peak_mib']:,.0f}"])
+        rows.append(
+            [
+                library,
+                backend,
+                model,
+                length,
+                f"{r['train_sps']:,.0f}",
+                f"{r['infer_p50']:,.1f}",
+                f"{r['infer_p95']:,.1f}",
+                f"{r['request_ms']:,.1f}",
+                f"{r['peak_mib']:,.0f}",
+            ]
+        )
     out.append(common.markdown_table(header, rows))
     peers = {(m, n): r for (lib, _, m, n), r in results.items() if lib == "fuxictr"}
     if peers:
@@ -251,8 +295,10 @@ def plot(results: dict, path: str) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("sequence length L")
     ax.set_ylabel("inference ms per batch (p50)")
-    ax.set_title("Inference per batch vs L (log-log: slope 1 = linear, 2 = quadratic)\n"
-                 "colour = model; -- x FuxiCTR (torch); keras_lsrec: - tensorflow, -. jax, : torch")
+    ax.set_title(
+        "Inference per batch vs L (log-log: slope 1 = linear, 2 = quadratic)\n"
+        "colour = model; -- x FuxiCTR (torch); keras_lsrec: - tensorflow, -. jax, : torch"
+    )
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -308,9 +354,20 @@ def main() -> None:
         flush=True,
     )
     results, failures = {}, []
-    options = ["--lengths", ",".join(map(str, args.lengths)), "--batch", str(args.batch),
-               "--steps", str(args.steps), "--repeats", str(args.repeats), "--dim", str(args.dim),
-               "--threads", str(args.threads)]
+    options = [
+        "--lengths",
+        ",".join(map(str, args.lengths)),
+        "--batch",
+        str(args.batch),
+        "--steps",
+        str(args.steps),
+        "--repeats",
+        str(args.repeats),
+        "--dim",
+        str(args.dim),
+        "--threads",
+        str(args.threads),
+    ]
     options += ["--time"] if args.time else []
     os.environ.update(thread_env(args.threads))
     # One process per (backend, model); --quick runs a backend's models in one
@@ -339,8 +396,14 @@ def main() -> None:
     print("\n" + tables(results))
     if args.save:
         with open(args.save, "w") as f:
-            json.dump({"machine": f"Machine: {common.machine_line()}; {args.threads} threads per process",
-                       "results": [{"key": list(k), **v} for k, v in results.items()]}, f, indent=1)
+            json.dump(
+                {
+                    "machine": f"Machine: {common.machine_line()}; {args.threads} threads per process",
+                    "results": [{"key": list(k), **v} for k, v in results.items()],
+                },
+                f,
+                indent=1,
+            )
     if args.plot and results:
         plot(results, args.plot)
         print(f"\nplot: {args.plot}")

@@ -21,6 +21,7 @@ are reported as out of memory instead of being run, so the machine stays up.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -32,15 +33,24 @@ HEADS = 2
 
 
 def self_attention_model(schema, embedding_dim: int):
-    """One transformer block over the history, then dot target attention."""
+    """One transformer block over the history, then dot target attention (public layers only)."""
     import keras
+    from keras import ops
 
-    from keras_lsrec.layers import FieldEmbedding, TargetAttention
-    from keras_lsrec.models.wiring import click_probability, field_vocab_sizes, make_tower, split_inputs
+    from keras_lsrec.data import history_key, target_key
+    from keras_lsrec.layers import MLP, FieldEmbedding, TargetAttention
 
     inputs = schema.inputs()
-    target_ids, history_ids, mask = split_inputs(inputs, schema)
-    embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim)
+    # The ids per field as every model reads them; the target's `time` id is 0 (it happens now).
+    sizes = {f: schema.vocab_sizes[f] for f in schema.fields}
+    target_ids = {f: inputs[target_key(f)] for f in schema.fields}
+    history_ids = {f: inputs[history_key(f)] for f in schema.fields}
+    if schema.time_vocab_size is not None:
+        sizes["time"] = schema.time_vocab_size
+        target_ids["time"] = ops.zeros_like(inputs[target_key("item")])
+        history_ids["time"] = inputs[history_key("time")]
+    mask = ops.not_equal(history_ids["item"], 0)
+    embedding = FieldEmbedding(sizes, embedding_dim)
     target, history = embedding(target_ids), embedding(history_ids)
     dim = history.shape[-1]
     attended = keras.layers.MultiHeadAttention(HEADS, dim // HEADS)(
@@ -50,9 +60,10 @@ def self_attention_model(schema, embedding_dim: int):
     feed_forward = keras.layers.Dense(dim)(keras.layers.Dense(4 * dim, activation="relu")(history))
     history = keras.layers.LayerNormalization()(history + feed_forward)
     interest = TargetAttention(scorer="dot")(target, history, mask=mask)
-    tower = make_tower((200, 80), "prelu", True, 0.0, 0.0)
-    features = keras.ops.concatenate([target, interest, target * interest], -1)
-    return keras.Model(inputs, click_probability(tower, features))
+    tower = MLP((200, 80), "prelu", input_batch_norm=True, output_units=1, name="tower")
+    features = ops.concatenate([target, interest, target * interest], -1)
+    probability = ops.sigmoid(ops.squeeze(ops.cast(tower(features), "float32"), -1))
+    return keras.Model(inputs, probability)
 
 
 def build(name: str, schema, dim: int):
@@ -87,7 +98,8 @@ def worker(args: argparse.Namespace) -> None:
                 common.emit(**row, oom=f"needs ~{need:.0f} GiB")
                 continue
         x = schema.random_batch(args.batch, length, padded=False, dtype="int32")
-        times = common.time_calls(lambda x=x: model.predict_on_batch(x), warmup=2, repeats=args.repeats)
+        predict = functools.partial(model.predict_on_batch, x)
+        times = common.time_calls(predict, warmup=2, repeats=args.repeats)
         common.emit(
             **row, ms=common.median_ms(times), peak_mib=common.peak_rss_mib() - baseline, runs=len(times)
         )
@@ -126,9 +138,11 @@ def main() -> None:
                     print(f"{backend} {model}: {row['error']}", file=sys.stderr)
                     continue
                 results[backend, model, row["length"]] = row
-                print(f"  {backend:10s} {model:13s} L={row['length']:>6}: "
-                      + (row["oom"] if "oom" in row else f"{row['ms']:9.1f} ms  {row['peak_mib']:8.0f} MiB"),
-                      flush=True)
+                print(
+                    f"  {backend:10s} {model:13s} L={row['length']:>6}: "
+                    + (row["oom"] if "oom" in row else f"{row['ms']:9.1f} ms  {row['peak_mib']:8.0f} MiB"),
+                    flush=True,
+                )
 
     def cell(key, field):
         row = results.get(key)

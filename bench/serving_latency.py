@@ -33,6 +33,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -75,7 +76,7 @@ def main() -> None:
     import tensorflow as tf
 
     from keras_lsrec import models, serving
-    from keras_lsrec.data import SequenceSchema
+    from keras_lsrec.data import HISTORY_PREFIX, TARGET_PREFIX, SequenceSchema
     from keras_lsrec.serving.testing import ModelServer
 
     lengths = [int(n) for n in args.lengths.split(",")]
@@ -103,18 +104,18 @@ def main() -> None:
             client = serving.Client(server.grpc_target, name.lower(), timeout=600)
             compiled = None
             if args.xla:
-                compiled = tf.function(
-                    functools.partial(model.request_form(), training=False), jit_compile=True
-                )
+                # Any: a `keras.Model` subclass is callable, but keras ships no types for mypy to see it.
+                request_form: Any = model.request_form()
+                compiled = tf.function(functools.partial(request_form, training=False), jit_compile=True)
             for length in lengths:
                 user = schema.random_batch(1, length=length, padded=False, seed=length)
-                history = {k: v for k, v in user.items() if k.startswith("history_")}
+                history = {k: v for k, v in user.items() if k.startswith(HISTORY_PREFIX)}
                 for count in counts:
                     rng = np.random.default_rng(count)
                     targets = {
                         key: rng.integers(1, schema.vocab_size(key), (1, count)).astype("int64")
                         for key in schema.input_shapes()
-                        if key.startswith("target_")
+                        if key.startswith(TARGET_PREFIX)
                     }
                     forms = {
                         "row": (

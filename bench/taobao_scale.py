@@ -166,7 +166,8 @@ def main() -> None:
         start = time.perf_counter()
         model.fit(splits["train"], epochs=args.epochs, shuffle=False, verbose=2)
         n = args.epochs * len(splits["train"].examples["label"])
-        sparse = [t.embeddings.path for t in model._table_training.tables]
+        tables = [] if model.table_training is None else model.table_training.tables
+        sparse = [t.embeddings.path for t in tables]
         return model, f"{n / (time.perf_counter() - start):,.0f} samples/s; row-sparse tables: {sparse}"
 
     model = phase("DARE fit, 1 epoch (Adam 0.01, batch 2048)", train)

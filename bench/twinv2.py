@@ -65,7 +65,7 @@ def worker(args: argparse.Namespace) -> None:
     import tensorflow as tf
 
     from keras_lsrec import serving
-    from keras_lsrec.data import SequenceSchema, cluster_histories
+    from keras_lsrec.data import HISTORY_PREFIX, SequenceSchema, cluster_histories
     from keras_lsrec.models import TWIN, TWINV2
 
     length = args.length
@@ -92,7 +92,7 @@ def worker(args: argparse.Namespace) -> None:
         path = serving.export(model, os.path.join(directory, "model"))
         loaded = tf.saved_model.load(path)
         request = {
-            k: v[:1] if k.startswith("history_") else np.tile(v[:1, None], (1, 100)) for k, v in x.items()
+            k: v[:1] if k.startswith(HISTORY_PREFIX) else np.tile(v[:1, None], (1, 100)) for k, v in x.items()
         }
         request = {k: tf.constant(v, "int64") for k, v in request.items()}
         rows = {k: tf.constant(v[:BATCH], "int64") for k, v in x.items()}

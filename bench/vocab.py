@@ -98,7 +98,7 @@ def measure(args: argparse.Namespace, backend: str, items: int) -> None:
         model=args.model,
         items=items,
         route=args.route,
-        sparse_tables=len(model._table_training.tables),
+        sparse_tables=0 if model.table_training is None else len(model.table_training.tables),
         train_sps=args.steps * args.batch / float(np.median(times)),
         peak_mib=common.peak_rss_mib(),
         rss_mib=common.rss_mib(),
@@ -133,7 +133,7 @@ def auc_worker(args: argparse.Namespace) -> None:
             route=args.route,
             seed=seed,
             auc=auc,
-            sparse_tables=len(model._table_training.tables),
+            sparse_tables=0 if model.table_training is None else len(model.table_training.tables),
         )
         del model
         keras.backend.clear_session()
@@ -278,7 +278,7 @@ def main() -> None:
         return auc_worker(args) if args.auc else worker(args)
     if args.auc:
         print(common.machine_line(), flush=True)
-        results = []
+        results: list[dict] = []
         for backend in args.backends.split(","):
             for model in args.models.split(","):
                 for route in ("auto", "dense"):
@@ -295,7 +295,7 @@ def main() -> None:
         args.backends, args.models, args.items, args.no_peer = "jax", "DIN,DARE", "10000,1000000", True
     sizes = sorted(int(n) for n in args.items.split(","))
     print(common.machine_line(), flush=True)
-    results: list[dict] = []
+    results = []
     for backend in args.backends.split(","):
         for model in args.models.split(","):
             for route in args.routes.split(","):

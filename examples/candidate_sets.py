@@ -42,7 +42,7 @@ def evaluate_rows(model, split) -> dict[str, float]:
 def run(data, epochs: int, batch_size: int, learning_rate: float, seed: int) -> dict[str, dict[str, float]]:
     """Trains the four models from initial-weight seed `seed`; test metrics per model."""
     flat_train, flat_validation = data.train.flatten(), data.validation.flatten()
-    results = {}
+    results: dict[str, dict[str, float]] = {}
     for name in ("DIN@50", "DIN", "DIN (dot)", "IFA"):
         keras.utils.set_random_seed(seed)
         optimizer = keras.optimizers.Adam(learning_rate)
@@ -54,8 +54,12 @@ def run(data, epochs: int, batch_size: int, learning_rate: float, seed: int) -> 
             # Requests per batch chosen so a batch holds about as many candidates as DIN's.
             per_batch = max(1, batch_size * len(data.train) // len(flat_train))
             model.fit(
-                data.train.x, data.train.y, batch_size=per_batch, epochs=epochs,
-                validation_data=(data.validation.x, data.validation.y), verbose=2,
+                data.train.x,
+                data.train.y,
+                batch_size=per_batch,
+                epochs=epochs,
+                validation_data=(data.validation.x, data.validation.y),
+                verbose=2,
             )
             results[name] = metrics.evaluate(model, data.test.x, data.test.y, data.test.users)
         else:
@@ -69,8 +73,12 @@ def run(data, epochs: int, batch_size: int, learning_rate: float, seed: int) -> 
                 optimizer=optimizer, loss="binary_crossentropy", jit_compile=keras.backend.backend() == "jax"
             )
             model.fit(
-                flat_train.x, flat_train.y, batch_size=batch_size, epochs=epochs,
-                validation_data=(flat_validation.x, flat_validation.y), verbose=2,
+                flat_train.x,
+                flat_train.y,
+                batch_size=batch_size,
+                epochs=epochs,
+                validation_data=(flat_validation.x, flat_validation.y),
+                verbose=2,
             )
             results[name] = evaluate_rows(model, data.test)
     return results
@@ -92,8 +100,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     data = synthetic.generate(
-        num_users=args.users, examples_per_user=2, max_len=args.max_len, candidates=args.candidates,
-        min_candidates=args.candidates // 2, seed=args.seed,
+        num_users=args.users,
+        examples_per_user=2,
+        max_len=args.max_len,
+        candidates=args.candidates,
+        min_candidates=args.candidates // 2,
+        seed=args.seed,
     )
     present = data.test.y >= 0
     bayes = metrics.auc(data.test.y[present], data.test.probability[present])

@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -37,8 +39,12 @@ PAPER_D16 = {  # DARE paper, Table 1, AUC, mean of 5 seeds, embedding dim 16
     "taobao": {"DIN": 0.90442, "TWIN": 0.91688, "DARE": 0.92568},
     "tmall": {"DIN": 0.95894, "TWIN": 0.95812, "DARE": 0.96800},
 }
-LOADERS = {"taobao": (load_taobao, {"behaviors": ["pv"]}), "tmall": (load_tmall, {"actions": [0]})}
-TOWER = dict(mlp_units=(200, 80), mlp_activation="prelu", input_batch_norm=True, l2=1e-6)
+# dataset -> (reader, its arguments): page views (Taobao), clicks (Tmall)
+LOADERS: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
+    "taobao": (load_taobao, {"behaviors": ["pv"]}),
+    "tmall": (load_tmall, {"actions": [0]}),
+}
+TOWER: dict[str, Any] = dict(mlp_units=(200, 80), mlp_activation="prelu", input_batch_norm=True, l2=1e-6)
 
 
 def build(name: str, schema, dim: int) -> keras.Model:

@@ -1,6 +1,6 @@
 """Train DARE with plain `fit` on synthetic long-sequence data and evaluate it.
 
-    KERAS_BACKEND=jax python examples/train_dare.py
+KERAS_BACKEND=jax python examples/train_dare.py
 """
 
 import keras

@@ -21,19 +21,6 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-QUICKSTART_MODELS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("DIN@50", "din", {"history_window": 50}),
-    ("DIN", "din", {}),
-    ("TWIN", "twin", {}),
-    ("DARE", "dare", {}),
-    ("SAM", "sam", {}),
-    ("SIM", "sim", {}),
-    ("ETA", "eta", {}),
-    ("SDIM", "sdim", {}),
-    ("TWIN-V2", "twinv2", {}),  # on histories clustered in the data path (`SyntheticData.clustered`)
-)
-
-
 RETRACING = "triggered tf.function retracing"
 
 
@@ -193,7 +180,7 @@ def quickstart(args: argparse.Namespace) -> int:
     )
     verbose = 1 if sys.stdout.isatty() else 2
     rows = []
-    chosen = [m for m in QUICKSTART_MODELS if not args.models or m[0].lower() in args.models]
+    chosen = [m for m in models.QUICKSTART_MODELS if not args.models or m[0].lower() in args.models]
     init_seed = args.seed if args.init_seed is None else args.init_seed
     clustered = None
     for label, name, kwargs in chosen:
@@ -304,12 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         "the same start on every backend",
     )
     quick.add_argument("--json", default=None, metavar="PATH", help="also write the results to PATH as JSON")
-    labels = [label.lower() for label, _, _ in QUICKSTART_MODELS]
     quick.add_argument(
         "--models",
         type=lambda text: [m.strip().lower() for m in text.split(",")],
         default=None,
-        help=f"comma-separated subset of {','.join(labels)} (default: all)",
+        help="comma-separated subset of the models above, by label, e.g. din@50,twin-v2 (default: all)",
     )
     exporter = commands.add_parser(
         "export",
@@ -328,11 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     exporter.add_argument("--serving-root", default="/models", help="where the server mounts saved_models/")
     args = parser.parse_args(argv)
+    configure_logging(args.verbose)
     if args.command == "quickstart" and args.models:
+        from keras_lsrec.models import QUICKSTART_MODELS  # imports keras: after configure_logging
+
+        labels = [label.lower() for label, _, _ in QUICKSTART_MODELS]
         unknown = sorted(set(args.models) - set(labels))
         if unknown:
             parser.error(f"--models: unknown {unknown}; choose from {labels}")
-    configure_logging(args.verbose)
     if args.command == "export":
         try:
             return export(args)

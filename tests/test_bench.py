@@ -12,9 +12,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_quick_benchmark_runs_without_the_peer():
     backend = keras.backend.backend()
     proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "bench", "run.py"), "--quick", "--backends", backend,
-         "--models", "DARE,IFA", "--lengths", "50", "--batch", "32", "--threads", "2"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            os.path.join(ROOT, "bench", "run.py"),
+            "--quick",
+            "--backends",
+            backend,
+            "--models",
+            "DARE,IFA",
+            "--lengths",
+            "50",
+            "--batch",
+            "32",
+            "--threads",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = [line for line in proc.stdout.splitlines() if line.startswith("| keras_lsrec")]

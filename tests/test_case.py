@@ -80,7 +80,7 @@ def small_batch(data: Any, size: int = 16) -> tuple[dict[str, np.ndarray], np.nd
     return {k: v[:size].copy() for k, v in data.train.x.items()}, data.train.y[:size].copy()
 
 
-def constructor_parameters(cls: type) -> set[str]:
+def constructor_parameters(cls: type[Any]) -> set[str]:
     """The named parameters of `cls.__init__` (no `self`, `*args`, `**kwargs`)."""
     variadic = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
     parameters = inspect.signature(cls.__init__).parameters
@@ -380,7 +380,7 @@ class TestCase:
     # ------------------------------------------------------------ models
     def run_model_test(
         self,
-        cls: type,
+        cls: type[Any],
         init_kwargs: Mapping[str, Any],
         schema: Any,
         x: Mapping[str, np.ndarray],

@@ -107,13 +107,17 @@ def run_quietly(*argv):
     env["KERAS_BACKEND"] = keras.backend.backend()
     return subprocess.run(
         [sys.executable, "-c", STANDALONE, cli.__file__, *argv],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
 def test_quickstart_prints_no_tensorflow_logs_or_retracing_warnings():
-    proc = run_quietly("quickstart", "--users", "60", "--epochs", "1", "--batch-size", "64", "--models",
-                       "din@50,din")
+    proc = run_quietly(
+        "quickstart", "--users", "60", "--epochs", "1", "--batch-size", "64", "--models", "din@50,din"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| DIN@50 |" in proc.stdout and "| DIN |" in proc.stdout
     assert proc.stderr == "", proc.stderr[-3000:]
@@ -130,8 +134,13 @@ def test_configure_logging_drops_retracing_warnings_unless_verbose(monkeypatch):
             cli.configure_logging(verbose=False)
             assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
             retracing = logger.makeRecord(
-                "tensorflow", logging.WARNING, __file__, 1,
-                "5 out of the last 5 calls to <function f> triggered tf.function retracing.", None, None,
+                "tensorflow",
+                logging.WARNING,
+                __file__,
+                1,
+                "5 out of the last 5 calls to <function f> triggered tf.function retracing.",
+                None,
+                None,
             )
             error = logger.makeRecord("tensorflow", logging.ERROR, __file__, 1, "a real error", None, None)
             assert not logger.filter(retracing) and logger.filter(error)

@@ -97,8 +97,6 @@ def test_ndcg_and_candidate_set_evaluate():
     assert result["ndcg@3"] == pytest.approx(brute_ndcg(y, s, 3))
 
 
-
-
 # Bad input is refused with the culprit named (how many, the first index), never scored.
 
 

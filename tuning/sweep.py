@@ -53,7 +53,16 @@ from typing import Any
 
 TUNERS = ("random", "bayesian", "hyperband")
 KEYS = {
-    "model", "fixed", "data", "tuner", "objective", "trials", "epochs", "seed", "output", "batch_size",
+    "model",
+    "fixed",
+    "data",
+    "tuner",
+    "objective",
+    "trials",
+    "epochs",
+    "seed",
+    "output",
+    "batch_size",
     "export",
 }
 
@@ -187,13 +196,23 @@ def write_results(tuner: Any, output: str) -> list[dict[str, Any]]:
     knobs = sorted({k for t in trials for k in t.hyperparameters.values})
     knobs = [k for k in knobs if not k.startswith("tuner/")]
     rows = [
-        {"rank": i + 1, "trial": t.trial_id, objective.name: round(float(t.score), 5), "status": t.status,
-         **{k: _short(t.hyperparameters.values.get(k)) for k in knobs}}
+        {
+            "rank": i + 1,
+            "trial": t.trial_id,
+            objective.name: round(float(t.score), 5),
+            "status": t.status,
+            **{k: _short(t.hyperparameters.values.get(k)) for k in knobs},
+        }
         for i, t in enumerate(ranked)
     ]
     rows += [
-        {"rank": "", "trial": t.trial_id, objective.name: "", "status": _why_unscored(t, objective.name),
-         **{k: _short(t.hyperparameters.values.get(k)) for k in knobs}}
+        {
+            "rank": "",
+            "trial": t.trial_id,
+            objective.name: "",
+            "status": _why_unscored(t, objective.name),
+            **{k: _short(t.hyperparameters.values.get(k)) for k in knobs},
+        }
         for t in others
     ]
     header = ["rank", "trial", objective.name, "status"] + knobs
@@ -217,10 +236,10 @@ def check_before_search(config: dict[str, Any], hypermodel: Any) -> None:
     except ValueError as error:
         raise SweepError(f"`objective`: {error}") from None
     if config["export"] and is_chief():
-        from keras_lsrec.serving._dependencies import require_serving
+        from keras_lsrec import serving
 
         try:
-            require_serving("Exporting the best model (`export: true`)")
+            serving.require_serving("Exporting the best model (`export: true`)")
         except ImportError as error:
             raise SweepError(f"{error}; or set `export: false` in the config to skip the export.") from None
 
@@ -278,8 +297,11 @@ def run(config: dict[str, Any], verbose: int = 1, mesh: str | None = None) -> li
     best = best_trial(tuner)  # raises when no trial is scored: nothing exported
     unscored = [row for row in rows if row["rank"] == ""]
     if unscored:
-        print(f"{len(unscored)} trial(s) failed or reported no finite {config['objective']}: "
-              "listed last in results.md, never ranked", flush=True)
+        print(
+            f"{len(unscored)} trial(s) failed or reported no finite {config['objective']}: "
+            "listed last in results.md, never ranked",
+            flush=True,
+        )
     print(f"best: trial {best.trial_id}, {config['objective']}={float(best.score):.5f}", flush=True)
     if not config["export"]:
         return rows

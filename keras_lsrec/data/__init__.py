@@ -13,9 +13,18 @@ from keras_lsrec.data.readers import (
     load_tmall,
     vocab_sizes,
 )
-from keras_lsrec.data.schema import SequenceSchema, pad_histories
+from keras_lsrec.data.schema import (
+    HISTORY_PREFIX,
+    TARGET_PREFIX,
+    SequenceSchema,
+    history_key,
+    pad_histories,
+    target_key,
+)
 
 __all__ = [
+    "HISTORY_PREFIX",
+    "TARGET_PREFIX",
     "ArrayDataset",
     "LoadReport",
     "SequenceDataset",
@@ -24,6 +33,7 @@ __all__ = [
     "cluster_histories",
     "dare_protocol",
     "encode_ids",
+    "history_key",
     "leave_last_out",
     "load_amazon",
     "load_movielens",
@@ -32,5 +42,6 @@ __all__ = [
     "pad_histories",
     "prepare",
     "synthetic",
+    "target_key",
     "vocab_sizes",
 ]

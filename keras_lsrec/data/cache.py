@@ -268,7 +268,8 @@ def _claim(cache_dir: str) -> None:
         old = MANIFEST in others and _old_format(os.path.join(cache_dir, MANIFEST))
         hint = (
             "It looks like a cache of an older keras_lsrec: delete it yourself, or pass another `cache_dir`."
-            if old else "Pass a new or empty directory as `cache_dir` (e.g. a sub-directory of this one)."
+            if old
+            else "Pass a new or empty directory as `cache_dir` (e.g. a sub-directory of this one)."
         )
         raise ValueError(
             f"`cache_dir={cache_dir!r}` is not empty and was not created by `prepare` (no {MARKER} "
@@ -333,9 +334,7 @@ def _remove_own(folder: str, files: Mapping[str, Any] | None = None) -> None:
         except OSError:
             pass  # it holds something prepare did not write: it stays
     if os.path.exists(folder):
-        warnings.warn(
-            f"prepare left {folder} in place: it holds files prepare did not write.", stacklevel=3
-        )
+        warnings.warn(f"prepare left {folder} in place: it holds files prepare did not write.", stacklevel=3)
 
 
 # ----------------------------------------------------------------- entries
@@ -409,8 +408,10 @@ def _temporary(cache_dir: str, kind: str) -> str:
 
 
 def _same_sequences(a: SequenceDataset, b: SequenceDataset) -> bool:
-    return a.offsets is b.offsets and a.sequences.keys() == b.sequences.keys() and all(
-        a.sequences[f] is b.sequences[f] for f in a.sequences
+    return (
+        a.offsets is b.offsets
+        and a.sequences.keys() == b.sequences.keys()
+        and all(a.sequences[f] is b.sequences[f] for f in a.sequences)
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_lsrec.data.schema import CLUSTER_SIZE, HISTORY
+from keras_lsrec.data.schema import CLUSTER_SIZE, HISTORY_PREFIX, TARGET_PREFIX, history_key
 
 DEFAULT_MAX_CLUSTER_SIZE = 20
 
@@ -26,7 +26,7 @@ def attribute_vectors(
     (in `history_*` and `target_*` of `x`); multi-hot for an id seen with several, all zero for
     one never seen and for padding."""
     vectors = np.zeros((vocab_sizes[field], vocab_sizes[attribute]), "float32")
-    for prefix in (HISTORY, "target_"):
+    for prefix in (HISTORY_PREFIX, TARGET_PREFIX):
         if prefix + field in x:
             ids, values = np.ravel(x[prefix + field]), np.ravel(x[prefix + attribute])
             seen = ids != 0
@@ -88,13 +88,13 @@ def cluster_histories(
         Si et al., "TWIN V2: Scaling Ultra-Long User Behavior Sequence
         Modeling for Enhanced CTR Prediction at Kuaishou", CIKM 2024.
     """
-    if HISTORY + "item" not in x:
+    if history_key("item") not in x:
         raise ValueError(f"`x` must hold `history_item`. Received keys: {sorted(x)}")
-    history_keys = [k for k in x if k.startswith(HISTORY) and k != HISTORY + CLUSTER_SIZE]
-    if HISTORY + CLUSTER_SIZE in x:
+    history_keys = [k for k in x if k.startswith(HISTORY_PREFIX) and k != history_key(CLUSTER_SIZE)]
+    if history_key(CLUSTER_SIZE) in x:
         raise ValueError("`x` is already clustered (it holds `history_cluster_size`).")
     histories = {k: np.asarray(x[k]) for k in history_keys}
-    items = histories[HISTORY + "item"]
+    items = histories[history_key("item")]
     if items.ndim != 2:
         raise ValueError(f"`history_item` must have shape (N, L). Received {items.shape}.")
     for key, value in histories.items():
@@ -107,8 +107,8 @@ def cluster_histories(
         raise ValueError(f"`max_cluster_size` must be an integer >= 1. Received: {max_cluster_size!r}")
     if not isinstance(iterations, (int, np.integer)) or iterations < 1:
         raise ValueError(f"`iterations` must be an integer >= 1. Received: {iterations!r}")
-    if group_field is not None and HISTORY + group_field not in histories:
-        fields = sorted(k.removeprefix(HISTORY) for k in histories)
+    if group_field is not None and history_key(group_field) not in histories:
+        fields = sorted(k.removeprefix(HISTORY_PREFIX) for k in histories)
         raise ValueError(f"`group_field={group_field!r}` is not a history field of `x`: {fields}.")
     vectors = np.asarray(vectors, dtype="float32")
     if vectors.ndim != 2:
@@ -152,19 +152,19 @@ def cluster_histories(
     for r, (_, counts) in enumerate(per_history):
         if len(counts):
             sizes[r, length - len(counts) :] = counts
-    out[HISTORY + CLUSTER_SIZE] = sizes[owner]
+    out[history_key(CLUSTER_SIZE)] = sizes[owner]
     return out
 
 
 def _cluster_row(row, keys, vectors, max_size, group_field, iterations, rng):
     """One history `(L, fields)` -> (representatives' ids `(M, fields)`, sizes `(M,)`), oldest first."""
-    events = np.nonzero(row[:, keys.index(HISTORY + "item")] != 0)[0]
+    events = np.nonzero(row[:, keys.index(history_key("item"))] != 0)[0]
     if group_field is None:
         groups = [events]
     else:
-        values = row[events, keys.index(HISTORY + group_field)]
+        values = row[events, keys.index(history_key(group_field))]
         groups = [events[values == v] for v in np.unique(values)]
-    points = vectors[row[:, keys.index(HISTORY + "item")]]
+    points = vectors[row[:, keys.index(history_key("item"))]]
     clusters = []
     for group in groups:
         clusters.extend(_split(group, points, max_size, iterations, rng))

@@ -16,7 +16,14 @@ from typing import Any, Literal
 import keras
 import numpy as np
 
-from keras_lsrec.data.schema import HISTORY, TARGET, TIME, SequenceSchema
+from keras_lsrec.data.schema import (
+    HISTORY_PREFIX,
+    TARGET_PREFIX,
+    TIME,
+    SequenceSchema,
+    history_key,
+    target_key,
+)
 
 
 class ShuffledBatches(keras.utils.PyDataset):
@@ -188,7 +195,7 @@ class SequenceDataset(ShuffledBatches):
         if "item" not in sequences:
             raise ValueError(f"`sequences` must contain 'item'. Received fields: {sorted(sequences)}")
         fields = list(sequences)
-        needed = ["user", "end", "label"] + [TARGET + f for f in fields]
+        needed = ["user", "end", "label"] + [target_key(f) for f in fields]
         missing = [k for k in needed if k not in examples]
         if missing:
             raise ValueError(f"`examples` lacks {missing}. Expected keys: {needed}")
@@ -227,7 +234,7 @@ class SequenceDataset(ShuffledBatches):
                     f"`{name}` must be one flat array of every user's events, like `sequences['item']` "
                     f"({events} events). Received shape {flat.shape}."
                 )
-            schema.validate_ids(HISTORY + field, flat, name=name)
+            schema.validate_ids(history_key(field), flat, name=name)
         offsets = self.offsets
         if offsets.ndim != 1 or len(offsets) < 1 or not np.issubdtype(offsets.dtype, np.integer):
             raise ValueError(
@@ -273,9 +280,9 @@ class SequenceDataset(ShuffledBatches):
                 f"{users[i]}, [{first[i]}, {last[i]}]: the history must be that user's events before `end`."
             )
         for field in self.sequences:
-            key = TARGET + field
+            key = target_key(field)
             schema.validate_ids(key, self.examples[key], name=f"examples[{key!r}]")
-        schema.validate_labels(self.examples[TARGET + "item"], self.examples["label"])
+        schema.validate_labels(self.examples[target_key("item")], self.examples["label"])
 
     # -- the batch format -----------------------------------------------------
     @property
@@ -296,12 +303,12 @@ class SequenceDataset(ShuffledBatches):
         index = ends[:, None] - self.max_len + np.arange(self.max_len)[None, :]
         valid = index >= starts[:, None]
         index = np.where(valid, index, 0)
-        batch = {TARGET + f: self.examples[TARGET + f][rows].astype("int32") for f in self.sequences}
+        batch = {target_key(f): self.examples[target_key(f)][rows].astype("int32") for f in self.sequences}
         for field, flat in self.sequences.items():
-            batch[HISTORY + field] = np.where(valid, flat[index], 0).astype("int32")
+            batch[history_key(field)] = np.where(valid, flat[index], 0).astype("int32")
         if self.time:
             reverse = np.arange(self.max_len, 0, -1, dtype="int32")[None, :]
-            batch[HISTORY + TIME] = np.where(valid, reverse, 0).astype("int32")
+            batch[history_key(TIME)] = np.where(valid, reverse, 0).astype("int32")
         return batch, self.examples["label"][rows].astype("float32")
 
     @property
@@ -365,9 +372,14 @@ class SequenceDataset(ShuffledBatches):
             np.save(os.path.join(directory, f"example_{key}.npy"), values)
         config = dict(
             sequences=os.path.relpath(sequences_dir, directory),
-            fields=list(self.sequences), examples=list(self.examples), max_len=self.max_len,
-            vocab_sizes=self.vocab_sizes, batch_size=self.batch_size, shuffle=self.shuffle,
-            seed=self.seed, time=self.time,
+            fields=list(self.sequences),
+            examples=list(self.examples),
+            max_len=self.max_len,
+            vocab_sizes=self.vocab_sizes,
+            batch_size=self.batch_size,
+            shuffle=self.shuffle,
+            seed=self.seed,
+            time=self.time,
         )
         with open(os.path.join(directory, "dataset.json"), "w") as f:
             json.dump(config, f, indent=1)
@@ -436,15 +448,17 @@ def _loosest_schema(x: Mapping[str, np.ndarray]) -> SequenceSchema:
 
     sizes: dict[str, int] = {"item": 2}
     for key, value in x.items():
-        for prefix in (TARGET, HISTORY):
+        for prefix in (TARGET_PREFIX, HISTORY_PREFIX):
             field = key[len(prefix) :]
             if key.startswith(prefix) and field.isidentifier() and field != TIME:
                 sizes[field] = max(sizes.get(field, 2), largest(value) + 1)
-    history, target, time = x.get(HISTORY + "item"), x.get(TARGET + "item"), x.get(HISTORY + TIME)
+    history, target, time = x.get(history_key("item")), x.get(target_key("item")), x.get(history_key(TIME))
     max_len = history.shape[1] if history is not None and history.ndim == 2 else 1
     candidates = target.shape[1] if target is not None and target.ndim == 2 and target.shape[1] else None
     return SequenceSchema(
-        sizes, max_len=max(max_len, 1), candidates=candidates,
+        sizes,
+        max_len=max(max_len, 1),
+        candidates=candidates,
         time_vocab_size=None if time is None else max(2, largest(time) + 1),
     )
 

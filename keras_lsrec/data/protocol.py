@@ -9,6 +9,7 @@ import numpy as np
 
 from keras_lsrec.data.cache import CACHE_FORMAT, file_sha256, prepare
 from keras_lsrec.data.dataset import SequenceDataset, concatenate_users
+from keras_lsrec.data.schema import target_key
 
 __all__ = ["CACHE_FORMAT", "dare_protocol", "file_sha256", "leave_last_out", "prepare"]
 
@@ -95,8 +96,17 @@ def leave_last_out(
     if max_train_per_user is not None:
         _check_int("max_train_per_user", max_train_per_user, 1, "None (all positions) or an integer >= 1")
     train = None if max_train_per_user is None else int(max_train_per_user)
-    return _build(events, {"train": train, "validation": [1], "test": [0]},
-                  min_events, max_len, negatives, fields, batch_size, seed, time)
+    return _build(
+        events,
+        {"train": train, "validation": [1], "test": [0]},
+        min_events,
+        max_len,
+        negatives,
+        fields,
+        batch_size,
+        seed,
+        time,
+    )
 
 
 def _is_int(value: Any) -> bool:
@@ -150,8 +160,15 @@ def _build(events, offsets, min_events, max_len, negatives, fields, batch_size, 
         end = starts[user] + np.concatenate(positions).astype("int64")
         examples = _with_negatives(user, end, sequences, sampler, negatives, rng)
         out[split] = SequenceDataset(
-            sequences, starts, examples, max_len=max_len, vocab_sizes=vocab, batch_size=batch_size,
-            shuffle=split == "train", seed=seed, time=time,
+            sequences,
+            starts,
+            examples,
+            max_len=max_len,
+            vocab_sizes=vocab,
+            batch_size=batch_size,
+            shuffle=split == "train",
+            seed=seed,
+            time=time,
         )
     return out
 
@@ -212,7 +229,5 @@ def _with_negatives(user, end, sequences, sampler, negatives, rng):
             target[negative] = drawn
         else:
             target[negative] = sampler.fields[field][drawn]
-        examples["target_" + field] = target
+        examples[target_key(field)] = target
     return examples
-
-

@@ -10,11 +10,23 @@ import numpy as np
 
 from keras_lsrec.api_export import keras_lsrec_export
 
-HISTORY = "history_"
-TARGET = "target_"
+HISTORY_PREFIX = "history_"
+"""Prefix of a history key: `history_<f>` `(B, L)` is field `f`'s behaviour sequence."""
+TARGET_PREFIX = "target_"
+"""Prefix of a target key: `target_<f>` `(B,)` or `(B, C)` is field `f` of the item(s) to score."""
 TIME = "time"
 CLUSTER_SIZE = "cluster_size"  # `history_cluster_size`: behaviours an event stands for (TWIN-V2)
 VARIABLE = "variable"  # `candidates=VARIABLE`: a candidate axis of any size
+
+
+def history_key(field: str) -> str:
+    """The batch key of field `field`'s history: `history_key("item") == "history_item"`."""
+    return HISTORY_PREFIX + field
+
+
+def target_key(field: str) -> str:
+    """The batch key of field `field`'s target: `target_key("item") == "target_item"`."""
+    return TARGET_PREFIX + field
 
 
 @keras_lsrec_export
@@ -80,13 +92,10 @@ class SequenceSchema:
             )
         for field, size in vocab_sizes.items():
             if not isinstance(field, str) or not field.isidentifier():
-                raise ValueError(
-                    f"Field names must be identifiers. Received: field={field!r}"
-                )
+                raise ValueError(f"Field names must be identifiers. Received: field={field!r}")
             if field == TIME:
                 raise ValueError(
-                    "The field name 'time' is reserved for `history_time`; "
-                    "use `time_vocab_size` instead."
+                    "The field name 'time' is reserved for `history_time`; use `time_vocab_size` instead."
                 )
             if not _is_int(size) or size < 2:
                 raise ValueError(
@@ -98,15 +107,11 @@ class SequenceSchema:
         if candidates is not None and candidates != VARIABLE:
             if not _is_int(candidates) or int(candidates) < 1:
                 raise ValueError(
-                    f"`candidates` must be None, a positive integer or {VARIABLE!r}. "
-                    f"Received: {candidates!r}"
+                    f"`candidates` must be None, a positive integer or {VARIABLE!r}. Received: {candidates!r}"
                 )
-        if time_vocab_size is not None and (
-            not _is_int(time_vocab_size) or time_vocab_size < 2
-        ):
+        if time_vocab_size is not None and (not _is_int(time_vocab_size) or time_vocab_size < 2):
             raise ValueError(
-                "`time_vocab_size` must be None or an integer >= 2. "
-                f"Received: {time_vocab_size!r}"
+                f"`time_vocab_size` must be None or an integer >= 2. Received: {time_vocab_size!r}"
             )
         if not isinstance(cluster_sizes, (bool, np.bool_)):
             raise ValueError(f"`cluster_sizes` must be True or False. Received: {cluster_sizes!r}")
@@ -144,13 +149,13 @@ class SequenceSchema:
         """Per-key shapes without the batch axis (`None` = dynamic length)."""
         shapes: dict[str, tuple[int | None, ...]] = {}
         for field in self.fields:
-            shapes[TARGET + field] = self.target_shape
+            shapes[target_key(field)] = self.target_shape
         for field in self.fields:
-            shapes[HISTORY + field] = (None,)
+            shapes[history_key(field)] = (None,)
         if self.has_time:
-            shapes[HISTORY + TIME] = (None,)
+            shapes[history_key(TIME)] = (None,)
         if self.cluster_sizes:
-            shapes[HISTORY + CLUSTER_SIZE] = (None,)
+            shapes[history_key(CLUSTER_SIZE)] = (None,)
         return shapes
 
     def inputs(self, dtype: str = "int32") -> dict[str, keras.KerasTensor]:
@@ -162,7 +167,7 @@ class SequenceSchema:
 
     def vocab_size(self, key: str) -> int:
         """Vocabulary size behind an input key such as `history_category`."""
-        field = key.removeprefix(HISTORY).removeprefix(TARGET)
+        field = key.removeprefix(HISTORY_PREFIX).removeprefix(TARGET_PREFIX)
         if field == TIME:
             assert self.time_vocab_size is not None
             return self.time_vocab_size
@@ -197,9 +202,9 @@ class SequenceSchema:
         target_mask = (np.arange(width)[None, :] < kept[:, None]) if self.has_candidates else True
         batch = {}
         for key, shape in self.input_shapes().items():
-            if key == HISTORY + CLUSTER_SIZE:
+            if key == history_key(CLUSTER_SIZE):
                 batch[key] = np.where(mask, rng.integers(1, 21, (rows, length)), 0)
-            elif key.startswith(HISTORY):
+            elif key.startswith(HISTORY_PREFIX):
                 ids = rng.integers(1, self.vocab_size(key), (rows, length))
                 batch[key] = np.where(mask, ids, 0)
             else:
@@ -207,7 +212,7 @@ class SequenceSchema:
                 batch[key] = np.where(target_mask, ids, 0)
         if self.time_vocab_size is not None:
             reverse = np.minimum(np.arange(length, 0, -1), self.time_vocab_size - 1)[None, :]
-            batch[HISTORY + TIME] = np.where(mask, reverse, 0)
+            batch[history_key(TIME)] = np.where(mask, reverse, 0)
         return {key: value.astype(dtype) for key, value in batch.items()}
 
     def validate(self, batch: Mapping[str, Any], labels: Any = None) -> None:
@@ -221,8 +226,7 @@ class SequenceSchema:
         """
         if not isinstance(batch, Mapping):
             raise ValueError(
-                "A batch must be a dict of arrays keyed by input name. "
-                f"Received: {type(batch).__name__}"
+                f"A batch must be a dict of arrays keyed by input name. Received: {type(batch).__name__}"
             )
         expected = self.input_shapes()
         missing = [k for k in expected if k not in batch]
@@ -251,17 +255,13 @@ class SequenceSchema:
             if batch_size is None:
                 batch_size = value.shape[0]
             elif value.shape[0] != batch_size:
-                raise ValueError(
-                    f"`{key}` has batch size {value.shape[0]}, other fields have "
-                    f"{batch_size}."
-                )
-            if key.startswith(HISTORY):
+                raise ValueError(f"`{key}` has batch size {value.shape[0]}, other fields have {batch_size}.")
+            if key.startswith(HISTORY_PREFIX):
                 if length is None:
                     length = value.shape[1]
                 elif value.shape[1] != length:
                     raise ValueError(
-                        f"`{key}` has length {value.shape[1]}, other history fields "
-                        f"have {length}."
+                        f"`{key}` has length {value.shape[1]}, other history fields have {length}."
                     )
                 if value.shape[1] > self.max_len:
                     raise ValueError(
@@ -270,21 +270,18 @@ class SequenceSchema:
                         "`pad_histories(..., truncate=True)` or raise `max_len`."
                     )
             elif shape and shape[0] is not None and value.shape[1] != shape[0]:
-                raise ValueError(
-                    f"`{key}` must have {shape[0]} candidates. Received shape "
-                    f"{value.shape}."
-                )
-            elif shape and value.shape != np.shape(batch[TARGET + "item"]):
+                raise ValueError(f"`{key}` must have {shape[0]} candidates. Received shape {value.shape}.")
+            elif shape and value.shape != np.shape(batch[target_key("item")]):
                 raise ValueError(
                     f"`{key}` has shape {value.shape}, `target_item` has "
-                    f"{np.shape(batch[TARGET + 'item'])}; every target field needs the same."
+                    f"{np.shape(batch[target_key('item')])}; every target field needs the same."
                 )
-            if key == HISTORY + CLUSTER_SIZE:
-                self.validate_cluster_sizes(value, batch[HISTORY + "item"])
+            if key == history_key(CLUSTER_SIZE):
+                self.validate_cluster_sizes(value, batch[history_key("item")])
             else:
                 self.validate_ids(key, value)
         if labels is not None:
-            self.validate_labels(batch[TARGET + "item"], labels)
+            self.validate_labels(batch[target_key("item")], labels)
 
     def validate_ids(self, key: str, values: Any, name: str | None = None) -> None:
         """Raise a `ValueError` unless `values` are integer ids of input `key`
@@ -304,7 +301,7 @@ class SequenceSchema:
         unsigned = value.view(value.dtype.str.replace("i", "u")) if value.dtype.kind == "i" else value
         if int(unsigned.max()) < vocab:
             return
-        field = key.removeprefix(HISTORY).removeprefix(TARGET)
+        field = key.removeprefix(HISTORY_PREFIX).removeprefix(TARGET_PREFIX)
         low, high = int(value.min()), int(value.max())
         if low < 0:
             where = _index(name, np.unravel_index(int(np.argmin(value)), value.shape))
@@ -324,7 +321,7 @@ class SequenceSchema:
         """Raise a `ValueError` naming the first bad entry unless `sizes` are
         integers below 2^31 (the models read int32), >= 1 at every event
         (`history_item != 0`) and >= 0 at padding."""
-        name = HISTORY + CLUSTER_SIZE if name is None else name
+        name = history_key(CLUSTER_SIZE) if name is None else name
         value = np.asarray(sizes)
         self._check_integer(name, value, name)
         if value.shape != np.shape(history_item):

@@ -36,7 +36,7 @@ import numpy as np
 
 from keras_lsrec.data.clustering import DEFAULT_MAX_CLUSTER_SIZE, attribute_vectors, cluster_histories
 from keras_lsrec.data.dataset import SequenceDataset
-from keras_lsrec.data.schema import HISTORY, TARGET, SequenceSchema
+from keras_lsrec.data.schema import TARGET_PREFIX, SequenceSchema, history_key, target_key
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Split:
             return self
         present = self.y >= 0
         rows = np.nonzero(present)[0]
-        x = {k: (v[present] if k.startswith("target_") else v[rows]) for k, v in self.x.items()}
+        x = {k: (v[present] if k.startswith(TARGET_PREFIX) else v[rows]) for k, v in self.x.items()}
         return Split(x=x, y=self.y[present], users=self.users[rows], probability=self.probability[present])
 
 
@@ -78,12 +78,12 @@ class SyntheticData:
         if self.schema.has_candidates:
             raise ValueError("`sequence_dataset` holds rows; flatten candidate sets first (`Split.flatten`).")
         users, first, owner = np.unique(part.users, return_index=True, return_inverse=True)
-        history = {f: part.x[HISTORY + f][first] for f in self.schema.vocab_sizes}
+        history = {f: part.x[history_key(f)][first] for f in self.schema.vocab_sizes}
         lengths = (history["item"] != 0).sum(axis=1)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype("int64")
         sequences = {f: h[h != 0].astype("int32") for f, h in history.items()}  # left-padded: row order kept
         examples = {"user": owner.astype("int64"), "end": offsets[owner + 1], "label": part.y}
-        examples.update({TARGET + f: part.x[TARGET + f] for f in self.schema.vocab_sizes})
+        examples.update({target_key(f): part.x[target_key(f)] for f in self.schema.vocab_sizes})
         return SequenceDataset(
             sequences, offsets, examples, self.schema.max_len, self.schema.vocab_sizes, **kwargs
         )
@@ -150,9 +150,7 @@ def generate(
             f"Received: {long_interests} + {recent_interests} >= {num_categories}"
         )
     if num_items < num_categories:
-        raise ValueError(
-            f"`num_items` ({num_items}) must be >= `num_categories` ({num_categories})."
-        )
+        raise ValueError(f"`num_items` ({num_items}) must be >= `num_categories` ({num_categories}).")
     if len(splits) != 3 or abs(sum(splits) - 1.0) > 1e-6 or min(splits) < 0:
         raise ValueError(f"`splits` must be 3 fractions summing to 1. Received: {splits}")
     fewest = 0  # with candidates: the fewest a request keeps
@@ -175,9 +173,7 @@ def generate(
         time_vocab_size=max_len + 1,
     )
     per_row = () if candidates is None else (candidates,)
-    items_by_category = [
-        np.arange(c, num_items + 1, num_categories) for c in range(1, num_categories + 1)
-    ]
+    items_by_category = [np.arange(c, num_items + 1, num_categories) for c in range(1, num_categories + 1)]
     categories = np.arange(1, num_categories + 1)
 
     n_rows = num_users * examples_per_user

@@ -78,9 +78,7 @@ class DecoupledEmbedding(keras.layers.Layer):
             dtype=self.dtype_policy,
         )
         self.attention = FieldEmbedding(output_dim=attention_dim, name="attention", **common)
-        self.representation = FieldEmbedding(
-            output_dim=representation_dim, name="representation", **common
-        )
+        self.representation = FieldEmbedding(output_dim=representation_dim, name="representation", **common)
 
     def build(self, input_shape: Mapping[str, tuple]) -> None:
         self.attention.build(input_shape)
@@ -103,12 +101,8 @@ class DecoupledEmbedding(keras.layers.Layer):
                 "vocab_sizes": dict(self.vocab_sizes),
                 "attention_dim": self.attention_dim,
                 "representation_dim": self.representation_dim,
-                "embeddings_initializer": keras.initializers.serialize(
-                    self.embeddings_initializer
-                ),
-                "embeddings_regularizer": keras.regularizers.serialize(
-                    self.embeddings_regularizer
-                ),
+                "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+                "embeddings_regularizer": keras.regularizers.serialize(self.embeddings_regularizer),
             }
         )
         return config

@@ -8,7 +8,7 @@ from typing import Any
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
-from keras_lsrec.data.schema import HISTORY, TARGET, SequenceSchema
+from keras_lsrec.data.schema import SequenceSchema, history_key, target_key
 from keras_lsrec.layers.candidate_set_attention import CandidateSetAttention
 from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.id_match_attention import IdMatchAttention
@@ -128,7 +128,7 @@ class IFA(SequenceModel):
         regularizer = kernel_regularizer(l2)
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema)
-        candidate_mask = ops.not_equal(inputs[TARGET + "item"], 0)
+        candidate_mask = ops.not_equal(inputs[target_key("item")], 0)
         embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name="embedding")
         candidates, history = embedding(target_ids), embedding(history_ids)
         interest = LinearCrossAttention(
@@ -143,7 +143,7 @@ class IFA(SequenceModel):
         features = tower_input(candidates, interest, target_representation)
         matches = [
             IdMatchAttention(min(schema.vocab_sizes[field], match_buckets), name=f"match_{field}")(
-                inputs[TARGET + field], inputs[HISTORY + field], history, mask=mask
+                inputs[target_key(field)], inputs[history_key(field)], history, mask=mask
             )
             for field in match_fields
         ]

@@ -8,7 +8,7 @@ from typing import Any
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
-from keras_lsrec.data.schema import HISTORY, TARGET, SequenceSchema
+from keras_lsrec.data.schema import SequenceSchema, history_key, target_key
 from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
@@ -113,11 +113,11 @@ class SIM(SequenceModel):
         if search == "hard":
             # Recency scores; the search mask keeps the events of the target's category.
             newest = recency(mask, target.dtype)
-            target_field = inputs[TARGET + search_field]
+            target_field = inputs[target_key(search_field)]
             same = ops.equal(
-                ops.expand_dims(inputs[HISTORY + search_field], 1)
+                ops.expand_dims(inputs[history_key(search_field)], 1)
                 if schema.has_candidates
-                else inputs[HISTORY + search_field],
+                else inputs[history_key(search_field)],
                 ops.expand_dims(target_field, -1),
             )
             if schema.has_candidates:

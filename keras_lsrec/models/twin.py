@@ -8,7 +8,7 @@ from typing import Any
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
-from keras_lsrec.data.schema import CLUSTER_SIZE, HISTORY, SequenceSchema
+from keras_lsrec.data.schema import CLUSTER_SIZE, SequenceSchema, history_key
 from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
@@ -133,4 +133,4 @@ class TWIN(SequenceModel):
 
 def cluster_log_sizes(inputs, dtype: str):
     """`log n_j` `(B, L)` of each event's cluster size (0 at padding)."""
-    return ops.log(ops.maximum(ops.cast(inputs[HISTORY + CLUSTER_SIZE], dtype), 1.0))
+    return ops.log(ops.maximum(ops.cast(inputs[history_key(CLUSTER_SIZE)], dtype), 1.0))

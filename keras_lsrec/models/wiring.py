@@ -9,7 +9,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_lsrec.data.schema import HISTORY, TARGET, TIME, SequenceSchema
+from keras_lsrec.data.schema import TIME, SequenceSchema, history_key, target_key
 from keras_lsrec.layers.mlp import MLP
 from keras_lsrec.validation import check_range, check_units
 
@@ -28,11 +28,11 @@ def split_inputs(inputs: Mapping[str, Any], schema: SequenceSchema, window: int 
     The target's `time` id is 0 (the target happens now). With `window`, keeps
     the last `window` events of the (left-padded) history.
     """
-    target = {f: inputs[TARGET + f] for f in schema.fields}
-    history = {f: inputs[HISTORY + f] for f in schema.fields}
+    target = {f: inputs[target_key(f)] for f in schema.fields}
+    history = {f: inputs[history_key(f)] for f in schema.fields}
     if schema.has_time:
-        target[TIME] = ops.zeros_like(inputs[TARGET + "item"])
-        history[TIME] = inputs[HISTORY + TIME]
+        target[TIME] = ops.zeros_like(inputs[target_key("item")])
+        history[TIME] = inputs[history_key(TIME)]
     if window is not None:
         history = {f: ids[:, -window:] for f, ids in history.items()}
     mask = ops.not_equal(history["item"], 0)
@@ -105,7 +105,7 @@ def predict_clicks(tower: keras.layers.Layer, features, inputs: Mapping[str, Any
     also kept out of the tower's batch statistics."""
     if not schema.has_candidates:
         return click_probability(tower, features)
-    present = ops.not_equal(inputs[TARGET + "item"], 0)
+    present = ops.not_equal(inputs[target_key("item")], 0)
     return click_probability(tower, features, mask=present) * ops.cast(present, "float32")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import keras
 
-from keras_lsrec.data.schema import CLUSTER_SIZE, HISTORY
+from keras_lsrec.data.schema import CLUSTER_SIZE, HISTORY_PREFIX, history_key, target_key
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 SIGNATURES = {"serving_default": "int64", "serving_int32": "int32"}
@@ -27,12 +27,12 @@ def _checked(schema: Any, inputs: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
 
     checks = []
-    reference = inputs["history_item"]
+    reference = inputs[history_key("item")]
     for key, ids in inputs.items():
         checks.append(
             tf.debugging.assert_non_negative(ids, message=f"`{key}`: ids must be >= 0 (0 is padding)")
         )
-        if key == HISTORY + CLUSTER_SIZE:
+        if key == history_key(CLUSTER_SIZE):
             # Not an id: a count, >= 1 at every event, that int32 holds.
             at_events = tf.where(tf.not_equal(reference, 0), ids, tf.ones_like(ids))
             checks.append(
@@ -50,7 +50,7 @@ def _checked(schema: Any, inputs: dict[str, Any]) -> dict[str, Any]:
                 message=f"`{key}`: ids must be < its vocabulary size {vocab}",
             )
         )
-        if key.startswith("history_"):
+        if key.startswith(HISTORY_PREFIX):
             checks.append(
                 tf.debugging.assert_equal(
                     tf.shape(ids),
@@ -70,7 +70,7 @@ def _checked(schema: Any, inputs: dict[str, Any]) -> dict[str, Any]:
                 checks.append(
                     tf.debugging.assert_equal(
                         tf.shape(ids),
-                        tf.shape(inputs["target_item"]),
+                        tf.shape(inputs[target_key("item")]),
                         message=f"`{key}` must have the shape of `target_item` (batch, C)",
                     )
                 )
@@ -101,7 +101,7 @@ def _serving_fns(model: keras.Model) -> tuple[Any, dict[str, Callable[[dict[str,
 
     def serve_rows(inputs: dict[str, Any]) -> dict[str, Any]:
         x = _checked(schema, inputs)
-        x = {k: (v if k.startswith("history_") else tf.expand_dims(v, 1)) for k, v in x.items()}
+        x = {k: (v if k.startswith(HISTORY_PREFIX) else tf.expand_dims(v, 1)) for k, v in x.items()}
         return {"probability": tf.squeeze(served(x, training=False), 1)}
 
     def serve_candidates(inputs: dict[str, Any]) -> dict[str, Any]:

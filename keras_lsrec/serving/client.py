@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_lsrec.data.schema import HISTORY_PREFIX, history_key, target_key
 from keras_lsrec.serving._dependencies import require_serving
 from keras_lsrec.serving._tf_export import REQUEST_SIGNATURE
 
@@ -89,11 +90,11 @@ class Client:
             )
         arrays = {key: np.asarray(value) for key, value in batch.items()}
         sizes = set()
-        target_rank = next((v.ndim for k, v in arrays.items() if not k.startswith("history_")), 1)
+        target_rank = next((v.ndim for k, v in arrays.items() if not k.startswith(HISTORY_PREFIX)), 1)
         for key, value in arrays.items():
             if not np.issubdtype(value.dtype, np.integer):
                 raise ValueError(f"`{key}` must hold integer ids. Received dtype {value.dtype}")
-            rank = 2 if key.startswith("history_") else target_rank
+            rank = 2 if key.startswith(HISTORY_PREFIX) else target_rank
             if value.ndim != rank or rank not in (1, 2):
                 raise ValueError(
                     f"`{key}` must have rank {rank} (histories 2; targets all 1, rows, or all 2, "
@@ -112,7 +113,7 @@ class Client:
         return {key: value.astype("int64") for key, value in arrays.items()}
 
     def _left_pad(self, key: str, value: np.ndarray) -> np.ndarray:
-        if not key.startswith("history_"):
+        if not key.startswith(HISTORY_PREFIX):
             return value
         if value.shape[1] > self.pad_to:
             raise ValueError(f"`{key}` has {value.shape[1]} events, more than `pad_to={self.pad_to}`")
@@ -123,7 +124,7 @@ class Client:
         """Click probabilities: `(B,)` for rows, `(B, C)` for candidate sets
         (0 at missing candidates; sent to `serving_request`)."""
         arrays = self._prepare(batch)
-        candidate_sets = any(v.ndim == 2 for k, v in arrays.items() if not k.startswith("history_"))
+        candidate_sets = any(v.ndim == 2 for k, v in arrays.items() if not k.startswith(HISTORY_PREFIX))
         signature = REQUEST_SIGNATURE if candidate_sets else self.signature_name
         if self.protocol == "rest":
             return self._predict_rest(arrays, signature)
@@ -145,8 +146,8 @@ class Client:
             for field, ids in part.items():
                 if np.ndim(ids) != 1:
                     raise ValueError(f"`{name}[{field!r}]` must be 1-D. Received shape {np.shape(ids)}")
-        batch = {f"history_{f}": np.asarray(v)[None, :] for f, v in history.items()}
-        batch.update({f"target_{f}": np.asarray(v)[None, :] for f, v in candidates.items()})
+        batch = {history_key(f): np.asarray(v)[None, :] for f, v in history.items()}
+        batch.update({target_key(f): np.asarray(v)[None, :] for f, v in candidates.items()})
         return self.predict(batch)[0]
 
     def _predict_rest(self, arrays: dict[str, np.ndarray], signature: str) -> np.ndarray:

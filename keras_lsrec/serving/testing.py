@@ -71,7 +71,7 @@ class ModelServer:
         if name != self.name:
             raise LookupError(f"Servable not found for request: Latest({name})")
         if signature not in self.model.signatures:
-            raise BadRequest(f"Serving signature name: \"{signature}\" not found in signature def")
+            raise BadRequest(f'Serving signature name: "{signature}" not found in signature def')
         function = self.model.signatures[signature]
         specs = function.structured_input_signature[1]
         missing, unknown = sorted(set(specs) - set(inputs)), sorted(set(inputs) - set(specs))

@@ -45,6 +45,7 @@ import keras
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
+from keras_lsrec.data.schema import history_key, target_key
 from keras_lsrec.layers.embedding_table import EmbeddingTable
 from keras_lsrec.layers.mesh_padding import PaddedRowsStore
 from keras_lsrec.training import keras_private
@@ -56,7 +57,6 @@ from keras_lsrec.validation import check_non_negative, check_range
 # as fast or faster at 100K rows, row-sparse 1.3-1.9x faster at 300K on every
 # backend: bench/vocab.py, docs/benchmarks.md "Vocabulary").
 DEFAULT_MIN_ROWS = 200_000
-_PREFIXES = ("history_", "target_")
 
 
 def _check_non_negative_real(**values: float) -> None:
@@ -366,11 +366,8 @@ class TableTraining:
             key = (layer.field, layer.input_dim)
             if key not in fields:
                 parts = [ops.zeros((1,), "int32")]  # padding: masked events, `time` targets
-                parts += [
-                    ops.reshape(ops.cast(x[p + str(layer.field)], "int32"), (-1,))
-                    for p in _PREFIXES
-                    if p + str(layer.field) in x
-                ]
+                keys = [history_key(str(layer.field)), target_key(str(layer.field))]
+                parts += [ops.reshape(ops.cast(x[k], "int32"), (-1,)) for k in keys if k in x]
                 ids = ops.concatenate(parts)
                 variable = self.positions[key]
                 write_positions(variable, ids)

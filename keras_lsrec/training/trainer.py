@@ -190,4 +190,3 @@ class Trainer(keras.Model):
         if len(x["target_item"]) == 0:
             return np.zeros(np.shape(x["target_item"]), "float32")
         return super().predict_on_batch(x)
-

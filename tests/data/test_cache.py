@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import threading
+from typing import Any
 
 import keras
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 from keras_lsrec.data import SequenceDataset, dare_protocol, load_taobao, prepare
 from keras_lsrec.data.cache import MARKER
 
-LOADS = []  # the calls of the loaders below that reached the file
+LOADS: list[dict[str, Any]] = []  # the calls of the loaders below that reached the file
 
 
 def counting_load(path, **kwargs):
@@ -76,7 +77,11 @@ def test_prepare_caches_marks_and_deletes_only_its_own_files(source, tmp_path):
     assert os.path.isfile(os.path.join(cache, MARKER)) and len(entries(cache)) == 1
     (entry,) = entries(cache)
     assert sorted(os.listdir(os.path.join(cache, entry))) == [
-        "manifest.json", "sequences", "test", "train", "validation"
+        "manifest.json",
+        "sequences",
+        "test",
+        "train",
+        "validation",
     ]
     second = prepare(source, counting_load, dare_protocol, cache, protocol_args=PROTOCOL)
     assert len(LOADS) == 1 and isinstance(second["train"].examples["label"], np.memmap)

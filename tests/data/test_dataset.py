@@ -90,21 +90,41 @@ SAME = "same"  # without a schema, the same message
 @pytest.mark.parametrize(
     "change, match, without_schema",
     [
-        (lambda x, y: (changed(x, "history_item", (2, 1), 50), y),
-         r"`history_item` holds id 50 at history_item\[2, 1\], outside the vocabulary \[0, 10\)",
-         None),  # without a schema, no vocabulary bound is known
-        (lambda x, y: (changed(x, "target_category", 4, -1), y),
-         r"`target_category` holds a negative id \(-1\) at target_category\[4\]", SAME),
-        (lambda x, y: (changed(x, "target_item", 1, 2.5, "float64"), y),
-         r"`target_item` must hold integer ids\. Received dtype float64: target_item\[1\] = 2\.5", SAME),
-        (lambda x, y: ({**x, "target_shop": x["target_item"]}, y), r"Unknown field\(s\) \['target_shop'\]",
-         r"Missing field\(s\) \['history_shop'\]"),  # without a schema, a new field is expected in full
-        (lambda x, y: ({k: v for k, v in x.items() if k != "history_category"}, y),
-         r"Missing field\(s\) \['history_category'\]", SAME),
-        (lambda x, y: (x, np.where(np.arange(6) == 3, 2.0, y)),
-         r"Labels must be 0 or 1\. Received labels\[3\] = 2\.0", SAME),
-        (lambda x, y: (x, np.where(np.arange(6) == 5, np.nan, y)),
-         r"Labels must be finite\. Received labels\[5\] = nan", SAME),
+        (
+            lambda x, y: (changed(x, "history_item", (2, 1), 50), y),
+            r"`history_item` holds id 50 at history_item\[2, 1\], outside the vocabulary \[0, 10\)",
+            None,
+        ),  # without a schema, no vocabulary bound is known
+        (
+            lambda x, y: (changed(x, "target_category", 4, -1), y),
+            r"`target_category` holds a negative id \(-1\) at target_category\[4\]",
+            SAME,
+        ),
+        (
+            lambda x, y: (changed(x, "target_item", 1, 2.5, "float64"), y),
+            r"`target_item` must hold integer ids\. Received dtype float64: target_item\[1\] = 2\.5",
+            SAME,
+        ),
+        (
+            lambda x, y: ({**x, "target_shop": x["target_item"]}, y),
+            r"Unknown field\(s\) \['target_shop'\]",
+            r"Missing field\(s\) \['history_shop'\]",
+        ),  # without a schema, a new field is expected in full
+        (
+            lambda x, y: ({k: v for k, v in x.items() if k != "history_category"}, y),
+            r"Missing field\(s\) \['history_category'\]",
+            SAME,
+        ),
+        (
+            lambda x, y: (x, np.where(np.arange(6) == 3, 2.0, y)),
+            r"Labels must be 0 or 1\. Received labels\[3\] = 2\.0",
+            SAME,
+        ),
+        (
+            lambda x, y: (x, np.where(np.arange(6) == 5, np.nan, y)),
+            r"Labels must be finite\. Received labels\[5\] = nan",
+            SAME,
+        ),
     ],
 )
 def test_array_dataset_validates_its_contents_at_construction(change, match, without_schema):
@@ -145,8 +165,11 @@ def sequence_parts():
     sequences = {"item": np.array([1, 2, 3, 4, 5]), "category": np.array([1, 1, 2, 2, 3])}
     offsets = np.array([0, 3, 5])
     examples = {
-        "user": np.array([0, 0, 1]), "end": np.array([2, 3, 4]), "label": np.array([1.0, 0.0, 1.0]),
-        "target_item": np.array([3, 7, 5]), "target_category": np.array([2, 1, 3]),
+        "user": np.array([0, 0, 1]),
+        "end": np.array([2, 3, 4]),
+        "label": np.array([1.0, 0.0, 1.0]),
+        "target_item": np.array([3, 7, 5]),
+        "target_category": np.array([2, 1, 3]),
     }
     return sequences, offsets, examples, {"item": 10, "category": 4}
 
@@ -160,33 +183,60 @@ def with_entry(arrays, key, index, value, dtype=None):
 @pytest.mark.parametrize(
     "change, match",
     [
-        (lambda s, o, e, v: (with_entry(s, "item", 3, 12), o, e, v),
-         r"`sequences\['item'\]` holds id 12 at sequences\['item'\]\[3\], outside the vocabulary \[0, 10\)"),
-        (lambda s, o, e, v: (with_entry(s, "category", 0, -2), o, e, v),
-         r"`sequences\['category'\]` holds a negative id \(-2\) at sequences\['category'\]\[0\]"),
-        (lambda s, o, e, v: (with_entry(s, "item", 1, 2.5, "float64"), o, e, v),
-         r"`sequences\['item'\]` must hold integer ids.*sequences\['item'\]\[1\] = 2\.5"),
-        (lambda s, o, e, v: (s, np.array([0, 3, 4]), e, v),
-         r"`offsets` must run from 0 to the number of events \(5\)"),
+        (
+            lambda s, o, e, v: (with_entry(s, "item", 3, 12), o, e, v),
+            r"`sequences\['item'\]` holds id 12 at sequences\['item'\]\[3\], "
+            r"outside the vocabulary \[0, 10\)",
+        ),
+        (
+            lambda s, o, e, v: (with_entry(s, "category", 0, -2), o, e, v),
+            r"`sequences\['category'\]` holds a negative id \(-2\) at sequences\['category'\]\[0\]",
+        ),
+        (
+            lambda s, o, e, v: (with_entry(s, "item", 1, 2.5, "float64"), o, e, v),
+            r"`sequences\['item'\]` must hold integer ids.*sequences\['item'\]\[1\] = 2\.5",
+        ),
+        (
+            lambda s, o, e, v: (s, np.array([0, 3, 4]), e, v),
+            r"`offsets` must run from 0 to the number of events \(5\)",
+        ),
         (lambda s, o, e, v: (s, np.array([0, 3, 2, 5]), e, v), r"offsets\[2\] = 2 < offsets\[1\] = 3"),
-        (lambda s, o, e, v: (s, o, with_entry(e, "user", 2, 2), v),
-         r"`examples\['user'\]\[2\]` = 2 is not a user"),
-        (lambda s, o, e, v: (s, o, with_entry(e, "end", 1, 4), v),
-         r"`examples\['end'\]\[1\]` = 4 lies outside the events of its user 0, \[0, 3\]"),
-        (lambda s, o, e, v: (s, o, with_entry(e, "target_item", 2, 10), v),
-         r"`examples\['target_item'\]` holds id 10 at examples\['target_item'\]\[2\], outside"),
-        (lambda s, o, e, v: (s, o, with_entry(e, "label", 1, 3.0), v),
-         r"Labels must be 0 or 1\. Received labels\[1\] = 3\.0"),
-        (lambda s, o, e, v: (s, o, with_entry(e, "label", 0, np.nan), v),
-         r"Labels must be finite\. Received labels\[0\] = nan"),
-        (lambda s, o, e, v: (s, o, {**e, "target_shop": e["target_item"]}, v),
-         r"`examples` has unknown key\(s\) \['target_shop'\]"),
-        (lambda s, o, e, v: (s, o, e, {"item": 10}),
-         r"`vocab_sizes` must name the fields.*Missing: \['category'\]"),
-        (lambda s, o, e, v: (s, o, e, {**v, "shop": 3}),
-         r"`vocab_sizes` must name the fields.*unknown: \['shop'\]"),
-        (lambda s, o, e, v: (s, o, {**e, "label": e["label"][:2]}, v),
-         r"`examples\['user'\]` must be 1-D with one entry per example \(2, as `examples\['label'\]`\)"),
+        (
+            lambda s, o, e, v: (s, o, with_entry(e, "user", 2, 2), v),
+            r"`examples\['user'\]\[2\]` = 2 is not a user",
+        ),
+        (
+            lambda s, o, e, v: (s, o, with_entry(e, "end", 1, 4), v),
+            r"`examples\['end'\]\[1\]` = 4 lies outside the events of its user 0, \[0, 3\]",
+        ),
+        (
+            lambda s, o, e, v: (s, o, with_entry(e, "target_item", 2, 10), v),
+            r"`examples\['target_item'\]` holds id 10 at examples\['target_item'\]\[2\], outside",
+        ),
+        (
+            lambda s, o, e, v: (s, o, with_entry(e, "label", 1, 3.0), v),
+            r"Labels must be 0 or 1\. Received labels\[1\] = 3\.0",
+        ),
+        (
+            lambda s, o, e, v: (s, o, with_entry(e, "label", 0, np.nan), v),
+            r"Labels must be finite\. Received labels\[0\] = nan",
+        ),
+        (
+            lambda s, o, e, v: (s, o, {**e, "target_shop": e["target_item"]}, v),
+            r"`examples` has unknown key\(s\) \['target_shop'\]",
+        ),
+        (
+            lambda s, o, e, v: (s, o, e, {"item": 10}),
+            r"`vocab_sizes` must name the fields.*Missing: \['category'\]",
+        ),
+        (
+            lambda s, o, e, v: (s, o, e, {**v, "shop": 3}),
+            r"`vocab_sizes` must name the fields.*unknown: \['shop'\]",
+        ),
+        (
+            lambda s, o, e, v: (s, o, {**e, "label": e["label"][:2]}, v),
+            r"`examples\['user'\]` must be 1-D with one entry per example \(2, as `examples\['label'\]`\)",
+        ),
     ],
 )
 def test_sequence_dataset_validates_its_storage_at_construction(change, match):

@@ -112,8 +112,7 @@ def test_movielens_ids_stay_exact_in_every_layout(tmp_path):
     (tmp_path / "latest").mkdir()
     csv = write(
         tmp_path / "latest" / "ratings.csv",
-        "userId,movieId,rating,timestamp\n"
-        + "".join(f"{u},{i},4.5,{100 + n}\n" for n, (u, i) in pairs),
+        "userId,movieId,rating,timestamp\n" + "".join(f"{u},{i},4.5,{100 + n}\n" for n, (u, i) in pairs),
     )
     write(
         tmp_path / "latest" / "movies.csv",

@@ -1,6 +1,7 @@
 """The DARE protocol and leave-last-out (positions, leakage, negatives) and the `prepare` cache."""
 
 import os
+from typing import Any
 
 import keras
 import numpy as np
@@ -71,7 +72,8 @@ def test_real_movielens_file_and_leave_last_out():
     splits["test"].schema.validate(x, y)
 
 
-CALLS = []  # calls of `counting_load` (a module-level loader: its closure would be part of the cache key)
+# calls of `counting_load` (a module-level loader: its closure would be part of the cache key)
+CALLS: list[dict[str, Any]] = []
 
 
 def counting_load(p, **kwargs):
@@ -100,7 +102,11 @@ def test_prepare_caches_and_invalidates(tmp_path, make_events):
     (entry,) = [n for n in os.listdir(cache) if not n.startswith(".")]  # one entry, beside the marker
     assert sorted(os.listdir(cache)) == [".keras_lsrec_cache", entry]
     assert sorted(os.listdir(os.path.join(cache, entry))) == [
-        "manifest.json", "sequences", "test", "train", "validation"
+        "manifest.json",
+        "sequences",
+        "test",
+        "train",
+        "validation",
     ]
     prepare(path, counting_load, dare_protocol, cache, load_args=load_args, protocol_args={"seed": 2})
     assert len(calls) == 2  # a changed parameter rebuilds

@@ -30,9 +30,10 @@ def test_load_taobao_remaps_sorts_and_filters(tmp_path):
     assert events["user"].tolist() == [1, 1, 2, 2]
     assert events["item"].tolist() == [2, 1, 1, 2]
     assert events["behavior"].astype(str).tolist() == ["cart", "pv", "buy", "pv"]
-    assert events["timestamp"].is_monotonic_increasing is False and events.groupby("user")["timestamp"].apply(
-        lambda t: t.is_monotonic_increasing
-    ).all()
+    assert (
+        events["timestamp"].is_monotonic_increasing is False
+        and events.groupby("user")["timestamp"].apply(lambda t: t.is_monotonic_increasing).all()
+    )
     assert events.attrs["report"].unsorted == 2  # lines 2 and 4 are earlier than the line before
     assert list(events.attrs["vocabularies"]["item"]) == [300, 500]
     assert vocab_sizes(events) == {"user": 4, "item": 4, "category": 4}
@@ -261,12 +262,16 @@ def test_gzip_files_are_read_as_they_are(tmp_path):
     (tmp_path / "gz").mkdir()
     zipped = load_amazon(
         gzip_file(tmp_path / "gz" / "reviews_Books_5.json.gz", reviews),
-        meta_path=gzip_file(tmp_path / "gz" / "meta_Books.json.gz", meta), progress=False,
+        meta_path=gzip_file(tmp_path / "gz" / "meta_Books.json.gz", meta),
+        progress=False,
     )
     same_events(
         zipped,
-        load_amazon(write(tmp_path / "reviews.json", reviews), meta_path=write(tmp_path / "m.json", meta),
-                    progress=False),
+        load_amazon(
+            write(tmp_path / "reviews.json", reviews),
+            meta_path=write(tmp_path / "m.json", meta),
+            progress=False,
+        ),
     )
     assert zipped["category"].tolist() == [1, 0]
     (tmp_path / "ml").mkdir()

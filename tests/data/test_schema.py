@@ -10,8 +10,13 @@ def test_schema_inputs_and_config():
     schema = SequenceSchema({"item": 10, "category": 3, "shop": 4}, max_len=7, time_vocab_size=8)
     inputs = schema.inputs()
     assert sorted(inputs) == [
-        "history_category", "history_item", "history_shop", "history_time",
-        "target_category", "target_item", "target_shop",
+        "history_category",
+        "history_item",
+        "history_shop",
+        "history_time",
+        "target_category",
+        "target_item",
+        "target_shop",
     ]
     assert tuple(inputs["history_item"].shape) == (None, None)
     assert tuple(inputs["target_item"].shape) == (None,)

@@ -1,5 +1,7 @@
 """LinearCrossAttention against an independent numpy reference."""
 
+from typing import Any
+
 import keras
 import numpy as np
 import pytest
@@ -61,7 +63,7 @@ def random_inputs(seed, length=L):
     return x, s, make_mask(rng, B, length)  # row 0: all padding
 
 
-CASES = [
+CASES: list[dict[str, Any]] = [
     dict(num_heads=2, key_dim=3),
     dict(num_heads=1, key_dim=4, value_dim=2, output_dim=5),
     dict(num_heads=3, key_dim=2, feature_map="relu"),

@@ -1,5 +1,7 @@
 """SparseAttentiveMemory against an independent numpy reference (GRUs included)."""
 
+from typing import Any
+
 import keras
 import numpy as np
 import pytest
@@ -55,7 +57,7 @@ def inputs(seed):
     return dict(query=q, keys=k, mask=make_mask(rng))  # row 0 is all padding
 
 
-CASES = [
+CASES: list[dict[str, Any]] = [
     dict(),
     dict(feed_memory=False),
     dict(normalizer="softmax", num_passes=2, enhance_steps=0),

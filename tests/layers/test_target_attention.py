@@ -1,5 +1,7 @@
 """TargetAttention against an independent numpy reference."""
 
+from typing import Any
+
 import numpy as np
 import pytest
 from references import make_mask, np_normalize, np_sigmoid
@@ -40,7 +42,7 @@ def inputs(seed):
     return dict(query=q, keys=k, values=v, mask=make_mask(rng))
 
 
-CASES = [
+CASES: list[dict[str, Any]] = [
     dict(scorer="mlp", normalizer="softmax", hidden_units=(6, 3)),
     dict(scorer="mlp", normalizer="sigmoid", hidden_units=(5,)),
     dict(scorer="dot", normalizer="softmax"),

@@ -11,10 +11,10 @@ from test_case import TestCase, small_batch, to_numpy
 import keras_lsrec
 from keras_lsrec.data import SequenceSchema
 from keras_lsrec.layers import EmbeddingTable
-from keras_lsrec.training import keras_private
 from keras_lsrec.losses import CandidateSetLoss
 from keras_lsrec.models import base
 from keras_lsrec.models.wiring import TOWER_DEFAULTS
+from keras_lsrec.training import keras_private
 
 NAMES = keras_lsrec.models.names()
 

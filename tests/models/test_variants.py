@@ -2,6 +2,8 @@
 (scorers, normalisers, windows, heads, feature maps): the registry-driven
 tests/models/test_contract.py covers the defaults."""
 
+from typing import Any, cast
+
 import numpy as np
 import pytest
 from test_case import TestCase, small_batch, to_numpy
@@ -107,7 +109,7 @@ class TestVariants(TestCase):
             (lambda s: SAM(s, mlp_units=(0,)), "mlp_units"),
             (lambda s: TWIN(s, l2=-1.0), "l2"),
             (lambda s: DARE(s, auxiliary_loss_weight=float("inf")), "auxiliary_loss_weight"),
-            (lambda s: DIN(s, embedding_dim=4.0), "embedding_dim"),
+            (lambda s: DIN(s, embedding_dim=cast(Any, 4.0)), "embedding_dim"),  # a float: refused
             (lambda s: SAM(s, dropout=1.5), "dropout"),
         ],
     )

@@ -97,7 +97,10 @@ def test_saved_model_cli_show_and_run(exported, data, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     show = subprocess.run(
         [cli_path, "show", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default"],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     for key in data.schema.input_shapes():
         assert f"inputs['{key}']" in show.stdout
@@ -107,8 +110,21 @@ def test_saved_model_cli_show_and_run(exported, data, tmp_path):
         np.save(tmp_path / f"{key}.npy", value)
     inputs = ";".join(f"{key}={tmp_path / key}.npy" for key in batch)
     run = subprocess.run(
-        [cli_path, "run", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default",
-         "--inputs", inputs],
-        capture_output=True, text=True, env=env, check=True,
+        [
+            cli_path,
+            "run",
+            "--dir",
+            path,
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            inputs,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     assert "probability" in run.stdout

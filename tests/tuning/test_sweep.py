@@ -26,6 +26,7 @@ pytestmark = pytest.mark.skipif(
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SWEEP = os.path.join(ROOT, "tuning", "sweep.py")
 spec = importlib.util.spec_from_file_location("sweep", SWEEP)
+assert spec is not None and spec.loader is not None
 sweep = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(sweep)
 
@@ -38,8 +39,15 @@ def config(tmp_path, **overrides):
     values = dict(
         model="twin",
         fixed={"mlp_units": [8], "embedding_dim": 4},
-        data={"source": "synthetic", "num_users": 30, "examples_per_user": 4, "max_len": 80, "num_items": 40,
-              "num_categories": 5, "seed": 1},
+        data={
+            "source": "synthetic",
+            "num_users": 30,
+            "examples_per_user": 4,
+            "max_len": 80,
+            "num_items": 40,
+            "num_categories": 5,
+            "seed": 1,
+        },
         tuner="random",
         trials=2,
         epochs=1,
@@ -206,8 +214,12 @@ def test_missing_serving_api_is_refused_before_the_sweep(tmp_path, capsys, monke
 
 @pytest.mark.parametrize(
     "overrides, match",
-    [(dict(trials=0), "trials"), (dict(epochs=-1), "epochs"), (dict(export="yes"), "export"),
-     (dict(objective=""), "objective")],
+    [
+        (dict(trials=0), "trials"),
+        (dict(epochs=-1), "epochs"),
+        (dict(export="yes"), "export"),
+        (dict(objective=""), "objective"),
+    ],
 )
 def test_bad_values_are_rejected(overrides, match, tmp_path):
     with pytest.raises(sweep.SweepError, match=match):

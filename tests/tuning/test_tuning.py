@@ -62,8 +62,14 @@ def test_candidate_set_models_compile_with_the_list_wise_loss():
     from keras_lsrec.metrics import CandidateSetAUC
 
     sets = synthetic.generate(
-        num_users=20, examples_per_user=2, max_len=80, num_items=50, num_categories=6,
-        candidates=5, min_candidates=2, seed=2,
+        num_users=20,
+        examples_per_user=2,
+        max_len=80,
+        num_items=50,
+        num_categories=6,
+        candidates=5,
+        min_candidates=2,
+        seed=2,
     )
     hp = keras_tuner.HyperParameters()
     hypermodel = tuning.hypermodel("ifa", sets.schema, mlp_units=(8,), embedding_dim=4)

@@ -51,8 +51,17 @@ def load_amazon(
     else:
         names, sep, convert = ("user", "item", "rating", "timestamp"), ",", None
     columns = read_table(
-        path, names, sep=sep, header=False, numeric=("timestamp",), strings=("user", "item", "rating"),
-        chunk_rows=chunk_rows, report=report, errors=errors, progress=progress, convert=convert,
+        path,
+        names,
+        sep=sep,
+        header=False,
+        numeric=("timestamp",),
+        strings=("user", "item", "rating"),
+        chunk_rows=chunk_rows,
+        report=report,
+        errors=errors,
+        progress=progress,
+        convert=convert,
     )
     columns["rating"] = floats(columns["rating"])
     category_of = _item_categories(check_path(meta_path)) if meta_path is not None else {}

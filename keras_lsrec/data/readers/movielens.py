@@ -20,8 +20,25 @@ from keras_lsrec.data.readers.table import (
 )
 
 ML100K_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 
 MovieReader = Callable[[str], pd.DataFrame]  # a movie file -> columns item and genres (item as text)
@@ -50,9 +67,17 @@ def load_movielens(
     if header:
         header = detect_header(path, sep, CSV_HEADER)
     columns = read_table(
-        path, ("user", "item", "rating", "timestamp"), sep=sep, header=header,
-        numeric=("user", "item", "timestamp"), ids=("user", "item"), strings=("rating",),
-        chunk_rows=chunk_rows, report=report, errors=errors, progress=progress,
+        path,
+        ("user", "item", "rating", "timestamp"),
+        sep=sep,
+        header=header,
+        numeric=("user", "item", "timestamp"),
+        ids=("user", "item"),
+        strings=("rating",),
+        chunk_rows=chunk_rows,
+        report=report,
+        errors=errors,
+        progress=progress,
     )
     genres = _movie_genres(movies_path, read_movies)
     columns["rating"] = floats(columns["rating"])
@@ -109,14 +134,23 @@ def _read_movies_csv(path: str) -> pd.DataFrame:
 
 def _read_movies_dat(path: str) -> pd.DataFrame:
     """`movies.dat` (ML-1M/10M): `movie::title::genre|genre`, latin-1."""
-    return pd.read_csv(path, sep="::", engine="python", header=None, names=["item", "title", "genres"],
-                       dtype={"item": str}, encoding="latin-1", compression=_compression(path))
+    return pd.read_csv(
+        path,
+        sep="::",
+        engine="python",
+        header=None,
+        names=["item", "title", "genres"],
+        dtype={"item": str},
+        encoding="latin-1",
+        compression=_compression(path),
+    )
 
 
 def _read_ml100k_items(path: str) -> pd.DataFrame:
     """`u.item` (ML-100K): `movie|title|...|` then 19 genre flags (the first, "unknown", is no genre)."""
-    table = pd.read_csv(path, sep="|", header=None, dtype={0: str}, encoding="latin-1",
-                        compression=_compression(path))
+    table = pd.read_csv(
+        path, sep="|", header=None, dtype={0: str}, encoding="latin-1", compression=_compression(path)
+    )
     flags = table.iloc[:, 5:24].to_numpy()
     genres = ["|".join(g for g, f in zip(ML100K_GENRES[1:], row[1:], strict=True) if f) for row in flags]
     return pd.DataFrame({"item": table[0], "genres": genres})

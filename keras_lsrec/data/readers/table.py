@@ -211,8 +211,12 @@ def _join(chunks: list[np.ndarray], text: bool) -> np.ndarray:
 def _progress_bar(enabled: bool) -> Progress:
     """A transient rich progress bar over the bytes read (a no-op when disabled)."""
     return Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-        disable=not enabled, transient=True,
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=True,
     )
 
 
@@ -223,8 +227,13 @@ def _csv_options(names: Sequence[str], sep: str) -> dict[str, Any]:
     whole JSON line read as one field) turns quoting off.
     """
     return dict(
-        sep=sep, header=None, names=list(names), engine="python" if len(sep) > 1 else "c", index_col=False,
-        skip_blank_lines=False, quoting=csv.QUOTE_NONE if sep == "\x01" else csv.QUOTE_MINIMAL,
+        sep=sep,
+        header=None,
+        names=list(names),
+        engine="python" if len(sep) > 1 else "c",
+        index_col=False,
+        skip_blank_lines=False,
+        quoting=csv.QUOTE_NONE if sep == "\x01" else csv.QUOTE_MINIMAL,
         encoding="utf-8",
     )
 

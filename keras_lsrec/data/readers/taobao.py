@@ -34,9 +34,17 @@ def load_taobao(
         raise ValueError(f"`behaviors` must be among {BEHAVIORS}. Received unknown: {unknown}")
     report = LoadReport()
     columns = read_table(
-        path, ("user", "item", "category", "behavior", "timestamp"), sep=",", header=False,
-        numeric=("user", "item", "category", "timestamp"), ids=FIELDS, codes={"behavior": BEHAVIORS},
-        chunk_rows=chunk_rows, report=report, errors=errors, progress=progress,
+        path,
+        ("user", "item", "category", "behavior", "timestamp"),
+        sep=",",
+        header=False,
+        numeric=("user", "item", "category", "timestamp"),
+        ids=FIELDS,
+        codes={"behavior": BEHAVIORS},
+        chunk_rows=chunk_rows,
+        report=report,
+        errors=errors,
+        progress=progress,
     )
     wanted = None if behaviors is None else [BEHAVIORS.index(b) for b in behaviors]
     key = ("user", "item", "timestamp", "behavior")  # equal on these: a duplicate event

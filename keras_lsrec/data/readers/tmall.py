@@ -52,8 +52,17 @@ def load_tmall(
     path = check_path(path)
     report = LoadReport()
     columns = read_table(
-        path, NAMES, sep=",", header=detect_header(path, ",", HEADER), numeric=NAMES, ids=IDS,
-        optional=("brand",), chunk_rows=chunk_rows, report=report, errors=errors, progress=progress,
+        path,
+        NAMES,
+        sep=",",
+        header=detect_header(path, ",", HEADER),
+        numeric=NAMES,
+        ids=IDS,
+        optional=("brand",),
+        chunk_rows=chunk_rows,
+        report=report,
+        errors=errors,
+        progress=progress,
     )
     columns = _with_timestamps(columns, year, report, path, errors)
     key = ("user", "item", "timestamp", "action")  # equal on these: a duplicate event
