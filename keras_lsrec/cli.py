@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         "--models",
         type=lambda text: [m.strip().lower() for m in text.split(",")],
         default=None,
-        help="comma-separated subset of the models above, by label, e.g. din@50,twin-v2 (default: all)",
+        help="comma-separated labels of the models to run, e.g. din@50,twin-v2 (default: all)",
     )
     exporter = commands.add_parser(
         "export",
