@@ -18,6 +18,7 @@ Keras' own; the class adds, at their documented seams:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,8 @@ from keras_lsrec.training import steps
 from keras_lsrec.training.auxiliary import AuxiliaryHead
 from keras_lsrec.training.inputs import check_batch, validated
 from keras_lsrec.training.tables import DEFAULT_MIN_ROWS, TableTraining, save_slots_unpadded
+
+_COMPILE = inspect.signature(keras.Model.compile)
 
 
 class Trainer(keras.Model):
@@ -53,7 +56,7 @@ class Trainer(keras.Model):
     def __init__(self, inputs: Any, outputs: Any, auxiliary: tuple[Any, float] | None = None, **kwargs: Any):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self._auxiliary = None
-        self._table_options: dict[str, Any] = {}
+        self._compile_options: dict[str, Any] = {}
         self._table_training: TableTraining | None = None
         if auxiliary is not None and auxiliary[1]:
             head = AuxiliaryHead(inputs, outputs, auxiliary[0], auxiliary[1])
@@ -107,14 +110,23 @@ class Trainer(keras.Model):
         super().compile(*args, **kwargs)
         save_slots_unpadded(self, self.optimizer)
         self._table_training = TableTraining(self, table_optimizer, table_min_rows)
-        self._table_options = {"table_optimizer": table_optimizer, "table_min_rows": table_min_rows}
+        # `jit_compile` as asked, not as Keras resolved it for this backend
+        # ("auto" is XLA on jax, eager on torch): a file saved on jax then
+        # resumes on torch without `torch.compile` recompiling every shape.
+        requested = _COMPILE.bind_partial(self, *args, **kwargs).arguments.get("jit_compile", "auto")
+        self._compile_options = {
+            "table_optimizer": table_optimizer,
+            "table_min_rows": table_min_rows,
+            "jit_compile": requested,
+        }
 
     def get_compile_config(self) -> dict[str, Any] | None:
-        """Keras' compile config and the table options, so that loading a
-        `.keras` file compiles (and resumes) the same way."""
+        """Keras' compile config with the table options and `jit_compile` as
+        asked, so that loading a `.keras` file compiles (and resumes) the same
+        way, on any backend."""
         config = super().get_compile_config()
-        if config is not None and self._table_options:
-            config.update(keras.saving.serialize_keras_object(self._table_options))
+        if config is not None and self._compile_options:
+            config.update(keras.saving.serialize_keras_object(self._compile_options))
         return config
 
     def compile_from_config(self, config: dict[str, Any]) -> None:

@@ -37,3 +37,17 @@ def test_a_saved_model_resumes_where_it_stopped(candidates, row_data, candidate_
     assert sorted(resumed) == sorted(expected)
     for key in expected:
         np.testing.assert_allclose(resumed[key], expected[key], rtol=1e-4, atol=1e-5)
+
+
+def test_a_loaded_model_compiles_with_jit_compile_as_it_was_asked(row_data, tmp_path):
+    """`jit_compile="auto"` is saved as "auto", not as this backend resolved it
+    (XLA on jax), so the file resumes eagerly on torch; an explicit choice is kept."""
+    for asked in ["auto", False]:
+        model = DARE(row_data.schema, mlp_units=(8,))
+        model.compile("adam", "binary_crossentropy", jit_compile=asked)
+        assert model.get_compile_config()["jit_compile"] == asked
+        path = os.path.join(tmp_path, f"{asked}.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+        assert loaded.get_compile_config()["jit_compile"] == asked
+        assert loaded.jit_compile == model.jit_compile
