@@ -3,6 +3,7 @@
 from keras_lsrec.data import synthetic
 from keras_lsrec.data.clustering import attribute_vectors, cluster_histories
 from keras_lsrec.data.dataset import ArrayDataset, SequenceDataset
+from keras_lsrec.data.features import Categorical, Dense
 from keras_lsrec.data.protocol import dare_protocol, leave_last_out, prepare
 from keras_lsrec.data.readers import (
     LoadReport,
@@ -26,6 +27,8 @@ __all__ = [
     "HISTORY_PREFIX",
     "TARGET_PREFIX",
     "ArrayDataset",
+    "Categorical",
+    "Dense",
     "LoadReport",
     "SequenceDataset",
     "SequenceSchema",

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from keras_lsrec.api_export import keras_lsrec_export
+from keras_lsrec.data.features import Categorical, Dense, Feature, feature_from_config
 
 HISTORY_PREFIX = "history_"
 """Prefix of a history key: `history_<f>` `(B, L)` is field `f`'s behaviour sequence."""
@@ -69,6 +70,12 @@ class SequenceSchema:
         time_vocab_size: vocabulary size of `history_time`, or `None` when the
             batch has no time feature.
         cluster_sizes: whether the batch carries `history_cluster_size`.
+        features: per-row features, `{name: Categorical(...) | Dense(...)}`
+            (`keras_lsrec.data.features`): user profile and request context,
+            one value per row (per request in a candidate set), batch key
+            `name`: `(B,)` ids, `(B, M)` bags of ids padded with 0, or
+            `(B, D)` float32. Every model feeds them to its tower. A schema
+            without features is the schema, and the batch, of before.
 
     Example:
 
@@ -84,6 +91,7 @@ class SequenceSchema:
         candidates: int | Literal["variable"] | None = None,
         time_vocab_size: int | None = None,
         cluster_sizes: bool = False,
+        features: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(vocab_sizes, Mapping) or "item" not in vocab_sizes:
             raise ValueError(
@@ -122,6 +130,33 @@ class SequenceSchema:
         )
         self.time_vocab_size = None if time_vocab_size is None else int(time_vocab_size)
         self.cluster_sizes = bool(cluster_sizes)
+        self.features: dict[str, Feature] = self._check_features(features or {})
+
+    def _check_features(self, features: Mapping[str, Any]) -> dict[str, Feature]:
+        if not isinstance(features, Mapping):
+            raise ValueError(f"`features` must be a mapping name -> feature. Received: features={features!r}")
+        checked = {}
+        sequence_keys = {history_key(f) for f in (*self.vocab_sizes, TIME, CLUSTER_SIZE)}
+        sequence_keys |= {target_key(f) for f in self.vocab_sizes}
+        for name, spec in features.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ValueError(f"Feature names must be identifiers. Received: {name!r}")
+            if name in self.vocab_sizes or name in (TIME, CLUSTER_SIZE):
+                raise ValueError(
+                    f"Feature name {name!r} is an id field of the sequences; give the per-row feature "
+                    "another name."
+                )
+            if name.startswith((HISTORY_PREFIX, TARGET_PREFIX)) or name in sequence_keys:
+                raise ValueError(
+                    f"Feature name {name!r} would clash with the sequence keys "
+                    f"(`{HISTORY_PREFIX}<f>`, `{TARGET_PREFIX}<f>`): name per-row features "
+                    "without those prefixes."
+                )
+            try:
+                checked[name] = feature_from_config(spec)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"features[{name!r}]: {error}") from None
+        return checked
 
     # -- names -------------------------------------------------------------
     @property
@@ -156,17 +191,27 @@ class SequenceSchema:
             shapes[history_key(TIME)] = (None,)
         if self.cluster_sizes:
             shapes[history_key(CLUSTER_SIZE)] = (None,)
+        for name, feature in self.features.items():
+            shapes[name] = feature.shape
         return shapes
 
+    def is_dense(self, key: str) -> bool:
+        """Whether input `key` holds float values (a `Dense` feature), not ids."""
+        return isinstance(self.features.get(key), Dense)
+
     def inputs(self, dtype: str = "int32") -> dict[str, keras.KerasTensor]:
-        """The `keras.Input` dict of this batch format (dynamic history length)."""
+        """The `keras.Input` dict of this batch format (dynamic history length);
+        ids in `dtype`, dense features in float32."""
         return {
-            name: keras.Input(shape=shape, dtype=dtype, name=name)
+            name: keras.Input(shape=shape, dtype="float32" if self.is_dense(name) else dtype, name=name)
             for name, shape in self.input_shapes().items()
         }
 
     def vocab_size(self, key: str) -> int:
         """Vocabulary size behind an input key such as `history_category`."""
+        feature = self.features.get(key)
+        if isinstance(feature, Categorical):
+            return feature.vocab_size
         field = key.removeprefix(HISTORY_PREFIX).removeprefix(TARGET_PREFIX)
         if field == TIME:
             assert self.time_vocab_size is not None
@@ -200,9 +245,20 @@ class SequenceSchema:
         width = self.candidates if isinstance(self.candidates, int) else candidates
         kept = rng.integers(1, width + 1, rows) if padded else np.full(rows, width)
         target_mask = (np.arange(width)[None, :] < kept[:, None]) if self.has_candidates else True
-        batch = {}
+        batch: dict[str, np.ndarray] = {}
+        for name, feature in self.features.items():
+            if isinstance(feature, Dense):
+                batch[name] = rng.normal(size=(rows, feature.dim))
+            elif feature.max_values is None:
+                batch[name] = rng.integers(1, feature.vocab_size, rows)
+            else:  # a bag: a random number of values (0 to M), padded with 0 at the end
+                count = rng.integers(0, feature.max_values + 1, rows)
+                ids = rng.integers(1, feature.vocab_size, (rows, feature.max_values))
+                batch[name] = np.where(np.arange(feature.max_values)[None, :] < count[:, None], ids, 0)
         for key, shape in self.input_shapes().items():
-            if key == history_key(CLUSTER_SIZE):
+            if key in self.features:
+                continue
+            elif key == history_key(CLUSTER_SIZE):
                 batch[key] = np.where(mask, rng.integers(1, 21, (rows, length)), 0)
             elif key.startswith(HISTORY_PREFIX):
                 ids = rng.integers(1, self.vocab_size(key), (rows, length))
@@ -213,7 +269,7 @@ class SequenceSchema:
         if self.time_vocab_size is not None:
             reverse = np.minimum(np.arange(length, 0, -1), self.time_vocab_size - 1)[None, :]
             batch[history_key(TIME)] = np.where(mask, reverse, 0)
-        return {key: value.astype(dtype) for key, value in batch.items()}
+        return {key: value.astype("float32" if self.is_dense(key) else dtype) for key, value in batch.items()}
 
     def validate(self, batch: Mapping[str, Any], labels: Any = None) -> None:
         """Raise a `ValueError` naming the field if `batch` breaks the format.
@@ -245,6 +301,15 @@ class SequenceSchema:
         length = None
         for key, shape in expected.items():
             value = np.asarray(batch[key])
+            if key in self.features:
+                self._validate_feature(key, value)
+                if batch_size is None:
+                    batch_size = value.shape[0]
+                elif value.shape[0] != batch_size:
+                    raise ValueError(
+                        f"`{key}` has batch size {value.shape[0]}, other fields have {batch_size}."
+                    )
+                continue
             self._check_integer(key, value, key)
             if value.ndim != len(shape) + 1:
                 raise ValueError(
@@ -282,6 +347,31 @@ class SequenceSchema:
                 self.validate_ids(key, value)
         if labels is not None:
             self.validate_labels(batch[target_key("item")], labels)
+
+    def _validate_feature(self, key: str, value: np.ndarray) -> None:
+        """A per-row feature: its rank and width, then finite floats (`Dense`)
+        or ids in its vocabulary (`Categorical`)."""
+        feature = self.features[key]
+        shape = feature.shape
+        if value.ndim != len(shape) + 1 or value.shape[1:] != shape:
+            kind = "a bag of up to" if isinstance(feature, Categorical) else "a vector of"
+            hint = " (pad shorter bags with 0)" if isinstance(feature, Categorical) and shape else ""
+            raise ValueError(
+                f"`{key}` must have shape ({', '.join(['B', *map(str, shape)])})"
+                + (f": {kind} {shape[0]} values per row{hint}" if shape else ": one id per row")
+                + f". Received shape {value.shape}."
+            )
+        if isinstance(feature, Dense):
+            if value.dtype.kind not in "biuf":
+                raise ValueError(f"`{key}` must hold numbers (float32). Received dtype {value.dtype}.")
+            finite = np.isfinite(value)
+            if not finite.all():
+                where = tuple(int(i) for i in np.argwhere(~finite)[0])
+                raise ValueError(
+                    f"`{key}` must be finite. Received {_index(key, where)} = {value[where].item()!r}."
+                )
+            return
+        self.validate_ids(key, value)
 
     def validate_ids(self, key: str, values: Any, name: str | None = None) -> None:
         """Raise a `ValueError` unless `values` are integer ids of input `key`
@@ -390,13 +480,16 @@ class SequenceSchema:
 
     # -- serialization -----------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        return {
+        config: dict[str, Any] = {
             "vocab_sizes": dict(self.vocab_sizes),
             "max_len": self.max_len,
             "candidates": self.candidates,
             "time_vocab_size": self.time_vocab_size,
             "cluster_sizes": self.cluster_sizes,
         }
+        if self.features:  # (absent otherwise: the config of a schema of before, unchanged)
+            config["features"] = {name: f.get_config() for name, f in self.features.items()}
+        return config
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SequenceSchema:
@@ -426,12 +519,25 @@ def pad_histories(
     id that `dtype` cannot hold (int32 by default: below 2^31) raises a
     `ValueError` naming the sequence, the position and the value; nothing is
     rounded or wrapped.
+
+    An empty sequence (a new user) is a row of padding; `max_len=0` gives
+    `(N, 0)` histories (the models accept them), and keeps nothing of a
+    longer sequence only with `truncate=True`.
     """
-    if not isinstance(max_len, (int, np.integer)) or isinstance(max_len, bool) or max_len < 1:
-        raise ValueError(f"`max_len` must be a positive integer. Received: `max_len={max_len!r}`")
-    out_dtype = np.dtype(dtype)
+    if not isinstance(max_len, (int, np.integer)) or isinstance(max_len, bool) or max_len < 0:
+        raise ValueError(f"`max_len` must be an integer >= 0. Received: `max_len={max_len!r}`")
+    if not isinstance(truncate, (bool, np.bool_)):
+        raise ValueError(f"`truncate` must be True or False. Received: `truncate={truncate!r}`")
+    try:
+        out_dtype = np.dtype(dtype)
+    except TypeError:
+        out_dtype = np.dtype("O")
     if out_dtype.kind not in "iu":
         raise ValueError(f"`dtype` must be an integer dtype. Received: `dtype={dtype!r}`")
+    if isinstance(sequences, (str, bytes, Mapping)) or not hasattr(sequences, "__iter__"):
+        raise ValueError(f"`sequences` must be a list of id sequences. Received: {type(sequences).__name__}")
+    if not hasattr(sequences, "__len__"):
+        sequences = list(sequences)  # a generator
     high = int(np.iinfo(out_dtype).max)
     out = np.zeros((len(sequences), max_len), dtype=out_dtype)
     for row, sequence in enumerate(sequences):
@@ -442,7 +548,7 @@ def pad_histories(
                     f"Sequence {row} has {len(ids)} events > max_len={max_len}. "
                     "Pass `truncate=True` to keep the most recent events."
                 )
-            ids = ids[-max_len:]
+            ids = ids[len(ids) - max_len :]
         if len(ids):
             out[row, max_len - len(ids) :] = ids
     return out

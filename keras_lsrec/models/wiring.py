@@ -11,6 +11,7 @@ from keras import ops
 
 from keras_lsrec.data.schema import TIME, SequenceSchema, history_key, target_key
 from keras_lsrec.layers.mlp import MLP
+from keras_lsrec.layers.row_features import RowFeatures
 from keras_lsrec.validation import check_range, check_units
 
 
@@ -102,7 +103,20 @@ def click_probability(tower: keras.layers.Layer, features, mask=None):
 def predict_clicks(tower: keras.layers.Layer, features, inputs: Mapping[str, Any], schema: SequenceSchema):
     """The model's output: P(click) `(B,)` for rows; for candidate sets
     `(B, C)`, exactly 0 at a missing candidate (`target_item` 0), which is
-    also kept out of the tower's batch statistics."""
+    also kept out of the tower's batch statistics.
+
+    The schema's per-row features (user, context: `SequenceSchema(features=...)`)
+    join the tower's input here, for every model: `RowFeatures` of the
+    batch, the same for every candidate of a request. Without features the
+    tower reads `features` alone, as before."""
+    if schema.features:
+        row = RowFeatures(schema.features, name=f"{tower.name}_row_features")(
+            {name: inputs[name] for name in schema.features}
+        )
+        row = ops.cast(row, features.dtype)
+        if schema.has_candidates:  # one per request: broadcast over its candidates
+            row = ops.expand_dims(row, 1) + ops.zeros_like(features[..., :1])
+        features = ops.concatenate([features, row], axis=-1)
     if not schema.has_candidates:
         return click_probability(tower, features)
     present = ops.not_equal(inputs[target_key("item")], 0)

@@ -273,7 +273,10 @@ class TableTraining:
     ) -> None:
         check_non_negative(min_rows=min_rows)
         self.optimizer = model.optimizer
-        fields = set(model.schema.fields) | ({"time"} if model.schema.has_time else set())
+        schema = model.schema
+        # The id fields, `time`, and the per-row categorical features (a user id table).
+        fields = set(schema.fields) | ({"time"} if schema.has_time else set())
+        fields |= {name for name in schema.features if not schema.is_dense(name)}
         trainable = {id(v) for v in model.trainable_variables}
         candidates = [
             layer
@@ -366,7 +369,8 @@ class TableTraining:
             key = (layer.field, layer.input_dim)
             if key not in fields:
                 parts = [ops.zeros((1,), "int32")]  # padding: masked events, `time` targets
-                keys = [history_key(str(layer.field)), target_key(str(layer.field))]
+                field = str(layer.field)
+                keys = [history_key(field), target_key(field), field]  # (a per-row feature: its name)
                 parts += [ops.reshape(ops.cast(x[k], "int32"), (-1,)) for k in keys if k in x]
                 ids = ops.concatenate(parts)
                 variable = self.positions[key]

@@ -1,0 +1,82 @@
+"""Per-row features in the schema: kinds, shapes, validation, configs."""
+
+import numpy as np
+import pytest
+
+from keras_lsrec.data import Categorical, Dense, SequenceSchema
+
+FEATURES = {"user_age": Categorical(10), "user_tags": Categorical(50, max_values=5), "context": Dense(8)}
+
+
+def schema(**changes):
+    return SequenceSchema({"item": 100, "category": 10}, max_len=20, features=FEATURES, **changes)
+
+
+def test_keys_shapes_and_dtypes():
+    s = schema()
+    shapes = s.input_shapes()
+    assert shapes["user_age"] == () and shapes["user_tags"] == (5,) and shapes["context"] == (8,)
+    inputs = s.inputs()
+    assert inputs["context"].dtype == "float32" and inputs["user_tags"].dtype == "int32"
+    x = s.random_batch(16, seed=0)
+    assert x["context"].dtype == np.float32 and x["user_age"].dtype == np.int64
+    assert (x["user_tags"] == 0).any() and (x["user_tags"] != 0).any()
+    s.validate(x)
+    assert s.vocab_size("user_tags") == 50 and s.is_dense("context") and not s.is_dense("user_age")
+    # The request form keeps one value of each feature per request.
+    request = s.replace(candidates=3)
+    assert request.input_shapes()["user_tags"] == (5,) and request.features == s.features
+    request.validate(request.random_batch(4, seed=1))
+
+
+def test_config_round_trip_and_a_schema_of_before_is_unchanged():
+    s = schema()
+    assert SequenceSchema.from_config(s.get_config()) == s
+    plain = SequenceSchema({"item": 100}, max_len=20)
+    assert "features" not in plain.get_config()  # the config of before, key for key
+    assert SequenceSchema.from_config(plain.get_config()) == plain and plain.features == {}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda x: x.update(context=x["context"].astype("float64") * np.nan), r"context\[0, 0\] = nan"),
+        (lambda x: x.update(context=np.zeros((x["context"].shape[0], 7), "float32")), r"context.*\(B, 8\)"),
+        (lambda x: x.update(user_tags=np.ones((x["user_tags"].shape[0], 6), "int64")), "pad shorter bags"),
+        (lambda x: x.update(user_tags=x["user_tags"] + 50), "outside the vocabulary"),
+        (lambda x: x.update(user_age=x["user_age"] - 20), "negative id"),
+        (lambda x: x.update(user_age=x["user_age"].astype("float32") + 0.5), "integer ids"),
+        (lambda x: x.update(user_age=x["user_age"][:-1]), "batch size"),
+        (lambda x: x.pop("context"), r"Missing field\(s\) \['context'\]"),
+    ],
+)
+def test_bad_values_are_refused_with_the_feature_named(change, message):
+    s = schema()
+    x = s.random_batch(6, seed=2)
+    change(x)
+    with pytest.raises(ValueError, match=message):
+        s.validate(x)
+
+
+@pytest.mark.parametrize(
+    "features, message",
+    [
+        ({"item": Categorical(3)}, "id field"),
+        ({"history_age": Categorical(3)}, "clash"),
+        ({"bad name": Categorical(3)}, "identifiers"),
+        (lambda: {"age": Categorical(1)}, "vocab_size"),
+        (lambda: {"age": Categorical(3, max_values=0)}, "max_values"),
+        (lambda: {"age": Categorical(True)}, "vocab_size"),
+        (lambda: {"emb": Dense(0)}, "dim"),
+        ({"emb": {"kind": "text"}}, r"features\['emb'\]"),
+        (["age"], "mapping"),
+    ],
+)
+def test_bad_feature_specs_are_refused(features, message):
+    with pytest.raises(ValueError, match=message):
+        SequenceSchema({"item": 100}, max_len=20, features=features() if callable(features) else features)
+
+
+def test_numpy_integers_are_accepted():
+    f = Categorical(np.int64(10), max_values=np.int32(3), dim=np.int16(4))
+    assert (f.vocab_size, f.max_values, f.dim) == (10, 3, 4)

@@ -1,0 +1,95 @@
+"""Per-row features (user, context) in every registered model: they reach the
+tower, padding inside a bag does not matter, `.keras` keeps them, the request
+form scores them once per request, and their tables train row-sparsely."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+from test_case import small_batch, to_numpy
+
+import keras_lsrec
+from keras_lsrec.data import Categorical, Dense
+from keras_lsrec.layers import EmbeddingTable
+from keras_lsrec.losses import CandidateSetLoss
+from keras_lsrec.models import CANDIDATES, ROW
+from keras_lsrec.training import keras_private
+
+NAMES = keras_lsrec.models.names()
+FEATURES = {
+    "user_age": Categorical(10, dim=4),
+    "user_tags": Categorical(30, max_values=4, dim=4),
+    "context": Dense(5, output_dim=4),
+}
+
+
+def featured_batch(cls, row_data, candidate_data):
+    data = candidate_data if cls.INPUT_FORMS[0] == CANDIDATES else row_data
+    schema = data.schema.replace(features=FEATURES)
+    x, y = small_batch(data)
+    extra = schema.random_batch(len(y), seed=5)
+    x.update({name: extra[name] for name in FEATURES})
+    x["user_tags"][0] = 0  # an empty bag
+    return schema, x, y
+
+
+def call(model, x):
+    return to_numpy(model(x, training=False))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_model_reads_the_row_features(name, row_data, candidate_data, tmp_path):
+    cls = keras_lsrec.models.get(name)
+    schema, x, _ = featured_batch(cls, row_data, candidate_data)
+    model = cls(schema, mlp_units=(8,))
+    schema.validate(x)
+    p = call(model, x)
+    assert np.all(np.isfinite(p))
+    # Each kind reaches the output.
+    for key, other in [
+        ("user_age", (x["user_age"] + 1) % 10),
+        ("user_tags", np.where(x["user_tags"] != 0, x["user_tags"] % 29 + 1, 0)),
+        ("context", x["context"] + 1.0),
+    ]:
+        changed = call(model, {**x, key: other})
+        assert not np.allclose(changed, p), key
+    # Where a bag's padding sits does not matter.
+    moved = {**x, "user_tags": np.sort(x["user_tags"], axis=1)}
+    np.testing.assert_allclose(call(model, moved), p, atol=1e-6)
+    # `.keras` keeps the features and their weights.
+    path = os.path.join(tmp_path, "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.schema == schema
+    np.testing.assert_allclose(call(loaded, x), p, atol=1e-6)
+    # The request form: per-row features once per request, the same scores.
+    if CANDIDATES in cls.INPUT_FORMS and ROW in cls.INPUT_FORMS:
+        request = model.request_form(2)
+        rx = {k: (np.repeat(v[:, None], 2, 1) if k.startswith("target_") else v) for k, v in x.items()}
+        scores = call(request, rx)
+        np.testing.assert_allclose(scores[:, 0], p, atol=1e-5)
+        np.testing.assert_allclose(scores[:, 1], p, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["din", "dare", "ifa"])
+def test_feature_tables_train_row_sparsely(name, row_data, candidate_data):
+    cls = keras_lsrec.models.get(name)
+    schema, x, y = featured_batch(cls, row_data, candidate_data)
+    model = cls(schema, mlp_units=(8,))
+    loss = CandidateSetLoss() if schema.has_candidates else "binary_crossentropy"
+    model.compile(keras.optimizers.Adam(0.01), loss, table_min_rows=0)
+    assert model.table_training is not None
+    fields = {t.field for t in model.table_training.tables}
+    assert {"user_age", "user_tags"} <= fields
+    tables = [
+        t for t in keras_private.all_layers(model) if isinstance(t, EmbeddingTable) and t.field == "user_age"
+    ]
+    before = [to_numpy(t.embeddings).copy() for t in tables]
+    model.train_on_batch(x, y)
+    for table, old in zip(tables, before, strict=True):
+        new = to_numpy(table.embeddings)
+        seen = np.unique(x["user_age"])
+        unseen = np.setdiff1d(np.arange(10), seen)
+        assert not np.allclose(new[seen], old[seen])
+        np.testing.assert_array_equal(new[unseen], old[unseen])  # rows the batch did not touch
