@@ -21,6 +21,12 @@ Datasets (rows; users are split so no user is in two splits):
   `CandidateSetLoss` (as many candidates per batch as the others' rows); the
   other models train on the same candidates flattened to rows, with BCE.
 
+- `features200`: the synthetic200 users and rows with per-row features
+  (`synthetic.generate(features=True)`: a user segment, a bag of user tags
+  and a 4-float context per row, each with a planted effect on the label);
+  `features200-off`: the same rows and labels without the feature keys (the
+  schema of before), so the two give each model's AUC gain from the features.
+
 The MovieLens sets are skipped when ../shared/data is absent.
 
 Budgets: `quick` = the quickstart's (Adam 0.005, batch 256, 3 epochs);
@@ -59,7 +65,15 @@ import common  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MOVIELENS = os.path.join(HERE, "..", "..", "shared", "data", "ml-latest-small", "ratings.csv")
-DATASETS = ("synthetic200", "synthetic500", "ml-dare", "ml-llo", "candidates200")
+DATASETS = (
+    "synthetic200",
+    "synthetic500",
+    "ml-dare",
+    "ml-llo",
+    "candidates200",
+    "features200",
+    "features200-off",
+)
 
 
 class Budget(TypedDict):
@@ -93,6 +107,17 @@ def load(name: str) -> dict[str, Any] | None:
     """`{"schema", "train", "validation", "test"}`, each split `(x, y, users)`; None if absent."""
     from keras_lsrec.data import dare_protocol, leave_last_out, load_movielens, synthetic
 
+    if name.startswith("features"):
+        data = synthetic.generate(num_users=3000, examples_per_user=8, max_len=200, features=True, seed=0)
+        off = name.endswith("-off")
+        names = set(data.schema.features)
+        schema = data.schema.replace(features=None) if off else data.schema
+        parts = {s: getattr(data, s) for s in ("train", "validation", "test")}
+        out: dict[str, Any] = {"schema": schema}
+        for split, part in parts.items():
+            x = {k: v for k, v in part.x.items() if not (off and k in names)}
+            out[split] = (x, part.y, part.users)
+        return out
     if name.startswith("synthetic") or name.startswith("candidates"):
         requests = name.startswith("candidates")
         data = synthetic.generate(
@@ -104,7 +129,7 @@ def load(name: str) -> dict[str, Any] | None:
             seed=0,
         )
         parts = {s: getattr(data, s) for s in ("train", "validation", "test")}
-        out: dict[str, Any] = {"schema": data.schema, **{s: (p.x, p.y, p.users) for s, p in parts.items()}}
+        out = {"schema": data.schema, **{s: (p.x, p.y, p.users) for s, p in parts.items()}}
         if requests:  # the same candidates as rows, for the single-target models
             flat = {s: p.flatten() for s, p in parts.items()}
             out["rows"] = {"schema": data.schema.replace(candidates=None)}

@@ -21,6 +21,18 @@ labels have shape `(N, C)`. With `min_candidates < C`, a request keeps a
 uniform number in `[min_candidates, C]` of them; the missing ones are at the
 end, with id 0 in every target field, label -1 and probability NaN.
 
+With `features=True` the rows also carry per-row features with a planted,
+additive effect on the logit (drawn from their own random stream, so the
+sequences, targets and labels of `features=False` are unchanged for a seed
+but for the effect): `user_segment` (`Categorical(9)`, one of 8 segments per
+user, each with a logit offset drawn from N(0, `feature_weight`^2)),
+`user_tags` (`Categorical(21, max_values=4)`: 0 to 4 of 20 tags per user, the
+offset is the mean of the tags' offsets, drawn like the segments') and
+`context` (`Dense(4)`, N(0, 1) per row, offset `feature_weight * (0.8 x_0 -
+0.6 x_1 + 0.4 x_2)`, x_3 is noise). `Split.probability` includes them, so
+the Bayes AUC with and without features can be compared
+(`Split.probability_without_features`).
+
 A model that reads only the last `recent_window` events cannot tell `A` from
 the rest, so it loses a large part of the attainable AUC; the exact
 probabilities are returned (`Split.probability`) to compute the Bayes AUC.
@@ -36,6 +48,7 @@ import numpy as np
 
 from keras_lsrec.data.clustering import DEFAULT_MAX_CLUSTER_SIZE, attribute_vectors, cluster_histories
 from keras_lsrec.data.dataset import SequenceDataset
+from keras_lsrec.data.features import Categorical, Dense
 from keras_lsrec.data.schema import TARGET_PREFIX, SequenceSchema, history_key, target_key
 
 
@@ -47,6 +60,7 @@ class Split:
     y: np.ndarray
     users: np.ndarray
     probability: np.ndarray
+    probability_without_features: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -58,7 +72,14 @@ class Split:
         present = self.y >= 0
         rows = np.nonzero(present)[0]
         x = {k: (v[present] if k.startswith(TARGET_PREFIX) else v[rows]) for k, v in self.x.items()}
-        return Split(x=x, y=self.y[present], users=self.users[rows], probability=self.probability[present])
+        without = self.probability_without_features
+        return Split(
+            x=x,
+            y=self.y[present],
+            users=self.users[rows],
+            probability=self.probability[present],
+            probability_without_features=None if without is None else without[present],
+        )
 
 
 @dataclass
@@ -131,6 +152,8 @@ def generate(
     splits: tuple[float, float, float] = (0.8, 0.1, 0.1),
     candidates: int | None = None,
     min_candidates: int | None = None,
+    features: bool = False,
+    feature_weight: float = 1.0,
     seed: int = 0,
 ) -> SyntheticData:
     """Generate the data described in the module docstring.
@@ -171,6 +194,7 @@ def generate(
         max_len=max_len,
         candidates=candidates,
         time_vocab_size=max_len + 1,
+        features=FEATURES if features else None,
     )
     per_row = () if candidates is None else (candidates,)
     items_by_category = [np.arange(c, num_items + 1, num_categories) for c in range(1, num_categories + 1)]
@@ -222,6 +246,12 @@ def generate(
         logit = bias + long_weight * (kind == 0) + recent_weight * (kind == 1)
         prob[rows] = 1.0 / (1.0 + np.exp(-logit))
 
+    prob_without = prob
+    row_features: dict[str, np.ndarray] = {}
+    if features:
+        row_features, offset = _row_features(num_users, examples_per_user, feature_weight, seed)
+        offset = offset.reshape((n_rows,) + (1,) * len(per_row))
+        prob = 1.0 / (1.0 + np.exp(-(np.log(prob) - np.log1p(-prob) + offset)))
     labels = (rng.random(prob.shape) < prob).astype("float32")
     if candidates is not None and fewest < candidates:
         kept = rng.integers(fewest, candidates + 1, n_rows)
@@ -230,6 +260,9 @@ def generate(
         tgt_cat[missing] = 0
         labels[missing] = -1
         prob[missing] = np.nan
+        if features:
+            prob_without = prob_without.copy()
+            prob_without[missing] = np.nan
     users = np.repeat(np.arange(num_users), examples_per_user)
     order = rng.permutation(num_users)
     n_train = int(round(splits[0] * num_users))
@@ -246,8 +279,44 @@ def generate(
             "history_item": hist_item[owner],
             "history_category": hist_cat[owner],
             "history_time": hist_time[owner],
+            **{name: value[rows] for name, value in row_features.items()},
         }
-        return Split(x=x, y=labels[rows], users=owner, probability=prob[rows])
+        without = prob_without[rows] if features else None
+        return Split(
+            x=x, y=labels[rows], users=owner, probability=prob[rows], probability_without_features=without
+        )
 
     train, validation, test = (make_split(p) for p in user_parts)
     return SyntheticData(schema=schema, train=train, validation=validation, test=test)
+
+
+FEATURES = {
+    "user_segment": Categorical(9),
+    "user_tags": Categorical(21, max_values=4),
+    "context": Dense(4),
+}
+"""The per-row features of `generate(features=True)`."""
+
+
+def _row_features(
+    num_users: int, examples_per_user: int, weight: float, seed: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The rows' features (users in order, `examples_per_user` rows each) and
+    their logit offsets, from a random stream of their own."""
+    rng = np.random.default_rng([seed, 1])
+    segment_effect = np.concatenate([[0.0], rng.normal(0.0, weight, 8)])
+    tag_effect = np.concatenate([[0.0], rng.normal(0.0, weight, 20)])
+    segment = rng.integers(1, 9, num_users)
+    count = rng.integers(0, 5, num_users)
+    tags = np.array([np.pad(rng.choice(np.arange(1, 21), c, replace=False), (0, 4 - c)) for c in count])
+    tag_offset = tag_effect[tags].sum(1) / np.maximum(count, 1)
+    n_rows = num_users * examples_per_user
+    context = rng.normal(size=(n_rows, 4))
+    offset = np.repeat(segment_effect[segment] + tag_offset, examples_per_user)
+    offset = offset + weight * (context @ np.array([0.8, -0.6, 0.4, 0.0]))
+    values = {
+        "user_segment": np.repeat(segment, examples_per_user).astype("int32"),
+        "user_tags": np.repeat(tags, examples_per_user, axis=0).astype("int32"),
+        "context": context.astype("float32"),
+    }
+    return values, offset

@@ -80,3 +80,24 @@ def test_bad_feature_specs_are_refused(features, message):
 def test_numpy_integers_are_accepted():
     f = Categorical(np.int64(10), max_values=np.int32(3), dim=np.int16(4))
     assert (f.vocab_size, f.max_values, f.dim) == (10, 3, 4)
+
+
+def test_synthetic_rows_carry_features_with_a_known_effect():
+    from keras_lsrec.data import synthetic
+    from keras_lsrec.metrics import auc
+
+    plain = synthetic.generate(num_users=300, examples_per_user=4, max_len=90, seed=1)
+    data = synthetic.generate(num_users=300, examples_per_user=4, max_len=90, features=True, seed=1)
+    assert set(data.schema.features) == set(synthetic.FEATURES)
+    data.schema.validate(data.train.x, data.train.y)
+    for key, value in plain.train.x.items():  # the sequences and targets of before
+        np.testing.assert_array_equal(data.train.x[key], value)
+    np.testing.assert_allclose(data.train.probability_without_features, plain.train.probability)
+    test = data.test
+    assert auc(test.y, test.probability) > auc(test.y, test.probability_without_features) + 0.05
+    requests = synthetic.generate(
+        num_users=40, examples_per_user=2, max_len=90, candidates=5, min_candidates=2, features=True
+    )
+    requests.schema.validate(requests.train.x, requests.train.y)
+    rows = requests.train.flatten()
+    assert rows.x["user_tags"].shape == (len(rows), 4) and len(rows.probability_without_features) == len(rows)
