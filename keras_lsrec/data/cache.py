@@ -18,6 +18,9 @@ Rules:
   the folders this leaves empty; anything else in a folder stays;
 - every call writes a staging folder of its own and renames it into place,
   so no reader sees half an entry and concurrent calls never share one;
+  that folder is created before the loader runs, so a directory prepare
+  cannot write fails at once (an `OSError` naming it), not after the
+  loader and the protocol; a cache whose entry is built is read without writing;
 - an entry whose files do not match its manifest (a missing or truncated
   file, a file that does not load; with `verify=True` also a changed
   checksum) is rebuilt, with a warning;
@@ -83,7 +86,9 @@ def prepare(
 
     - `cache_dir` must be new, empty, or a directory `prepare` created
       (it holds a `.keras_lsrec_cache` marker); a non-empty directory of
-      other files is refused with a `ValueError`, never cleared;
+      other files is refused with a `ValueError`, never cleared; one it
+      cannot write is refused (`PermissionError` / `OSError` naming it)
+      before the loader runs;
     - `load` and `protocol` are functions (a lambda or a local function is
       keyed also by its code and the values it closes over) or
       `functools.partial`s of one; arguments must be JSON-like values
@@ -119,14 +124,21 @@ def prepare(
     cached = _read_entry(entry, identity, verify)
     if isinstance(cached, dict):
         return cached
-    splits = protocol(load(path, **load_args), **protocol_args)
-    if not isinstance(splits, Mapping) or not all(isinstance(s, SequenceDataset) for s in splits.values()):
-        raise ValueError(
-            f"`protocol` must return a dict of SequenceDataset (as `dare_protocol` does). "
-            f"Received: {type(splits).__name__}"
-        )
-    manifest = {**identity, "source": {**identity["source"], "path": os.path.abspath(path)}, "key": key}
-    _write_entry(cache_dir, entry, dict(splits), manifest, damaged=cached == "damaged")
+    staging = _staging(cache_dir)  # now: an unwritable directory fails before the loader runs
+    try:
+        splits = protocol(load(path, **load_args), **protocol_args)
+        if not isinstance(splits, Mapping) or not all(
+            isinstance(s, SequenceDataset) for s in splits.values()
+        ):
+            raise ValueError(
+                f"`protocol` must return a dict of SequenceDataset (as `dare_protocol` does). "
+                f"Received: {type(splits).__name__}"
+            )
+        manifest = {**identity, "source": {**identity["source"], "path": os.path.abspath(path)}, "key": key}
+        _write_entry(cache_dir, staging, entry, dict(splits), manifest, damaged=cached == "damaged")
+    finally:
+        if os.path.isdir(staging):  # not renamed: failed, or another call's entry was kept
+            _remove_own(staging)
     _remove_superseded(cache_dir, manifest)
     return dict(splits)
 
@@ -255,11 +267,24 @@ def _canonical(value: Any) -> str:
 
 
 # ----------------------------------------------------------------- the directory
+def _unwritable(cache_dir: str, error: OSError) -> OSError:
+    """`error` (same type: `PermissionError`, ...) with a message naming `cache_dir`."""
+    return type(error)(
+        error.errno,
+        f"`cache_dir={cache_dir!r}` is not writable ({error.strerror}: {error.filename!r}). prepare "
+        "writes the splits there and checks this before loading anything: pass a directory you can "
+        "write to (a cache whose entries are all built is read without writing).",
+    )
+
+
 def _claim(cache_dir: str) -> None:
     """Makes sure `cache_dir` is ours: new or empty (then marked), or already marked."""
     if os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
         raise ValueError(f"`cache_dir={cache_dir!r}` is a file, not a directory.")
-    os.makedirs(cache_dir, exist_ok=True)
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+    except OSError as error:
+        raise _unwritable(cache_dir, error) from error
     marker = os.path.join(cache_dir, MARKER)
     if os.path.isfile(marker):
         return
@@ -280,6 +305,8 @@ def _claim(cache_dir: str) -> None:
         descriptor = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         return
+    except OSError as error:
+        raise _unwritable(cache_dir, error) from error
     with os.fdopen(descriptor, "w") as handle:
         handle.write("A cache of keras_lsrec.data.prepare, which deletes only the files it wrote.\n")
 
@@ -298,7 +325,10 @@ def _remove_abandoned(cache_dir: str) -> None:
     for name in os.listdir(cache_dir):
         match = TEMPORARY.fullmatch(name)
         if match and match["host"] == host and not _alive(int(match["pid"])):
-            _remove_own(os.path.join(cache_dir, name))
+            try:
+                _remove_own(os.path.join(cache_dir, name))
+            except OSError as error:  # a read-only cache: its built entries can still be read
+                warnings.warn(f"prepare could not remove {name} from {cache_dir}: {error}", stacklevel=3)
 
 
 def _alive(pid: int) -> bool:
@@ -362,45 +392,56 @@ def _read_entry(entry: str, identity: dict[str, Any], verify: bool) -> dict[str,
         return "damaged"
 
 
-def _write_entry(
-    cache_dir: str, entry: str, splits: dict[str, SequenceDataset], manifest: dict[str, Any], damaged: bool
-) -> None:
-    """Writes the entry in a staging folder of this call, then renames it into place."""
+def _staging(cache_dir: str) -> str:
+    """A new staging folder of this call in `cache_dir`, or the `OSError` of an unwritable
+    directory, with a message naming it."""
     staging = _temporary(cache_dir, "staging")
-    os.mkdir(staging)
     try:
-        first = next(iter(splits.values()), None)
-        shared = first is not None and all(_same_sequences(first, s) for s in splits.values())
-        for split, dataset in splits.items():
-            folder = os.path.join(staging, split)
-            dataset.save(folder, sequences_dir=os.path.join(staging, "sequences") if shared else None)
-        files = {}
-        for root, _, names in os.walk(staging):
-            for name in names:
-                file = os.path.join(root, name)
-                relative = os.path.relpath(file, staging).replace(os.sep, "/")
-                files[relative] = {"size": os.path.getsize(file), "sha256": file_sha256(file)}
-        with open(os.path.join(staging, MANIFEST), "w") as handle:
-            json.dump({**manifest, "splits": list(splits), "files": files}, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if damaged and os.path.isdir(entry):
-            trash = _temporary(cache_dir, "trash")
-            try:
-                os.rename(entry, trash)
-            except OSError:
-                trash = ""
-            if trash:
-                _remove_own(trash, _listed_files(trash))
+        os.mkdir(staging)
+    except OSError as error:
+        raise _unwritable(cache_dir, error) from error
+    return staging
+
+
+def _write_entry(
+    cache_dir: str,
+    staging: str,
+    entry: str,
+    splits: dict[str, SequenceDataset],
+    manifest: dict[str, Any],
+    damaged: bool,
+) -> None:
+    """Writes the entry in `staging` (a folder of this call, see `_staging`), then renames it into
+    place; the caller removes `staging` when it is still there (not renamed)."""
+    first = next(iter(splits.values()), None)
+    shared = first is not None and all(_same_sequences(first, s) for s in splits.values())
+    for split, dataset in splits.items():
+        folder = os.path.join(staging, split)
+        dataset.save(folder, sequences_dir=os.path.join(staging, "sequences") if shared else None)
+    files = {}
+    for root, _, names in os.walk(staging):
+        for name in names:
+            file = os.path.join(root, name)
+            relative = os.path.relpath(file, staging).replace(os.sep, "/")
+            files[relative] = {"size": os.path.getsize(file), "sha256": file_sha256(file)}
+    with open(os.path.join(staging, MANIFEST), "w") as handle:
+        json.dump({**manifest, "splits": list(splits), "files": files}, handle, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+    if damaged and os.path.isdir(entry):
+        trash = _temporary(cache_dir, "trash")
         try:
-            os.rename(staging, entry)
+            os.rename(entry, trash)
         except OSError:
-            if not os.path.isdir(entry):
-                raise
-            # Another call installed this entry meanwhile (same key, same content): keep theirs.
-    finally:
-        if os.path.isdir(staging):  # not renamed: failed, or another call's entry was kept
-            _remove_own(staging)
+            trash = ""
+        if trash:
+            _remove_own(trash, _listed_files(trash))
+    try:
+        os.rename(staging, entry)
+    except OSError:
+        if not os.path.isdir(entry):
+            raise
+        # Another call installed this entry meanwhile (same key, same content): keep theirs.
 
 
 def _temporary(cache_dir: str, kind: str) -> str:

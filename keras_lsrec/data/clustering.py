@@ -25,12 +25,40 @@ def attribute_vectors(
     vocab_sizes[attribute])`, row `i` the one-hot of the `attribute` seen with id `i` of `field`
     (in `history_*` and `target_*` of `x`); multi-hot for an id seen with several, all zero for
     one never seen and for padding."""
-    vectors = np.zeros((vocab_sizes[field], vocab_sizes[attribute]), "float32")
+    if not isinstance(x, Mapping):
+        raise ValueError(f"`x` must be a dict of arrays in the batch format. Received: {type(x).__name__}")
+    sizes = {}
+    for name in (field, attribute):
+        size = vocab_sizes.get(name) if isinstance(vocab_sizes, Mapping) else None
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(
+                f"`vocab_sizes` must give the vocabulary size of field {name!r} (a positive integer). "
+                f"Received: `vocab_sizes={vocab_sizes!r}`"
+            )
+        sizes[name] = int(size)
+    vectors = np.zeros((sizes[field], sizes[attribute]), "float32")
     for prefix in (HISTORY_PREFIX, TARGET_PREFIX):
-        if prefix + field in x:
-            ids, values = np.ravel(x[prefix + field]), np.ravel(x[prefix + attribute])
-            seen = ids != 0
-            vectors[ids[seen], values[seen]] = 1.0
+        if prefix + field not in x:
+            continue
+        if prefix + attribute not in x:
+            raise ValueError(f"`x` holds `{prefix + field}` but not `{prefix + attribute}`.")
+        ids, values = np.asarray(x[prefix + field]), np.asarray(x[prefix + attribute])
+        if ids.shape != values.shape:
+            raise ValueError(
+                f"`{prefix + attribute}` must have the shape of `{prefix + field}`, {ids.shape}. "
+                f"Received {values.shape}."
+            )
+        for name, array in ((prefix + field, ids), (prefix + attribute, values)):
+            size = sizes[field if array is ids else attribute]
+            bad = (array < 0) | (array >= size) if array.dtype.kind in "iu" else np.ones(array.shape, bool)
+            if bad.any():
+                where = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise ValueError(
+                    f"`{name}` holds {array[where].item()!r} at {name}{list(where)}: ids must be integers "
+                    f"in [0, {size}) (`vocab_sizes`)."
+                )
+        seen = ids != 0
+        vectors[ids[seen], values[seen]] = 1.0
     return vectors
 
 
@@ -62,6 +90,11 @@ def cluster_histories(
     by their most recent behaviour (most recent last) and left-padded, as
     histories are.
 
+    A row without events (a new user, an all-padding row, or `L = 0`) gets
+    an empty clustered history: all padding, `history_cluster_size` 0. With
+    `max_len=None` a batch of such rows alone has clustered histories of
+    length 0 (which the models accept).
+
     Rows with equal histories (a user's examples) are clustered once.
     Deterministic for a given `seed`.
 
@@ -88,11 +121,22 @@ def cluster_histories(
         Si et al., "TWIN V2: Scaling Ultra-Long User Behavior Sequence
         Modeling for Enhanced CTR Prediction at Kuaishou", CIKM 2024.
     """
+    if not isinstance(x, Mapping):
+        raise ValueError(f"`x` must be a dict of arrays in the batch format. Received: {type(x).__name__}")
     if history_key("item") not in x:
         raise ValueError(f"`x` must hold `history_item`. Received keys: {sorted(x)}")
     history_keys = [k for k in x if k.startswith(HISTORY_PREFIX) and k != history_key(CLUSTER_SIZE)]
     if history_key(CLUSTER_SIZE) in x:
         raise ValueError("`x` is already clustered (it holds `history_cluster_size`).")
+    _check_int("max_cluster_size", max_cluster_size, 1)
+    _check_int("iterations", iterations, 1)
+    _check_int("seed", seed, 0)
+    if max_len is not None:
+        _check_int("max_len", max_len, 0, "None or an integer >= 0")
+    if group_field is not None and not isinstance(group_field, str):
+        raise ValueError(
+            f"`group_field` must be None or a field name. Received: `group_field={group_field!r}`"
+        )
     histories = {k: np.asarray(x[k]) for k in history_keys}
     items = histories[history_key("item")]
     if items.ndim != 2:
@@ -103,16 +147,21 @@ def cluster_histories(
                 f"`{key}` must hold integer ids of the shape of `history_item`, {items.shape}. "
                 f"Received {value.dtype} {value.shape}."
             )
-    if not isinstance(max_cluster_size, (int, np.integer)) or max_cluster_size < 1:
-        raise ValueError(f"`max_cluster_size` must be an integer >= 1. Received: {max_cluster_size!r}")
-    if not isinstance(iterations, (int, np.integer)) or iterations < 1:
-        raise ValueError(f"`iterations` must be an integer >= 1. Received: {iterations!r}")
     if group_field is not None and history_key(group_field) not in histories:
         fields = sorted(k.removeprefix(HISTORY_PREFIX) for k in histories)
         raise ValueError(f"`group_field={group_field!r}` is not a history field of `x`: {fields}.")
     vectors = np.asarray(vectors, dtype="float32")
-    if vectors.ndim != 2:
-        raise ValueError(f"`vectors` must have shape (V, D). Received {vectors.shape}.")
+    if vectors.ndim != 2 or len(vectors) < 1:
+        raise ValueError(
+            "`vectors` must have shape (V, D), one row per item id (row 0 for padding). "
+            f"Received {vectors.shape}."
+        )
+    if items.size and int(items.min()) < 0:
+        where = tuple(int(i) for i in np.argwhere(items < 0)[0])
+        raise ValueError(
+            f"`history_item` holds a negative id ({items[where]}) at history_item[{where[0]}, {where[1]}]: "
+            "item ids are 0 (padding) or rows of `vectors`."
+        )
     if items.size and int(items.max()) >= len(vectors):
         raise ValueError(
             f"`history_item` holds id {int(items.max())}, but `vectors` has {len(vectors)} rows "
@@ -124,8 +173,12 @@ def cluster_histories(
 
     rng = np.random.default_rng(seed)
     stacked = np.stack([histories[k] for k in history_keys], axis=-1)  # (N, L, fields)
-    distinct, owner = np.unique(stacked.reshape(len(items), -1), axis=0, return_inverse=True)
-    owner = owner.reshape(-1)
+    flat = stacked.reshape(len(items), items.shape[1] * len(history_keys))
+    if flat.shape[1]:
+        distinct, owner = np.unique(flat, axis=0, return_inverse=True)
+        owner = owner.reshape(-1)
+    else:  # L = 0 (or no rows): every history is the same empty one
+        distinct, owner = flat[:1], np.zeros(len(items), "int64")
     per_history = []
     for row in distinct.reshape(len(distinct), items.shape[1], len(history_keys)):
         per_history.append(
@@ -156,6 +209,13 @@ def cluster_histories(
     return out
 
 
+def _check_int(name: str, value: Any, low: int, requirement: str | None = None) -> None:
+    """`value` is an integer >= `low` (numpy integers accepted, bools refused); else a `ValueError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        requirement = requirement or f"an integer >= {low}"
+        raise ValueError(f"`{name}` must be {requirement}. Received: `{name}={value!r}`")
+
+
 def _cluster_row(row, keys, vectors, max_size, group_field, iterations, rng):
     """One history `(L, fields)` -> (representatives' ids `(M, fields)`, sizes `(M,)`), oldest first."""
     events = np.nonzero(row[:, keys.index(history_key("item"))] != 0)[0]
@@ -167,7 +227,8 @@ def _cluster_row(row, keys, vectors, max_size, group_field, iterations, rng):
     points = vectors[row[:, keys.index(history_key("item"))]]
     clusters = []
     for group in groups:
-        clusters.extend(_split(group, points, max_size, iterations, rng))
+        if len(group):  # an empty history (a new user) has no cluster
+            clusters.extend(_split(group, points, max_size, iterations, rng))
     if not clusters:
         return np.zeros((0, len(keys)), row.dtype), np.zeros((0,), "int32")
     clusters.sort(key=lambda members: members.max())  # by the most recent behaviour

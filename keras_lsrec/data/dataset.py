@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from keras_lsrec.data.schema import (
+    CLUSTER_SIZE,
     HISTORY_PREFIX,
     TARGET_PREFIX,
     TIME,
@@ -35,7 +36,13 @@ class ShuffledBatches(keras.utils.PyDataset):
     `fit(dataset, shuffle=False)`: with the default `shuffle=True` Keras also
     reorders the batches of any `PyDataset`, with Python's `random`, whose
     state differs between backends. Subclasses define `num_examples` and
-    `rows`."""
+    `rows`.
+
+    A subclass that validates its contents when built says against which
+    schema (`checked_schema`) and how to check them against another
+    (`_check_contents`); `check_schema(model.schema)` then tells the model's
+    entry points whether its batches need checking one by one (see
+    `keras_lsrec.training.inputs`)."""
 
     def __init__(self, batch_size: int, shuffle: bool, seed: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -77,6 +84,48 @@ class ShuffledBatches(keras.utils.PyDataset):
     def arrays(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Every example at once, in order (for small splits: `metrics.evaluate`)."""
         return self.rows(np.arange(self.num_examples))
+
+    # -- which schema the batches follow ----------------------------------------
+    @property
+    def checked_schema(self) -> SequenceSchema | None:
+        """The schema every batch was checked against when the dataset was built;
+        `None` when its contents were not checked (the base class: a subclass that does not)."""
+        return None
+
+    def check_schema(self, schema: SequenceSchema) -> bool:
+        """Whether every batch follows `schema` (a model's): `True` when the
+        dataset was checked, when built, against a schema that `schema`
+        accepts whole (the same keys and forms, every vocabulary no larger,
+        `max_len` no longer), or, otherwise, once its contents are checked
+        against `schema` now (in memory: a pass over the ids; stored
+        sequences: the ids of the fields whose vocabulary is larger); a
+        `ValueError` naming the field, the entry and the value when some
+        batch would break `schema`; `False` when the dataset cannot tell
+        (`checked_schema` is `None`: its batches must be checked as they are drawn)."""
+        checked = self.checked_schema
+        if checked is None:
+            return False
+        fitting = self.__dict__.setdefault("_fitting", [])  # schemas checked against, shared by shards
+        difference = schema_covers(schema, checked)
+        if difference is None or any(schema == s for s in fitting):
+            return True
+        try:
+            self._check_contents(schema)
+        except ValueError as error:
+            raise ValueError(
+                f"This {type(self).__name__} does not fit the model's schema ({difference}): "
+                f"{error} ({self._built_against()}.)"
+            ) from None
+        fitting.append(schema)
+        return True
+
+    def _check_contents(self, schema: SequenceSchema) -> None:
+        """Raise a `ValueError` naming the field, the entry and the value unless every batch follows
+        `schema`."""
+        raise NotImplementedError
+
+    def _built_against(self) -> str:
+        return f"it was checked, when built, against {self.checked_schema!r}"
 
 
 class ArrayDataset(ShuffledBatches):
@@ -125,11 +174,31 @@ class ArrayDataset(ShuffledBatches):
             raise ValueError(f"Every array of `x` needs {self.y.size} rows, as `y`. Received: {sizes}")
         self.schema = schema
         checked = schema or _loosest_schema(self.x)
-        labels = self.y
-        if not checked.has_candidates and labels.ndim == 2 and labels.shape[1] == 1:
-            labels = labels[:, 0]  # (B, 1) labels of rows read as (B,), as at the models' entry points
-        checked.validate(self.x, labels)
+        checked.validate(self.x, self._labels(checked))
+        self._checked_schema = checked
         super().__init__(batch_size, shuffle, seed, **kwargs)
+
+    def _labels(self, schema: SequenceSchema) -> np.ndarray:
+        """`y`; `(B, 1)` labels of rows read as `(B,)`, as at the models' entry points."""
+        if not schema.has_candidates and self.y.ndim == 2 and self.y.shape[1] == 1:
+            return self.y[:, 0]
+        return self.y
+
+    @property
+    def checked_schema(self) -> SequenceSchema | None:
+        """`schema`, or, built without one, the loosest schema `x` follows (its own largest ids)."""
+        return self._checked_schema
+
+    def _check_contents(self, schema: SequenceSchema) -> None:
+        schema.validate(self.x, self._labels(schema))  # in memory: a few vector passes
+
+    def _built_against(self) -> str:
+        if self.schema is None:
+            return (
+                "it was built without `schema=`, so its ids were checked against no vocabulary; "
+                "pass `schema=model.schema` to check it when it is built"
+            )
+        return f"it was built with `schema={self.schema!r}`"
 
     @property
     def num_examples(self) -> int:
@@ -292,6 +361,35 @@ class SequenceDataset(ShuffledBatches):
         )
 
     @property
+    def checked_schema(self) -> SequenceSchema | None:
+        return self.schema
+
+    def _check_contents(self, schema: SequenceSchema) -> None:
+        """The keys, dtypes and history length of a batch (from no example), then the stored ids
+        of every field whose vocabulary is larger than `schema`'s (one pass over them) and the
+        longest history's reverse positions (`history_time`)."""
+        schema.validate(*self.rows(np.arange(0)))
+        for field, flat in self.sequences.items():
+            if self.vocab_sizes[field] > schema.vocab_size(history_key(field)):
+                schema.validate_ids(history_key(field), flat, name=f"sequences[{field!r}]")
+                key = target_key(field)
+                schema.validate_ids(key, self.examples[key], name=f"examples[{key!r}]")
+        time_vocab = schema.time_vocab_size
+        if self.time and time_vocab is not None and self.max_len + 1 > time_vocab:
+            users = self.examples["user"]
+            lengths = np.minimum(self.examples["end"] - self.offsets[users], self.max_len)
+            longest = int(lengths.max(initial=0))
+            if longest >= time_vocab:
+                i = int(np.argmax(lengths))
+                raise ValueError(
+                    f"`history_time` (the reverse position, 1 = most recent) reaches {longest} in "
+                    f"example {i}, outside the vocabulary [0, {time_vocab}) of `history_time`."
+                )
+
+    def _built_against(self) -> str:
+        return f"it was built with vocab_sizes={self.vocab_sizes}, max_len={self.max_len}, time={self.time}"
+
+    @property
     def num_examples(self) -> int:
         return len(self.examples["label"])
 
@@ -450,7 +548,7 @@ def _loosest_schema(x: Mapping[str, np.ndarray]) -> SequenceSchema:
     for key, value in x.items():
         for prefix in (TARGET_PREFIX, HISTORY_PREFIX):
             field = key[len(prefix) :]
-            if key.startswith(prefix) and field.isidentifier() and field != TIME:
+            if key.startswith(prefix) and field.isidentifier() and field not in (TIME, CLUSTER_SIZE):
                 sizes[field] = max(sizes.get(field, 2), largest(value) + 1)
     history, target, time = x.get(history_key("item")), x.get(target_key("item")), x.get(history_key(TIME))
     max_len = history.shape[1] if history is not None and history.ndim == 2 else 1
@@ -460,7 +558,43 @@ def _loosest_schema(x: Mapping[str, np.ndarray]) -> SequenceSchema:
         max_len=max(max_len, 1),
         candidates=candidates,
         time_vocab_size=None if time is None else max(2, largest(time) + 1),
+        cluster_sizes=history_key(CLUSTER_SIZE) in x,
     )
+
+
+def schema_covers(wanted: SequenceSchema, checked: SequenceSchema) -> str | None:
+    """`None` when every batch that `checked` accepts, `wanted` accepts too (the same keys, the same
+    forms, every vocabulary of `checked` no larger, its `max_len` no longer); otherwise the first
+    difference, in words."""
+    shapes, given = wanted.input_shapes(), checked.input_shapes()
+    if shapes.keys() != given.keys():
+        lacking, extra = sorted(shapes.keys() - given.keys()), sorted(given.keys() - shapes.keys())
+        return "; ".join(
+            ([f"it lacks the model's keys {lacking}"] if lacking else [])
+            + ([f"it has keys the model does not take, {extra}"] if extra else [])
+        )
+    if checked.max_len > wanted.max_len:
+        return f"its max_len={checked.max_len} > the model's {wanted.max_len}"
+    for key, shape in shapes.items():
+        other = given[key]
+        if len(shape) != len(other) or any(
+            w is not None and w != g for w, g in zip(shape, other, strict=True)
+        ):
+            return f"its `{key}` has shape {other} per row, the model's {shape}"
+        if key == history_key(CLUSTER_SIZE):
+            continue
+        if wanted.is_dense(key) or checked.is_dense(key):
+            if wanted.features.get(key) != checked.features.get(key):
+                return (
+                    f"its `{key}` is {checked.features.get(key)!r}, the model's {wanted.features.get(key)!r}"
+                )
+            continue
+        if checked.vocab_size(key) > wanted.vocab_size(key):
+            return (
+                f"its vocabulary of `{key.removeprefix(HISTORY_PREFIX).removeprefix(TARGET_PREFIX)}` is "
+                f"{checked.vocab_size(key)} > the model's {wanted.vocab_size(key)}"
+            )
+    return None
 
 
 def _array(values: Any) -> np.ndarray:

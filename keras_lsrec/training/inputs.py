@@ -7,7 +7,13 @@ it (`SequenceSchema.validate`, and `validate_labels` for the labels): ids
 outside the vocabulary, negative or float ids, a missing or unknown key
 (inputs are selected by name, never by position), labels that are not 0/1.
 The keras_lsrec datasets (`ArrayDataset`, `SequenceDataset`) check their
-contents once when they are built and pass through unwrapped.
+contents once when they are built, against their own schema: they pass
+through unwrapped only when that check also proves the model's schema
+(`ShuffledBatches.check_schema`: the same keys and forms, no vocabulary
+larger than the model's, no longer `max_len`); otherwise their contents are
+checked against the model's schema at once (a `ValueError` naming the field,
+the entry and the value), so a dataset built without `schema=`, or with
+another model's, never feeds an id outside the model's vocabulary.
 """
 
 from __future__ import annotations
@@ -137,8 +143,8 @@ def validated(x: Any, schema: SequenceSchema, y: Any = None) -> Any:
     if isinstance(x, Mapping):
         check_batch(schema, x, y)
         return x
-    if isinstance(x, ShuffledBatches):
-        return x  # checked once, when it was built
+    if isinstance(x, ShuffledBatches) and x.check_schema(schema):
+        return x  # every batch follows the schema: checked when built, or just now, whole
     if isinstance(x, keras.utils.PyDataset):
         if x.num_batches is None or x.num_batches > 0:
             _check_element(schema, x[0])  # now, before Keras starts (see above)

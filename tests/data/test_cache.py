@@ -1,10 +1,13 @@
 """`prepare`'s cache: it never deletes what it did not write, writes atomically per call,
 rebuilds damaged entries and keys on the loader's identity."""
 
+import errno
 import functools
 import glob
 import json
 import os
+import re
+import stat
 import threading
 from typing import Any
 
@@ -206,3 +209,51 @@ def test_the_key_is_the_loader_identity_and_arguments(source, tmp_path):
         prepare(source, Loader(), dare_protocol, cache)
     with pytest.raises(TypeError, match=r"`load_args\['behaviors'\]` cannot be recorded.*object"):
         prepare(source, counting_load, dare_protocol, cache, load_args={"behaviors": object()})
+
+
+def refuse_writes_under(monkeypatch, folder):
+    """Makes `folder` unwritable for this process: `chmod` does not stop root, who may run the tests."""
+    folder = os.path.abspath(folder)
+    mkdir = os.mkdir
+
+    def refusing_mkdir(path, *args, **kwargs):
+        if os.path.abspath(path).startswith(folder):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", refusing_mkdir)
+
+
+def test_an_unwritable_cache_directory_fails_before_the_loader_runs(source, tmp_path, monkeypatch):
+    """Before: prepare ran the loader and the protocol in full, then raised PermissionError and
+    discarded the splits. Now it fails at once, naming the directory; a built entry is still read."""
+    cache = str(tmp_path / "cache")
+    built = prepare(source, counting_load, dare_protocol, cache, protocol_args=PROTOCOL)
+    refuse_writes_under(monkeypatch, cache)
+    assert_same_splits(prepare(source, counting_load, dare_protocol, cache, protocol_args=PROTOCOL), built)
+    assert len(LOADS) == 1
+    with pytest.raises(
+        PermissionError, match=rf"`cache_dir={re.escape(repr(cache))}` is not writable \(Permission"
+    ):
+        prepare(source, counting_load, dare_protocol, cache, protocol_args={**PROTOCOL, "seed": 2})
+    assert len(LOADS) == 1  # the loader never ran
+    assert len(entries(cache)) == 1 and [n for n in os.listdir(cache) if n.startswith(".")] == [MARKER]
+    missing = str(tmp_path / "locked" / "cache")  # a new directory that cannot be created
+    refuse_writes_under(monkeypatch, tmp_path / "locked")
+    with pytest.raises(PermissionError, match=rf"`cache_dir={re.escape(repr(missing))}` is not writable"):
+        prepare(source, counting_load, dare_protocol, missing, protocol_args=PROTOCOL)
+    assert len(LOADS) == 1
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes a read-only directory")
+def test_a_read_only_cache_directory_fails_before_the_loader_runs(source, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / MARKER).write_text("")
+    cache.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        with pytest.raises(PermissionError, match="is not writable"):
+            prepare(source, counting_load, dare_protocol, str(cache), protocol_args=PROTOCOL)
+    finally:
+        cache.chmod(stat.S_IRWXU)
+    assert not LOADS

@@ -169,3 +169,72 @@ def test_attribute_vectors_from_the_ids_seen():
     expected = np.zeros((6, 3), "float32")
     expected[[1, 2, 3, 3, 4], [2, 1, 2, 1, 1]] = 1.0  # item 5 never seen, row 0 padding: zero
     np.testing.assert_array_equal(vectors, expected)
+
+
+@pytest.mark.parametrize("group_field", [None, "category"])
+def test_empty_histories_cluster_to_padding(group_field):
+    """Before: with `group_field=None`, a new user's empty history (and an all-padding batch, and
+    L = 0) failed with numpy's "zero-size array to reduction operation maximum"."""
+    vectors = blobs([15, 9])
+    schema = SequenceSchema(
+        {"item": len(vectors), "category": 4}, max_len=30, time_vocab_size=31, cluster_sizes=True
+    )
+    x = batch([np.arange(1, 16), np.array([], "int64")], 30)  # row 1: a new user
+    out = cluster_histories(x, vectors, group_field=group_field)
+    schema.validate(out)
+    assert (out["history_item"][1] == 0).all() and (out["history_cluster_size"][1] == 0).all()
+    assert out["history_cluster_size"][0].sum() == 15
+    new_users = batch([[], []], 30)  # an all-padding batch
+    out = cluster_histories(new_users, vectors, group_field=group_field)
+    schema.validate(out)
+    assert out["history_item"].shape == out["history_cluster_size"].shape == (2, 0)  # the most clusters: 0
+    out = cluster_histories(new_users, vectors, group_field=group_field, max_len=4)
+    assert out["history_cluster_size"].shape == (2, 4) and not out["history_cluster_size"].any()
+    for empty in (batch([[], []], 0), {k: v[:0] for k, v in x.items()}):  # L = 0; no rows
+        out = cluster_histories(empty, vectors, group_field=group_field, max_len=3)
+        schema.validate(out)
+        assert out["history_cluster_size"].shape == (len(empty["target_item"]), 3)
+        assert not out["history_item"].any() and out["history_item"].dtype == x["history_item"].dtype
+
+
+def test_arguments_are_checked_in_the_house_style():
+    """Before: `max_cluster_size=True` and `max_len=2.5` (read as 2) were accepted, and a negative
+    item id read the vector of the last item."""
+    vectors = blobs([5])
+    x = batch([np.arange(1, 6)], 10)
+    integers = dict(
+        max_cluster_size=np.int64(2), iterations=np.int32(3), max_len=np.int64(5), seed=np.uint8(1)
+    )
+    assert cluster_histories(x, vectors, **integers)["history_cluster_size"].shape == (1, 5)
+    for name, value in [
+        ("max_cluster_size", True),
+        ("iterations", 2.0),
+        ("max_len", 2.5),
+        ("max_len", -1),
+        ("max_len", False),
+        ("seed", -1),
+        ("group_field", 3),
+    ]:
+        with pytest.raises(ValueError, match=rf"`{name}` must be .*Received: `{name}={value!r}`"):
+            cluster_histories(x, vectors, **{name: value})
+    with pytest.raises(ValueError, match=r"negative id \(-3\) at history_item\[0, 6\]"):
+        cluster_histories(
+            {**x, "history_item": np.where(x["history_item"] == 2, -3, x["history_item"])}, vectors
+        )
+    with pytest.raises(ValueError, match="`x` must be a dict"):
+        cluster_histories([x], vectors)
+
+
+def test_attribute_vectors_refuse_ids_outside_the_vocabularies():
+    """Before: a negative id set the row of the last item; an id beyond the vocabulary, an IndexError."""
+    from keras_lsrec.data import attribute_vectors
+
+    x = {"history_item": np.array([[0, 1, -1]]), "history_category": np.array([[0, 2, 1]])}
+    with pytest.raises(ValueError, match=r"`history_item` holds -1 at history_item\[0, 2\].*\[0, 6\)"):
+        attribute_vectors(x, {"item": 6, "category": 3})
+    x["history_item"] = np.array([[0, 1, 2]])
+    with pytest.raises(ValueError, match=r"`history_category` holds 2 at history_category\[0, 1\].*\[0, 2\)"):
+        attribute_vectors(x, {"item": 6, "category": 2})
+    with pytest.raises(ValueError, match="vocabulary size of field 'category'"):
+        attribute_vectors(x, {"item": 6})
+    assert attribute_vectors(x, {"item": np.int64(6), "category": 3}).shape == (6, 3)

@@ -3,6 +3,7 @@
 import gzip
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -292,3 +293,107 @@ def test_a_line_that_is_not_utf8_is_named(tmp_path):
     path.write_bytes(b"1,100,9,pv,1511544000\n2,101,9,p\xe9,1511544001\n")
     with pytest.raises(ValueError, match=r"UserBehavior\.csv: line 2 is not UTF-8 text.*iconv"):
         load_taobao(str(path), progress=False)
+
+
+@pytest.mark.parametrize("actions", [[5], ["click"], [], [True], "0", 0])
+def test_tmall_actions_are_validated_like_taobao_behaviors(tmp_path, actions):
+    """Before: `load_tmall(actions=[5])` or `actions=["click"]` returned an empty table, no error."""
+    path = write(tmp_path / "user_log_format1.csv", TMALL_HEADER + TMALL_ROWS)
+    with pytest.raises(ValueError, match=r"`actions` must .*0 \(click\), 1 \(cart\), 2 \(purchase\)"):
+        load_tmall(path, actions=actions, progress=False)
+
+
+def test_selections_are_checked_by_one_rule(tmp_path):
+    tmall = write(tmp_path / "user_log_format1.csv", TMALL_HEADER + TMALL_ROWS)
+    with pytest.raises(
+        ValueError, match=r"Received 'click' in `actions=\['click'\]` \('click' is written 0\)"
+    ):
+        load_tmall(tmall, actions=["click"], progress=False)
+    assert load_tmall(tmall, actions=np.array([2]), progress=False)["action"].tolist() == [2]
+    taobao = write(tmp_path / "UserBehavior.csv", "1,100,9,pv,1511544000\n2,101,9,buy,1511544001\n")
+    for behaviors in (["click"], [], "pv", [0]):
+        with pytest.raises(ValueError, match=r"`behaviors` must .*'pv', 'buy', 'cart', 'fav'"):
+            load_taobao(taobao, behaviors=behaviors, progress=False)
+    assert load_taobao(taobao, behaviors=("buy",), progress=False)["item"].tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("chunk_rows", 0), ("chunk_rows", True), ("chunk_rows", 2.0), ("progress", "no"), ("errors", None)],
+)
+def test_reader_arguments_are_checked_before_reading(tmp_path, name, value):
+    """Before: `chunk_rows=0` read a Tmall file as an empty table and `progress="no"` showed the bar."""
+    path = write(tmp_path / "user_log_format1.csv", TMALL_HEADER + TMALL_ROWS)
+    with pytest.raises(ValueError, match=rf"`{name}` must be .*Received: `{name}={value!r}`"):
+        load_tmall(path, **{name: value})
+    assert len(load_tmall(path, chunk_rows=np.int64(1), progress=np.bool_(False))) == 3
+
+
+@pytest.mark.parametrize("year", [2015.0, True, 3000, "2015"])
+def test_tmall_year_is_checked(tmp_path, year):
+    """Before: `year=3000` rejected every row as "not a valid mmdd date", blaming the file."""
+    path = write(tmp_path / "user_log_format1.csv", TMALL_HEADER + TMALL_ROWS)
+    with pytest.raises(ValueError, match=r"`year` must be an integer in \[1678, 2261\]"):
+        load_tmall(path, year=year, progress=False)
+
+
+def test_blank_lines_hold_no_event_and_do_not_decide_the_format(tmp_path):
+    """Before: a JSON-lines file starting with a blank line was read as CSV (every review rejected,
+    "timestamp: not an integer"), a blank line before a header made the header an event, and
+    every blank line was a malformed row."""
+    reviews = [
+        {"reviewerID": "A", "asin": "x1", "overall": 5.0, "unixReviewTime": 10},
+        {"reviewerID": "B", "asin": "x2", "overall": 4.0, "unixReviewTime": 20},
+    ]
+    lines = [json.dumps(r) + "\n" for r in reviews]
+    plain = load_amazon(write(tmp_path / "plain.json", "".join(lines)), progress=False)
+    spaced = load_amazon(
+        write(tmp_path / "spaced.json", "\n" + lines[0] + "  \r\n" + lines[1] + "\n"), progress=False
+    )
+    same_events(spaced, plain)
+    assert spaced.attrs["report"].blank_lines == 3 and spaced.attrs["report"].rejected_count == 0
+    zipped = load_amazon(gzip_file(tmp_path / "z.json.gz", "\n\n " + lines[0] + lines[1]), progress=False)
+    same_events(zipped, plain)
+    with_header = load_tmall(write(tmp_path / "a.csv", TMALL_HEADER + TMALL_ROWS), progress=False)
+    blank_first = load_tmall(
+        write(tmp_path / "b.csv", "\n \n" + TMALL_HEADER + TMALL_ROWS + "\n"), progress=False
+    )
+    same_events(blank_first, with_header)
+    assert blank_first.attrs["report"].blank_lines == 3
+    # Line numbers still count the blank lines: the bad row is line 5 of the file.
+    with pytest.raises(ValueError, match=r"user: not an integer\) at lines \[5\]"):
+        load_tmall(
+            write(tmp_path / "c.csv", "\n" + TMALL_HEADER + "10,5,1,3,,1111,0\n\nx,6,2,3,8,0512,2\n"),
+            progress=False,
+        )
+    for chunk_rows in (1, 2, 1000):
+        taobao = load_taobao(
+            write(tmp_path / "UserBehavior.csv", "1,100,9,pv,1511544000\n\n\n2,101,9,buy,1511544001\n\n"),
+            chunk_rows=chunk_rows,
+            progress=False,
+        )
+        assert len(taobao) == 2 and taobao.attrs["report"].blank_lines == 3
+
+
+@pytest.mark.parametrize(
+    "load, text",
+    [
+        (load_taobao, ""),
+        (load_taobao, "\n\n"),
+        (load_tmall, TMALL_HEADER),
+        (load_amazon, ""),
+    ],
+)
+def test_a_file_without_events_is_an_empty_table(tmp_path, load, text):
+    events = load(write(tmp_path / "events.csv", text), progress=False)
+    assert len(events) == 0 and "user" in events.columns and "timestamp" in events.columns
+
+
+def test_amazon_metadata_path_is_checked_before_the_reviews_are_read(tmp_path, monkeypatch):
+    """Before: a wrong `meta_path` was found only after the whole reviews file was read."""
+    from keras_lsrec.data.readers import amazon
+
+    path = write(tmp_path / "reviews.csv", "A,x1,5.0,10\n")
+    monkeypatch.setattr(amazon, "read_table", lambda *a, **k: pytest.fail("the reviews were read"))
+    with pytest.raises(ValueError, match="No such file.*meta"):
+        load_amazon(path, meta_path=tmp_path / "meta.json", progress=False)

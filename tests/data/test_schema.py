@@ -119,3 +119,28 @@ def test_validate_names_the_entry_and_value():
         schema.validate({**x, "history_item": x["history_item"] % 10, "target_item": np.array([1, -3])})
     with pytest.raises(ValueError, match=r"`target_item` must hold integer ids.*target_item\[1\] = 2\.5"):
         schema.validate({**x, "history_item": x["history_item"] % 10, "target_item": np.array([1.0, 2.5])})
+
+
+def test_pad_histories_of_new_users_and_zero_length():
+    """Empty sequences are rows of padding; `max_len=0` (a day of new users only) gives (N, 0)
+    histories (before: refused); the arguments are checked in the house style (before:
+    `truncate="no"` truncated)."""
+    np.testing.assert_array_equal(pad_histories([[], []], 2), [[0, 0], [0, 0]])
+    assert pad_histories([], 3).shape == (0, 3)
+    assert pad_histories([[], []], 0).shape == (2, 0)
+    assert pad_histories(np.zeros((2, 0), "int64"), np.int64(0)).shape == (2, 0)
+    assert pad_histories([[1, 2], []], 0, truncate=True).shape == (2, 0)
+    with pytest.raises(ValueError, match="Sequence 0 has 2 events > max_len=0"):
+        pad_histories([[1, 2], []], 0)
+    np.testing.assert_array_equal(pad_histories(iter([[1], [2, 3]]), 2), [[0, 1], [2, 3]])
+    with pytest.raises(ValueError, match=r"`truncate` must be True or False\. Received: `truncate='no'`"):
+        pad_histories([[1, 2, 3]], 2, truncate="no")
+    for value in (True, -1, 2.0):
+        with pytest.raises(
+            ValueError, match=rf"`max_len` must be an integer >= 0\. Received: `max_len={value!r}`"
+        ):
+            pad_histories([[1]], value)
+    with pytest.raises(ValueError, match="`dtype` must be an integer dtype"):
+        pad_histories([[1]], 2, dtype="not a dtype")
+    with pytest.raises(ValueError, match="`sequences` must be a list of id sequences"):
+        pad_histories("123", 2)

@@ -8,7 +8,7 @@ from keras_lsrec.data import Categorical, Dense
 from keras_lsrec.layers import RowFeatures
 
 B = 5
-FEATURES = {
+FEATURES: dict[str, Categorical | Dense] = {
     "user_age": Categorical(10, dim=3),
     "user_tags": Categorical(20, max_values=4, dim=2),
     "context": Dense(6, output_dim=4),

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from test_case import small_batch
 
-from keras_lsrec.data import ArrayDataset
+from keras_lsrec.data import ArrayDataset, SequenceDataset, SequenceSchema
+from keras_lsrec.data.dataset import ShuffledBatches
 from keras_lsrec.models import TWIN
+from keras_lsrec.training.inputs import validated
 
 SMALL = dict(embedding_dim=2, k=3, mlp_units=(4,))
 
@@ -107,3 +109,109 @@ def test_an_empty_batch_gives_no_predictions(model, row_data):
     empty = {k: v[:0] for k, v in x.items()}
     assert model.predict(empty, verbose=0).shape == (0,)
     assert model.predict_on_batch(empty).shape == (0,)
+
+
+def wider(schema, extra=10):
+    """`schema` with a larger item vocabulary (another model's schema)."""
+    return schema.replace(vocab_sizes={**schema.vocab_sizes, "item": schema.vocab_sizes["item"] + extra})
+
+
+def test_a_library_dataset_checked_against_another_schema_is_checked_against_the_model(model, row_data):
+    """Before: an `ArrayDataset` built without `schema=`, or with another model's, passed through
+    unchecked: an id outside the model's vocabulary trained to NaN on jax and failed inside a
+    gather on tensorflow and torch."""
+    x, y = small_batch(row_data, 8)
+    schema = row_data.schema
+    bad = bad_ids(x, schema)
+    for data in (ArrayDataset(bad, y, 4), ArrayDataset(bad, y, 4, schema=wider(schema))):
+        for call in (
+            lambda data=data: model.fit(data, epochs=1, verbose=0),
+            lambda data=data: model.evaluate(data, verbose=0),
+            lambda data=data: model.predict(data, verbose=0),
+            lambda data=data: model.fit(x, y, validation_data=data, epochs=1, verbose=0),
+        ):
+            with pytest.raises(
+                ValueError,
+                match=r"This ArrayDataset does not fit the model's schema \(its vocabulary of `item` is "
+                r"\d+ > the model's \d+\): `history_item` holds id \d+ at history_item\[\d+, "
+                r"\d+\], outside the vocabulary",
+            ):
+                call()
+    checked = ArrayDataset(x, y, 4)  # its own ids fit the model: passes through as it is
+    assert validated(checked, schema) is checked
+    other = ArrayDataset(x, y, 4, schema=wider(schema))  # another schema, ids that fit: checked now
+    assert validated(other, schema) is other
+    history = model.fit(other, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def sequence_data(vocab_sizes, max_len=3, items=(1, 2, 3, 4, 5)):
+    """Two users (3 and 2 events), three examples."""
+    return SequenceDataset(
+        {"item": np.array(items), "category": np.array([1, 1, 2, 2, 3])},
+        np.array([0, 3, 5]),
+        {
+            "user": np.array([0, 0, 1]),
+            "end": np.array([2, 3, 4]),
+            "label": np.array([1.0, 0.0, 1.0]),
+            "target_item": np.array([3, 7, 5]),
+            "target_category": np.array([2, 1, 3]),
+        },
+        max_len=max_len,
+        vocab_sizes=vocab_sizes,
+        batch_size=2,
+    )
+
+
+def test_a_sequence_dataset_is_checked_against_the_model_schema():
+    schema = SequenceSchema({"item": 10, "category": 4}, max_len=3, time_vocab_size=4)
+    model = TWIN(schema, **SMALL)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    same = sequence_data({"item": 10, "category": 4})
+    assert validated(same, schema) is same
+    larger = sequence_data({"item": 50, "category": 4})  # a larger vocabulary, ids that fit: checked now
+    assert validated(larger, schema) is larger
+    assert np.isfinite(model.fit(larger, epochs=1, verbose=0).history["loss"][0])
+    outside = sequence_data({"item": 50, "category": 4}, items=(1, 2, 30, 4, 5))
+    with pytest.raises(
+        ValueError,
+        match=r"This SequenceDataset does not fit .*`sequences\['item'\]` holds id 30 at "
+        r"sequences\['item'\]\[2\], outside the vocabulary \[0, 10\).*vocab_sizes=\{'item': 50",
+    ):
+        model.fit(outside, epochs=1, verbose=0)
+    with pytest.raises(
+        ValueError, match=r"max_len=5 > the model's 3\): `history_item` has length 5 > max_len=3"
+    ):
+        model.fit(sequence_data({"item": 10, "category": 4}, max_len=5), epochs=1, verbose=0)
+    with pytest.raises(
+        ValueError, match=r"`history_time` .* reaches 3 in example 1, outside the vocabulary \[0, 3\)"
+    ):
+        validated(same, schema.replace(time_vocab_size=3))
+    with pytest.raises(
+        ValueError, match=r"lacks the model's keys \['history_shop', 'target_shop'\]\): Missing"
+    ):
+        validated(same, schema.replace(vocab_sizes={"item": 10, "category": 4, "shop": 3}))
+
+
+class OwnBatches(ShuffledBatches):
+    """A user's own subclass: it checks nothing when built."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+        super().__init__(batch_size=4, shuffle=False, seed=0)
+
+    @property
+    def num_examples(self):
+        return len(self.y)
+
+    def rows(self, rows):
+        return {k: v[rows] for k, v in self.x.items()}, self.y[rows]
+
+
+def test_a_shuffled_batches_subclass_that_checks_nothing_is_checked_batch_by_batch(model, row_data):
+    """Before: every `ShuffledBatches` passed through unchecked, whatever it held."""
+    x, y = small_batch(row_data, 8)
+    own = OwnBatches(x, y)
+    assert validated(own, row_data.schema) is not own  # wrapped: every batch checked as it is drawn
+    with pytest.raises(ValueError, match="history_item.*outside the vocabulary"):
+        model.fit(OwnBatches(bad_ids(x, row_data.schema), y), epochs=1, verbose=0)

@@ -33,6 +33,13 @@ Malformed rows are never dropped silently; `frame.attrs["report"]` (a
   (user, timestamp), so equal timestamps keep their file order; counted.
 - duplicate events (same user, item, timestamp and behaviour): repaired by
   keeping the first; their line numbers are listed.
+- blank lines (white space only, anywhere, also before a header): they hold
+  no event, so they are skipped and counted (`LoadReport.blank_lines`); the
+  format and the header are recognised from the first line that is not blank.
+
+Arguments are checked before the file is read: a `behaviors=` / `actions=`
+value the format does not have, or an empty selection, is a `ValueError`
+naming it and the accepted values (never an empty table).
 
 Files are read in chunks (`chunk_rows`), so memory is the numeric columns of
 the events (a few bytes per row and column), never one Python object per row.

@@ -15,8 +15,8 @@ from keras_lsrec.data.readers.table import (
     LoadReport,
     check_path,
     finish_with_text_categories,
+    first_content,
     floats,
-    open_binary,
     open_text,
     read_table,
 )
@@ -32,7 +32,8 @@ def load_amazon(
 ) -> pd.DataFrame:
     """Amazon reviews: the 5-core JSON lines (`reviewerID`, `asin`, `overall`,
     `unixReviewTime`) or the ratings-only CSV (no header: user, item, rating,
-    timestamp; the 2014 layout), chosen by the file's first character.
+    timestamp; the 2014 layout), chosen by the first character of the file's
+    first line that is not blank (blank lines are skipped, as in every reader).
 
     Categories come from the metadata JSON lines at `meta_path` (`asin` and
     `categories` (2014: a list of lists; the LAST entry of the first list, the
@@ -43,6 +44,7 @@ def load_amazon(
     category, rating, timestamp.
     """
     path = check_path(path)
+    meta = None if meta_path is None else check_path(meta_path)  # before the reviews are read
     report = LoadReport()
     names: tuple[str, ...]
     convert: Callable[[pd.DataFrame], pd.DataFrame] | None
@@ -64,14 +66,15 @@ def load_amazon(
         convert=convert,
     )
     columns["rating"] = floats(columns["rating"])
-    category_of = _item_categories(check_path(meta_path)) if meta_path is not None else {}
+    category_of = _item_categories(meta) if meta is not None else {}
     columns["category"] = np.array([category_of.get(item, "") for item in columns["item"]], dtype=object)
     return finish_with_text_categories(columns, report, path)
 
 
 def _is_json_lines(path: str) -> bool:
-    with open_binary(path) as (_, stream):
-        return stream.read(4).removeprefix(b"\xef\xbb\xbf")[:1] == b"{"
+    """Whether the file's first line that is not blank starts a JSON object (blank lines, which
+    `read_table` skips, and leading spaces do not decide the format)."""
+    return first_content(path)[1].lstrip()[:1] == b"{"
 
 
 def _review(line: str) -> dict[str, Any]:

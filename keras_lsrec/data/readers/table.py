@@ -17,7 +17,7 @@ import os
 import re
 import warnings
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -35,6 +35,7 @@ ERRORS = ("raise", "skip")
 LINE = "_line"  # the column of 1-based line numbers that `read_table` adds
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
+BLANK_LINE = re.compile(rb"\n[ \t\r\f\v]*\n")  # a line of white space only after another line
 
 Columns = dict[str, np.ndarray]
 Problems = list[tuple[str, np.ndarray]]  # (reason, rows of a chunk with that problem)
@@ -50,6 +51,7 @@ class LoadReport:
     unsorted: int = 0
     duplicates: list[int] = field(default_factory=list)
     duplicate_count: int = 0
+    blank_lines: int = 0  # lines holding only white space: no event, skipped
 
     def reject(self, reason: str, lines: np.ndarray) -> None:
         if len(lines):
@@ -65,6 +67,8 @@ class LoadReport:
             parts.append(f"{self.unsorted:,} events out of time order, re-sorted")
         if self.duplicate_count:
             parts.append(f"{self.duplicate_count:,} duplicate events removed (lines {self.duplicates})")
+        if self.blank_lines:
+            parts.append(f"{self.blank_lines:,} blank lines skipped")
         return "; ".join(parts)
 
 
@@ -77,8 +81,64 @@ def check_path(path: str | os.PathLike[str]) -> str:
 
 
 def check_errors(errors: str) -> None:
-    if errors not in ERRORS:
-        raise ValueError(f"`errors` must be 'raise' or 'skip'. Received: errors={errors!r}")
+    if not isinstance(errors, str) or errors not in ERRORS:
+        raise ValueError(f"`errors` must be 'raise' or 'skip'. Received: `errors={errors!r}`")
+
+
+def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """`value` as an int, or a `ValueError` naming it unless it is an integer in `[low, high]`
+    (numpy integers accepted, bools refused)."""
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, np.integer))
+        or value < low
+        or (high is not None and value > high)
+    ):
+        requirement = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+        raise ValueError(f"`{name}` must be {requirement}. Received: `{name}={value!r}`")
+    return int(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """`value` as a bool, or a `ValueError` naming it unless it is True or False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"`{name}` must be True or False. Received: `{name}={value!r}`")
+    return bool(value)
+
+
+def check_selection(name: str, values: Any, accepted: Mapping[Any, str]) -> list[Any] | None:
+    """The values of a selection argument (`behaviors=`, `actions=`): `None` (keep every row) or a
+    non-empty list of keys of `accepted` (`{value: what it means}`), each of the keys' type (an
+    integer code: numpy integers accepted, bools refused; a name: a str). Anything else, an empty
+    selection (it would keep no event) or a value not accepted is a `ValueError` naming the value
+    and the accepted ones."""
+    if values is None:
+        return None
+    choices = ", ".join(repr(k) if k == v else f"{k!r} ({v})" for k, v in accepted.items())
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise ValueError(
+            f"`{name}` must be None (every event) or a list of values among {choices}. "
+            f"Received: `{name}={values!r}`"
+        )
+    values = list(values)
+    if not values:
+        raise ValueError(
+            f"`{name}` must name at least one value among {choices} (an empty selection keeps no "
+            f"event); pass None to keep every event. Received: `{name}={values!r}`"
+        )
+    integers = all(isinstance(k, int) for k in accepted)
+    for value in values:
+        if integers:
+            ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+        else:
+            ok = isinstance(value, str)
+        if not ok or value not in accepted:
+            named = [k for k, v in accepted.items() if v == value]
+            hint = f" ({value!r} is written {named[0]!r})" if named else ""
+            raise ValueError(
+                f"`{name}` must list values among {choices}. Received {value!r} in `{name}={values!r}`{hint}."
+            )
+    return [int(v) if integers else v for v in values]
 
 
 def is_gzip(path: str) -> bool:
@@ -108,23 +168,34 @@ def open_text(path: str, encoding: str = "utf-8") -> IO[str]:
     return open(path, encoding=encoding)
 
 
+def first_content(path: str) -> tuple[int, bytes]:
+    """`(number, line)`: the file's first line that is not blank (white space only), without a
+    byte-order mark, and its 1-based line number; `(0, b"")` for a file of blank lines only."""
+    with open_binary(path) as (_, stream):
+        for number, line in enumerate(stream, 1):
+            line = line.removeprefix(BOM) if number == 1 else line
+            if line.strip():
+                return number, line
+    return 0, b""
+
+
 def detect_header(path: str, sep: str, expected: Sequence[str]) -> bool:
-    """Whether the file's first line is its header, decided by content.
+    """Whether the file's first line that is not blank is its header, decided by content.
 
     A first line with an integer field is an event (no header). A line
     without one must be the `expected` header (names compared without case);
     another is refused, since columns in another order would be read wrongly.
+    Blank lines before it are skipped (`read_table` skips them too).
     """
-    with open_binary(path) as (_, stream):
-        first = stream.readline()
-    text = first.removeprefix(BOM).decode("utf-8", errors="replace").strip()
+    number, first = first_content(path)
+    text = first.decode("utf-8", errors="replace").strip()
     fields = [value.strip().strip('"') for value in text.split(sep)]
     if not text or any(re.fullmatch(exact.DIGITS, value) for value in fields):
         return False
     if [value.lower() for value in fields] == [name.lower() for name in expected]:
         return True
     raise ValueError(
-        f"{path}: line 1 ({text[:200]!r}) has no integer id, so it is a header, but not the expected "
+        f"{path}: line {number} ({text[:200]!r}) has no integer id, so it is a header, but not the expected "
         f"{sep.join(expected)!r}. The columns must come in that order (the file as distributed); "
         "reorder or rename them."
     )
@@ -169,8 +240,13 @@ def read_table(
     first parsed with numeric types (fast); if a column does not come out as
     exact integers it is re-parsed as text. `convert` maps a text chunk to
     the named columns first (JSON lines). A gzip file is read decompressed.
+    Blank lines are skipped and counted (`report.blank_lines`); line numbers
+    still count them. `chunk_rows` (an integer >= 1) and `progress` (a bool)
+    are checked before anything is read.
     """
     check_errors(errors)
+    chunk_rows = check_int("chunk_rows", chunk_rows, 1)
+    progress = check_bool("progress", progress)
     codes = dict(codes or {})
     keep = [*numeric, *strings, *codes]
     parts: dict[str, list[np.ndarray]] = {name: [] for name in [*keep, LINE]}
@@ -183,7 +259,7 @@ def read_table(
     with bar, open_binary(path) as (raw, stream):
         task = bar.add_task(os.path.basename(path), total=size)
         try:
-            for lines, buffer in _chunks(stream, chunk_rows, header):
+            for lines, buffer in _chunks(stream, chunk_rows, header, report):
                 chunk = _parse_chunk(buffer, options, typed, numeric, convert, path, int(lines[0]))
                 values, bad = _validate_chunk(chunk, lines, numeric, ids, strings, optional, codes, report)
                 if bad.any() and errors == "raise":
@@ -238,13 +314,24 @@ def _csv_options(names: Sequence[str], sep: str) -> dict[str, Any]:
     )
 
 
-def _chunks(handle: IO[bytes], chunk_rows: int, header: bool) -> Iterator[tuple[np.ndarray, io.BytesIO]]:
-    """The file after its header in chunks of `chunk_rows` lines: their 1-based line numbers and bytes.
+def _chunks(
+    handle: IO[bytes], chunk_rows: int, header: bool, report: LoadReport
+) -> Iterator[tuple[np.ndarray, io.BytesIO]]:
+    """The file after its header in chunks of up to `chunk_rows` lines: their 1-based line numbers
+    and bytes.
 
-    A UTF-8 byte-order mark at the start of the file is not part of the first line.
+    A UTF-8 byte-order mark at the start of the file is not part of the first line. Blank lines
+    (white space only) hold no event: they are skipped, wherever they are, and counted in
+    `report.blank_lines`; the header, when there is one, is the first line that is not blank.
     """
     lead = handle.readline().removeprefix(BOM)
-    first = 2 if header else 1
+    first = 1
+    if header:
+        while lead and not lead.strip():
+            report.blank_lines += 1
+            first += 1
+            lead = handle.readline()
+        first += 1  # the header
     pending = [lead] if lead and not header else []
     while True:
         raw = pending + list(itertools.islice(handle, chunk_rows - len(pending)))
@@ -252,10 +339,17 @@ def _chunks(handle: IO[bytes], chunk_rows: int, header: bool) -> Iterator[tuple[
         if not raw:
             return
         lines = first + np.arange(len(raw), dtype="int64")
-        buffer = io.BytesIO(b"".join(raw))
         first += len(raw)
+        data = b"".join(raw)
+        if not raw[0].strip() or not raw[-1].strip() or BLANK_LINE.search(data):
+            # rare: find the blank lines one by one
+            kept = np.array([bool(line.strip()) for line in raw])
+            report.blank_lines += int((~kept).sum())
+            lines = lines[kept]
+            data = b"".join(line for line, keep in zip(raw, kept, strict=True) if keep)
         del raw  # one copy of the chunk's bytes, not two, while it is parsed
-        yield lines, buffer
+        if len(lines):
+            yield lines, io.BytesIO(data)
 
 
 def _parse_chunk(

@@ -7,7 +7,15 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from keras_lsrec.data.readers.table import FIELDS, LoadReport, check_path, finish, read_table, select_rows
+from keras_lsrec.data.readers.table import (
+    FIELDS,
+    LoadReport,
+    check_path,
+    check_selection,
+    finish,
+    read_table,
+    select_rows,
+)
 
 BEHAVIORS = ("pv", "buy", "cart", "fav")
 
@@ -24,14 +32,13 @@ def load_taobao(
 
     `behavior` is one of `pv`, `buy`, `cart`, `fav` (another value is a
     malformed row); `behaviors=("pv",)` keeps page views only (the DARE
-    protocol's events). The kept events alone define the vocabularies. A
+    protocol's events); a value not among those four, or an empty list, is
+    refused (`ValueError` naming it). The kept events alone define the vocabularies. A
     gzip file (`.gz`) is read as it is.
     Returns columns user, item, category, behavior, timestamp.
     """
     path = check_path(path)
-    unknown = sorted(set(behaviors or ()) - set(BEHAVIORS))
-    if unknown:
-        raise ValueError(f"`behaviors` must be among {BEHAVIORS}. Received unknown: {unknown}")
+    selected = check_selection("behaviors", behaviors, {b: b for b in BEHAVIORS})
     report = LoadReport()
     columns = read_table(
         path,
@@ -46,7 +53,7 @@ def load_taobao(
         errors=errors,
         progress=progress,
     )
-    wanted = None if behaviors is None else [BEHAVIORS.index(b) for b in behaviors]
+    wanted = None if selected is None else [BEHAVIORS.index(b) for b in selected]
     key = ("user", "item", "timestamp", "behavior")  # equal on these: a duplicate event
     frame = finish(select_rows(columns, "behavior", wanted), FIELDS, report, path, key)
     frame["behavior"] = pd.Categorical.from_codes(frame["behavior"].to_numpy(), categories=list(BEHAVIORS))

@@ -12,7 +12,9 @@ from keras_lsrec.data.readers.table import (
     LINE,
     Columns,
     LoadReport,
+    check_int,
     check_path,
+    check_selection,
     detect_header,
     finish,
     raise_malformed,
@@ -24,6 +26,7 @@ ACTIONS = {0: "click", 1: "cart", 2: "purchase", 3: "favourite"}
 NAMES = ("user", "item", "category", "seller", "brand", "mmdd", "action")  # the file's columns, renamed
 HEADER = ("user_id", "item_id", "cat_id", "seller_id", "brand_id", "time_stamp", "action_type")
 IDS = ("user", "item", "category", "seller", "brand")
+YEARS = (pd.Timestamp.min.year + 1, pd.Timestamp.max.year - 1)  # the years a timestamp can hold
 
 
 def load_tmall(
@@ -44,12 +47,16 @@ def load_tmall(
 
     `action_type` 0 click, 1 cart, 2 purchase, 3 favourite; `actions=(0,)`
     keeps clicks (the DARE protocol; the kept events alone define the
-    vocabularies). `time_stamp` `mmdd` (day resolution,
+    vocabularies); a code not among 0..3 (`5`, `"click"`) or an empty list is
+    refused (`ValueError` naming it), as `load_taobao` refuses an unknown
+    behaviour. `year` must be an integer (1678..2261). `time_stamp` `mmdd` (day resolution,
     as distributed) becomes `timestamp` = seconds since the epoch of that day
     in `year`; events of one day keep their file order. A missing `brand_id`
     becomes 0. Returns user, item, category, seller, brand, action, timestamp.
     """
     path = check_path(path)
+    selected = check_selection("actions", actions, ACTIONS)
+    year = check_int("year", year, YEARS[0], YEARS[1])
     report = LoadReport()
     columns = read_table(
         path,
@@ -66,7 +73,7 @@ def load_tmall(
     )
     columns = _with_timestamps(columns, year, report, path, errors)
     key = ("user", "item", "timestamp", "action")  # equal on these: a duplicate event
-    return finish(select_rows(columns, "action", actions), IDS, report, path, key, optional=("brand",))
+    return finish(select_rows(columns, "action", selected), IDS, report, path, key, optional=("brand",))
 
 
 def _with_timestamps(columns: Columns, year: int, report: LoadReport, path: str, errors: str) -> Columns:
