@@ -16,6 +16,7 @@ from typing import Any, Literal
 import keras
 import numpy as np
 
+from keras_lsrec.data.features import Categorical, Dense
 from keras_lsrec.data.schema import (
     CLUSTER_SIZE,
     HISTORY_PREFIX,
@@ -553,12 +554,23 @@ def _loosest_schema(x: Mapping[str, np.ndarray]) -> SequenceSchema:
     history, target, time = x.get(history_key("item")), x.get(target_key("item")), x.get(history_key(TIME))
     max_len = history.shape[1] if history is not None and history.ndim == 2 else 1
     candidates = target.shape[1] if target is not None and target.ndim == 2 and target.shape[1] else None
+    # Any other key is a per-row feature: floats are `Dense`, ids one per row or a bag.
+    features: dict[str, Any] = {}
+    for key, value in x.items():
+        if key.startswith((TARGET_PREFIX, HISTORY_PREFIX)) or not key.isidentifier() or key in sizes:
+            continue
+        if value.dtype.kind == "f" and value.ndim == 2 and value.shape[1]:
+            features[key] = Dense(value.shape[1])
+        elif value.ndim in (1, 2) and (value.ndim == 1 or value.shape[1]):
+            bag = value.shape[1] if value.ndim == 2 else None
+            features[key] = Categorical(max(2, largest(value) + 1), max_values=bag)
     return SequenceSchema(
         sizes,
         max_len=max(max_len, 1),
         candidates=candidates,
         time_vocab_size=None if time is None else max(2, largest(time) + 1),
         cluster_sizes=history_key(CLUSTER_SIZE) in x,
+        features=features,
     )
 
 

@@ -101,3 +101,18 @@ def test_synthetic_rows_carry_features_with_a_known_effect():
     requests.schema.validate(requests.train.x, requests.train.y)
     rows = requests.train.flatten()
     assert rows.x["user_tags"].shape == (len(rows), 4) and len(rows.probability_without_features) == len(rows)
+
+
+def test_a_dataset_built_without_a_schema_is_checked_against_the_models():
+    from keras_lsrec.data import ArrayDataset
+    from keras_lsrec.training.inputs import validated
+
+    s = schema()
+    x = s.random_batch(8, seed=3)
+    y = np.zeros(8, "float32")
+    dataset = ArrayDataset(x, y, 4)  # no `schema=`: its features are read from the arrays
+    assert dataset.checked_schema is not None and set(dataset.checked_schema.features) == set(FEATURES)
+    validated(dataset, s)
+    bad = dict(x, user_age=np.full(8, 10))  # outside the model's vocabulary of 10
+    with pytest.raises(ValueError, match="user_age"):
+        validated(ArrayDataset(bad, y, 4), s)
