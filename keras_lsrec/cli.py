@@ -1,90 +1,28 @@
 """The `lsrec` command.
 
-Quiet by default: TensorFlow's C++ start-up messages, its absl / Python logs
-and tf.function retracing warnings are turned off unless `--verbose` is given
-(`configure_logging`). Sizes, epochs, rates and versions must be positive;
-anything else is refused by argparse with the option named (exit code 2).
+Quiet by default, on every backend: TensorFlow's C++ start-up messages, its
+absl / Python logs and tf.function retracing warnings are turned off unless
+`--verbose` is given (`configure_logging`, applied by `import keras_lsrec`
+before keras is imported when the process is `lsrec`: keras_lsrec/_quiet.py).
+Sizes, epochs, rates and versions must be positive; anything else is refused
+by argparse with the option named (exit code 2). A problem found while
+working (a file that is not a valid `.keras` file, an existing version, a
+corrupt `models.config`) is one line on stderr and exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.util
 import json
-import logging
 import math
 import os
 import sys
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-RETRACING = "triggered tf.function retracing"
-
-
-class _DropRetracing(logging.Filter):
-    """Drops TensorFlow's "N out of the last M calls ... triggered tf.function retracing" warnings."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return RETRACING not in record.getMessage()
-
-
-@contextlib.contextmanager
-def _stderr_discarded() -> Iterator[None]:
-    """File descriptor 2 goes to /dev/null for the block (C++ writes included)."""
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no usable stderr: nothing to silence
-        yield
-        return
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
-
-
-def configure_logging(verbose: bool) -> None:
-    """Turns TensorFlow's logs off for this process unless `verbose`; call before tensorflow is imported.
-
-    - `TF_CPP_MIN_LOG_LEVEL=3` (unless the user set it) silences the C++ logs
-      TensorFlow writes once it runs (CUDA probing, data pipeline notices);
-    - tensorflow is imported with stderr discarded when it is installed and
-      not imported yet: the messages it prints while loading (oneDNN, CUDA
-      stubs, CPU features) come before absl logging is initialised and ignore
-      `TF_CPP_MIN_LOG_LEVEL` (TF 2.21). Every command imports it anyway
-      (`keras.utils.set_random_seed` seeds it, export needs it); a real import
-      error is raised again, visibly, by the next import;
-    - absl's verbosity and the "tensorflow" logger go to ERROR, and the
-      tf.function retracing warnings are dropped.
-
-    Only the first import is affected: when tensorflow is already loaded
-    (this process imported it before the command ran), its start-up
-    messages are already out.
-    """
-    if verbose:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" not in sys.modules and importlib.util.find_spec("tensorflow") is not None:
-        with _stderr_discarded():
-            with contextlib.suppress(Exception):  # a broken install: the next import shows why
-                import tensorflow  # noqa: F401
-    with contextlib.suppress(ImportError):
-        from absl import logging as absl_logging
-
-        absl_logging.set_verbosity(absl_logging.ERROR)
-    tf_logger = logging.getLogger("tensorflow")
-    tf_logger.setLevel(logging.ERROR)
-    if not any(isinstance(f, _DropRetracing) for f in tf_logger.filters):
-        tf_logger.addFilter(_DropRetracing())
-    warnings.filterwarnings("ignore", message=f".*{RETRACING}")
+# Standard library only: `import keras_lsrec` has run `quiet_start` before keras was imported.
+from keras_lsrec._quiet import RETRACING, configure_logging  # noqa: F401  (RETRACING: re-exported)
 
 
 def _int_at_least(low: int, kind: str) -> Callable[[str], int]:
@@ -323,9 +261,17 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"--models: unknown {unknown}; choose from {labels}")
     if args.command == "export":
+        from keras_lsrec.serving._model_file import keras_file_path_problem
+
+        problem = keras_file_path_problem(args.model_file)  # missing, a directory, not .keras: exit code 2
+        if problem is not None:
+            exporter.error(f"argument model_file: {problem}")
         try:
             return export(args)
-        except ImportError as error:  # the serving extra is missing: the message says what to install
+        # The serving extra missing (the message says what to install), a file that is not a valid
+        # .keras file, an existing version, a corrupt models.config, a directory that is not writable,
+        # a graph that would not run on a GPU server: the message names the culprit; no traceback.
+        except (ImportError, OSError, ValueError, RuntimeError) as error:
             print(f"lsrec export: error: {error}", file=sys.stderr)
             return 1
     if args.command == "quickstart":

@@ -92,21 +92,14 @@ def test_export_without_tensorflow_serving_api_says_what_to_install(tmp_path, ca
 
 # --- quiet unless --verbose ------------------------------------------------------------------------
 
-# keras_lsrec/cli.py loaded on its own, so that it (not the package's __init__) is what first
-# imports tensorflow, as in `lsrec` once the package imports lazily (see test_lsrec_help_is_quiet).
-STANDALONE = (
-    "import importlib.util, sys; "
-    "spec = importlib.util.spec_from_file_location('lsrec_cli', sys.argv[1]); "
-    "cli = importlib.util.module_from_spec(spec); spec.loader.exec_module(cli); "
-    "sys.exit(cli.main(sys.argv[2:]))"
-)
-
 
 def run_quietly(*argv):
+    """`python -m keras_lsrec.cli ARGV` as a user runs it: the package, so keras and tensorflow, is
+    imported before cli.py runs, and the user has not set TF_CPP_MIN_LOG_LEVEL."""
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GRPC_VERBOSITY")}
     env["KERAS_BACKEND"] = keras.backend.backend()
     return subprocess.run(
-        [sys.executable, "-c", STANDALONE, cli.__file__, *argv],
+        [sys.executable, "-m", "keras_lsrec.cli", *argv],
         env=env,
         capture_output=True,
         text=True,
@@ -115,6 +108,7 @@ def run_quietly(*argv):
 
 
 def test_quickstart_prints_no_tensorflow_logs_or_retracing_warnings():
+    # On every backend, from the first line (the cuInit error, oneDNN and CPU-feature notices included).
     proc = run_quietly(
         "quickstart", "--users", "60", "--epochs", "1", "--batch-size", "64", "--models", "din@50,din"
     )
@@ -159,16 +153,98 @@ def test_verbose_is_accepted_before_and_after_the_command(monkeypatch):
     assert seen == [False, True, True]
 
 
-@pytest.mark.xfail(
-    keras.backend.backend() == "tensorflow",
-    strict=True,
-    reason="`import keras_lsrec` imports its models (so keras and tensorflow) before cli.py runs, so that "
-    "`keras.saving.load_model` finds every class after a plain `import keras_lsrec`: TensorFlow's "
-    "start-up messages are printed before `lsrec` can turn them off",
-)
-def test_lsrec_help_is_quiet():
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    command = [sys.executable, "-m", "keras_lsrec.cli", "--help"]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0 and "quickstart" in proc.stdout
-    assert proc.stderr == "", proc.stderr
+LSREC = os.path.join(os.path.dirname(sys.executable), "lsrec")
+
+
+@pytest.mark.parametrize("how", ["module", "script"])
+def test_lsrec_help_is_quiet(how):
+    """From the first import on, on every backend: `import keras_lsrec` turns TensorFlow's start-up
+    lines off before it imports keras when the process is `lsrec` (keras_lsrec/_quiet.py)."""
+    if how == "script" and not os.path.exists(LSREC):
+        pytest.skip("the `lsrec` console script is not installed beside this Python")
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GRPC_VERBOSITY")}
+    env["KERAS_BACKEND"] = keras.backend.backend()
+    for argv in (["--help"], ["quickstart", "--help"], ["export", "--help"]):
+        command = [sys.executable, "-m", "keras_lsrec.cli", *argv] if how == "module" else [LSREC, *argv]
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0 and "usage: lsrec" in proc.stdout, proc.stderr[-3000:]
+        assert proc.stderr == "", proc.stderr[-3000:]
+
+
+def test_the_quiet_start_applies_to_the_lsrec_command_only(monkeypatch):
+    from keras_lsrec import _quiet
+
+    cases = [
+        (["/venv/bin/lsrec", "quickstart"], [], ["quickstart"]),
+        (["C:\\venv\\Scripts\\lsrec.exe", "--help"], [], ["--help"]),
+        (
+            ["-m", "export", "x.keras"],
+            ["python", "-m", "keras_lsrec.cli", "export", "x.keras"],
+            ["export", "x.keras"],
+        ),
+        (["-m", "x"], ["python", "-m", "keras_lsrec.serving._tf_export", "x"], None),  # another module
+        (["train.py", "--verbose"], ["python", "train.py", "--verbose"], None),  # a user's script
+        (["-c"], ["python", "-c", "import keras_lsrec"], None),
+    ]
+    for argv, original, expected in cases:
+        monkeypatch.setattr(sys, "argv", argv)
+        monkeypatch.setattr(sys, "orig_argv", original, raising=False)
+        assert _quiet.command_arguments() == expected, argv
+    assert _quiet.asks_verbose(["quickstart", "--verbose"]) and _quiet.asks_verbose(["--verb", "quickstart"])
+    assert not _quiet.asks_verbose(["export", "m.keras", "--version", "2"])
+    assert not _quiet.asks_verbose(["quickstart", "--", "--verbose"])
+
+
+# --- lsrec export: one line naming the culprit, nothing left behind --------------------------------
+
+
+def small_model_file(tmp_path):
+    from keras_lsrec.data import SequenceSchema
+    from keras_lsrec.models import DIN
+
+    schema = SequenceSchema(vocab_sizes={"item": 20, "category": 5}, max_len=10)
+    model_file = tmp_path / "din.keras"
+    DIN(schema, embedding_dim=4, attention_units=(4,), mlp_units=(4,)).save(str(model_file))
+    return model_file
+
+
+@pytest.mark.parametrize("case", ["directory", "python file", "missing"])
+def test_export_of_what_is_not_a_keras_file_is_an_argument_error(case, tmp_path, capsys):
+    pytest.importorskip("tensorflow_serving")
+    path = {"directory": tmp_path, "python file": tmp_path / "model.py", "missing": tmp_path / "m.keras"}[
+        case
+    ]
+    if case == "python file":
+        path.write_text("print('a script')\n")
+    with pytest.raises(SystemExit) as info:
+        cli.main(["export", str(path), "--base-dir", str(tmp_path / "saved_models" / "m")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"lsrec export: error: argument model_file: {path}" in err and "Traceback" not in err, err
+    assert not os.path.exists(tmp_path / "saved_models")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_export_of_a_broken_keras_file_is_one_line_and_leaves_nothing(damage, tmp_path, capsys):
+    pytest.importorskip("tensorflow_serving")
+    good = small_model_file(tmp_path)
+    path = tmp_path / "broken.keras"
+    path.write_bytes(good.read_bytes()[:500] if damage == "truncated" else b"not a model\n" * 50)
+    assert cli.main(["export", str(path), "--base-dir", str(tmp_path / "saved_models" / "broken")]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        f"lsrec export: error: {path} is not a valid .keras file ({path.stat().st_size} bytes): "
+        "not a zip archive (truncated, or another format)"
+    ], lines
+    assert not os.path.exists(tmp_path / "saved_models")
+
+
+def test_export_to_an_existing_version_is_one_line(tmp_path, capsys):
+    pytest.importorskip("tensorflow_serving")
+    model_file = small_model_file(tmp_path)
+    base = tmp_path / "saved_models" / "din"
+    (base / "1").mkdir(parents=True)
+    assert cli.main(["export", str(model_file), "--base-dir", str(base), "--version", "1"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"lsrec export: error: Version 1 already exists: {base / '1'}"], lines
+    assert os.listdir(base) == ["1"]

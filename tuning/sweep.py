@@ -23,10 +23,16 @@ status), and exports the best model with `keras_lsrec.serving.export` to
 `output/saved_models/<model>/`.
 
 Refused before the first trial, with exit code 1 and a message naming the
-culprit: a bad config, an objective the trials would not report (a typo such
-as `val_acu`; the message lists what they report), and, when `export` is on,
-a missing tensorflow-serving-api (`pip install "keras-lsrec[serving]"`, or
-`export: false`). A failed or unscored trial never becomes "best": when no
+culprit: a bad config (every key's type and range), an objective the trials
+would not report (a typo such as `val_acu`; the message lists what they
+report), a pinned knob the model refuses (one model is built with the pinned
+values before the search; `batch_size` and `learning_rate` must be positive)
+and, when `export` is on, a missing tensorflow-serving-api
+(`pip install "keras-lsrec[serving]"`, or `export: false`). Read by rule: a
+numeric string for a float knob is the number (YAML reads `1e-3`, without a
+dot, as a string). A model made for clustered histories (TWIN-V2,
+`READS_CLUSTERS`) gets its synthetic histories clustered, as `lsrec
+quickstart` does, and the sweep's first line says so. A failed or unscored trial never becomes "best": when no
 trial reports a finite objective, nothing is exported and the exit code is 1.
 
 Distributed: start the same command on several machines with keras-tuner's
@@ -100,21 +106,58 @@ def load_config(path: str) -> dict[str, Any]:
         raise SweepError(f"{path}: `objective` must be a metric name. Received: {config['objective']!r}")
     if not isinstance(config["export"], bool):
         raise SweepError(f"{path}: `export` must be true or false. Received: {config['export']!r}")
+    for key in ("seed", "batch_size"):
+        value, low = config.get(key, 1), 0 if key == "seed" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            kind = "non-negative" if low == 0 else "positive"
+            raise SweepError(f"{path}: `{key}` must be a {kind} integer. Received: {value!r}")
+    for key in ("model", "output"):
+        if not isinstance(config[key], str) or not config[key].strip():
+            raise SweepError(f"{path}: `{key}` must be a non-empty string. Received: {config[key]!r}")
+    for key in ("fixed", "data"):
+        if not isinstance(config[key], dict):
+            raise SweepError(f"{path}: `{key}` must be a mapping. Received: {config[key]!r}")
+    fixed = config["fixed"]
+    if "batch_size" in config and "batch_size" in fixed and fixed["batch_size"] != config["batch_size"]:
+        raise SweepError(
+            f"{path}: `batch_size` is given twice, {config['batch_size']!r} and `fixed.batch_size` "
+            f"{fixed['batch_size']!r}; give it once"
+        )
     return config
 
 
-def load_data(spec: dict[str, Any]):
-    """`(schema, train, validation)`; each split has `.x` and `.y`."""
+def load_data(spec: dict[str, Any], model: str | None = None):
+    """`(schema, train, validation)`; each split has `.x` and `.y`.
+
+    For a model made for clustered histories (`READS_CLUSTERS`: TWIN-V2) the
+    histories are clustered, as `lsrec quickstart` does
+    (`SyntheticData.clustered()`).
+    """
     spec = dict(spec)
     source = spec.pop("source", None)
     if source == "synthetic":
         from keras_lsrec.data import synthetic
 
-        data = synthetic.generate(**spec)
+        try:
+            data = synthetic.generate(**spec)
+        except (TypeError, ValueError) as error:
+            raise SweepError(f"`data`: {error}") from None
+        if model is not None and reads_clusters(model):
+            data = data.clustered()
         return data.schema, data.train, data.validation
     raise SweepError(
         f"`data.source` must be 'synthetic' (real loaders come with the data issue). Received: {source!r}"
     )
+
+
+def reads_clusters(model: str) -> bool:
+    """Whether model `model` is made for clustered histories; `SweepError` for an unknown name."""
+    from keras_lsrec import models
+
+    try:
+        return bool(models.get(model).READS_CLUSTERS)
+    except ValueError as error:
+        raise SweepError(f"`model`: {error}") from None
 
 
 def make_tuner(config: dict[str, Any], hypermodel: Any):
@@ -228,13 +271,18 @@ def write_results(tuner: Any, output: str) -> list[dict[str, Any]]:
 
 
 def check_before_search(config: dict[str, Any], hypermodel: Any) -> None:
-    """What can be refused before the first trial: the objective, the export's dependencies."""
+    """What can be refused before the first trial: the objective, the pinned knobs (one model is
+    built with them), the export's dependencies."""
     from keras_lsrec import tuning
 
     try:
         tuning.check_objective(hypermodel, config["objective"])
     except ValueError as error:
         raise SweepError(f"`objective`: {error}") from None
+    try:
+        hypermodel.check_knobs()
+    except ValueError as error:
+        raise SweepError(f"`fixed`: {error}") from None
     if config["export"] and is_chief():
         from keras_lsrec import serving
 
@@ -268,16 +316,29 @@ def run(config: dict[str, Any], verbose: int = 1, mesh: str | None = None) -> li
     if mesh:
         use_mesh(mesh)
     keras.utils.set_random_seed(config["seed"])
-    schema, train, validation = load_data(config["data"])
+    clustered = reads_clusters(config["model"])
+    schema, train, validation = load_data(config["data"], config["model"])
     fixed = dict(config["fixed"])
     if "batch_size" in config:
         fixed["batch_size"] = config["batch_size"]
-    hypermodel = tuning.hypermodel(config["model"], schema, **fixed)
+    try:
+        hypermodel = tuning.hypermodel(config["model"], schema, **fixed)
+    except ValueError as error:
+        raise SweepError(f"`fixed`: {error}") from None
     check_before_search(config, hypermodel)
+    keras.utils.set_random_seed(config["seed"])  # the trials start as if no model had been built
     tuner = make_tuner(config, hypermodel)
+    budget = (
+        f"up to {config['epochs']} epochs a trial (hyperband: `trials` does not apply)"
+        if config["tuner"] == "hyperband"
+        else f"{config['trials']} trials of {config['epochs']} epochs"
+    )
     print(
-        f"sweep {config['output']}: {config['model']} with {config['tuner']} search, "
-        f"{config['trials']} trials, backend {keras.backend.backend()}",
+        f"sweep {config['output']}: {config['model']} with {config['tuner']} search, {budget}, "
+        f"backend {keras.backend.backend()}"
+        + (
+            "; histories clustered (the model reads clusters: SyntheticData.clustered())" if clustered else ""
+        ),
         flush=True,
     )
     tuner.search(

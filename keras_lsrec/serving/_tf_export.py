@@ -19,6 +19,7 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 SIGNATURES = {"serving_default": "int64", "serving_int32": "int32"}
 REQUEST_SIGNATURE = "serving_request"  # one user's history and a candidate set: (B, L), (B, C)
 REQUEST_WARMUP = ((1, 100), (8, 100))  # (users, candidates) of its warm-up records
+CANNOT_LOAD = 3  # `main`'s exit code when Keras cannot load the `.keras` file (its last stderr line says why)
 
 
 def _checked(schema: Any, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +166,13 @@ def main(argv: list[str]) -> int:
     import keras_lsrec.models  # noqa: F401  (registers the classes)
 
     model_file, directory, name = argv
-    write(keras.saving.load_model(model_file), directory, name)
+    try:
+        model = keras.saving.load_model(model_file)
+    except Exception as error:  # one line naming the file; `export` raises it as a ValueError
+        reason = " ".join(str(error).split()) or type(error).__name__
+        print(f"Keras cannot load {model_file}: {type(error).__name__}: {reason}", file=sys.stderr)
+        return CANNOT_LOAD
+    write(model, directory, name)
     return 0
 
 

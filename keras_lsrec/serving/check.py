@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterable
@@ -99,10 +100,97 @@ def _kernel_devices(ops: Iterable[str]) -> dict[str, set[str]] | None:
     return devices
 
 
+def _read_graph(path: str) -> Any:
+    """The first MetaGraphDef of the SavedModel at `path`; `ServingCheckError` naming the file otherwise."""
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    if not os.path.isdir(path):
+        what = "no such directory" if not os.path.exists(path) else "not a directory"
+        raise ServingCheckError(f"{path}: {what} (a SavedModel is a directory)")
+    file = os.path.join(path, "saved_model.pb")
+    if not os.path.isfile(file):
+        raise ServingCheckError(f"{file}: no such file; {path} is not a SavedModel")
+    proto = saved_model_pb2.SavedModel()
+    try:
+        with open(file, "rb") as f:
+            proto.ParseFromString(f.read())
+    except (DecodeError, OSError) as error:
+        raise ServingCheckError(
+            f"{file} is not a valid SavedModel graph (truncated or corrupt): {error}"
+        ) from None
+    if not proto.meta_graphs:
+        raise ServingCheckError(f"{file} holds no graph (no MetaGraphDef)")
+    return proto.meta_graphs[0]
+
+
+_DATA_SHARD = re.compile(r"variables\.data-(\d{5})-of-(\d{5})")
+
+
+_VARIABLE_OPS = {"VarHandleOp", "VariableV2", "Variable"}
+
+
+def _variable_problems(path: str, meta: Any) -> list[str]:
+    """What keeps TF Serving from restoring the variables of the SavedModel at `path`, file by file.
+
+    The index must exist (unless the graph has no variables) and open; the data shards it is written with
+    (`variables.data-00000-of-0000N`) must all exist; every variable is read
+    once, so a truncated or corrupt shard is found (the whole checkpoint is
+    read, as the server does when it loads the version).
+    """
+    import tensorflow as tf
+
+    folder = os.path.join(path, "variables")
+    index = os.path.join(folder, "variables.index")
+    if not os.path.isfile(index):
+        # TF Serving then restores nothing: fine for a graph without variables.
+        if any(node.op in _VARIABLE_OPS for node in meta.graph_def.node):
+            return [f"{index}: no such file; the graph's variables cannot be restored"]
+        return []
+    shards = [m for m in map(_DATA_SHARD.fullmatch, os.listdir(folder)) if m]
+    if not shards:
+        return [
+            f"{os.path.join(folder, 'variables.data-00000-of-00001')}: no such file (no variables.data-* "
+            "shard); the variables' values are missing"
+        ]
+    count = max(int(m.group(2)) for m in shards)
+    missing = sorted(set(range(count)) - {int(m.group(1)) for m in shards if int(m.group(2)) == count})
+    if missing:
+        absent = ", ".join(os.path.join(folder, f"variables.data-{i:05d}-of-{count:05d}") for i in missing)
+        return [f"{absent}: no such file; the variables' values are missing"]
+    prefix = os.path.join(folder, "variables")
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        names = sorted(reader.get_variable_to_shape_map())
+    except Exception as error:  # OpError, or IndexError / RuntimeError from the C++ reader
+        return [f"{index} cannot be read (truncated or corrupt): {_one_line(error)}"]
+    # The shard holding a variable is not exposed by the reader; with one shard, it is that one.
+    data = os.path.join(folder, f"variables.data-00000-of-{count:05d}") if count == 1 else f"{prefix}.data-*"
+    for name in names:
+        try:
+            reader.get_tensor(name)
+        except Exception as error:  # "Read less bytes than requested" is an IndexError
+            reason = _one_line(error)
+            return [f"{data}: variable {name!r} cannot be read (truncated or corrupt): {reason}"]
+    return []
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(getattr(error, "message", None) or error).split())
+
+
 def check(path: str, signature: str = "serving_default", raise_on_error: bool = True) -> CheckReport:
     """Checks every op reachable from `signature` in the SavedModel at `path`.
 
+    First the files: `saved_model.pb` must exist and parse, and the
+    variables (`variables/variables.index` and every
+    `variables/variables.data-*` shard it needs) must be present and
+    readable, as TF Serving reads them when it loads the version; a problem
+    with a file names it. A graph that cannot be read raises
+    `ServingCheckError` whatever `raise_on_error`.
+
     Problems reported (all of them, not just the first):
+    - a missing or unreadable variables file;
     - an `XlaCallModule` (a jax export: compiled for one platform);
     - a node pinned to a CPU device;
     - an op type without a GPU (or device-agnostic) kernel in this
@@ -114,18 +202,14 @@ def check(path: str, signature: str = "serving_default", raise_on_error: bool = 
     TensorFlow does not expose its kernel registry, the kernel look-up is
     skipped with a `RuntimeWarning` and the other checks still run.
     """
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    proto = saved_model_pb2.SavedModel()
-    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-        proto.ParseFromString(f.read())
-    meta = proto.meta_graphs[0]
+    meta = _read_graph(path)
     if signature not in meta.signature_def:
         raise ServingCheckError(f"{path} has no signature {signature!r}; it has {sorted(meta.signature_def)}")
     library = {f.signature.name: f for f in meta.graph_def.library.function}
     graph_nodes = {n.name: n for n in meta.graph_def.node}
 
     report = CheckReport(signature)
+    report.problems.extend(_variable_problems(path, meta))
     counts: collections.Counter[str] = collections.Counter()
     seen_functions: set[str] = set()
 
@@ -181,5 +265,5 @@ def check(path: str, signature: str = "serving_default", raise_on_error: bool = 
     report.ops = dict(sorted(counts.items()))
     if report.problems and raise_on_error:
         problems = "\n- ".join(report.problems)
-        raise ServingCheckError(f"{path} [{signature}] would not run on a GPU server:\n- {problems}")
+        raise ServingCheckError(f"{path} [{signature}] would not load or run on a GPU server:\n- {problems}")
     return report

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from typing import Any
 
 import keras
 
 from keras_lsrec.serving._dependencies import require_serving
+from keras_lsrec.serving._model_file import check_keras_file
+from keras_lsrec.serving._tf_export import CANNOT_LOAD
 from keras_lsrec.serving.check import check
 
 CONFIG_FILE = "models.config"
@@ -70,8 +74,7 @@ def export(
     """
     require_serving("`keras_lsrec.serving.export`")
     if isinstance(model, str):
-        if not model.endswith(".keras") or not os.path.isfile(model):
-            raise ValueError(f"`model` must be a Keras model or an existing .keras file. Received: {model!r}")
+        check_keras_file(model)
         name = os.path.splitext(os.path.basename(model))[0]
     else:
         if not hasattr(model, "schema"):
@@ -83,35 +86,89 @@ def export(
     name = os.path.basename(os.path.normpath(base_dir))
     if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
         raise ValueError(f"The model directory name {name!r} is not a valid TF Serving model name.")
-    os.makedirs(base_dir, exist_ok=True)
-    version = _next_version(base_dir) if version is None else version
-    if not isinstance(version, int) or version < 1:
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise ValueError(f"`version` must be a positive integer. Received: `version={version!r}`")
-    final = os.path.join(base_dir, str(version))
-    if os.path.exists(final):
-        raise FileExistsError(f"Version {version} already exists: {final}")
-
-    staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base_dir)
+    config_path = os.path.join(os.path.dirname(os.path.abspath(base_dir)), CONFIG_FILE)
+    # Everything that could refuse the publication is checked before the (long) export.
+    old_config, new_config = _config_text(config_path, name, serving_root)  # refuses a corrupt file
+    if new_config != old_config:
+        _require_writable(os.path.dirname(config_path), f"{CONFIG_FILE} is updated there")
+    created = _make_dirs(base_dir)
     try:
-        target = os.path.join(staging, "model")
-        if not isinstance(model, str) and keras.backend.backend() == "tensorflow":
-            from keras_lsrec.serving import _tf_export
+        _require_writable(base_dir, "the version is written there")
+        version = _next_version(base_dir) if version is None else version
+        final = os.path.join(base_dir, str(version))
+        if os.path.exists(final):
+            raise FileExistsError(f"Version {version} already exists: {final}")
+        staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base_dir)
+        try:
+            target = os.path.join(staging, "model")
+            if not isinstance(model, str) and keras.backend.backend() == "tensorflow":
+                from keras_lsrec.serving import _tf_export
 
-            _tf_export.write(model, target, name)
-        else:
-            model_file = model if isinstance(model, str) else os.path.join(staging, "model.keras")
-            if not isinstance(model, str):
-                model.save(model_file)
-            _export_in_tensorflow(model_file, target, name)
-        if check_gpu:
-            check(target)
-        os.rename(target, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    update_model_config(
-        os.path.join(os.path.dirname(os.path.abspath(base_dir)), CONFIG_FILE), name, serving_root
-    )
+                _tf_export.write(model, target, name)
+            else:
+                model_file = model if isinstance(model, str) else os.path.join(staging, "model.keras")
+                if not isinstance(model, str):
+                    model.save(model_file)
+                _export_in_tensorflow(model_file, target, name)
+            if check_gpu:
+                check(target)
+            _publish(target, final, config_path, name, serving_root)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        for directory in reversed(created):  # what this call created, if still empty
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+        raise
     return final
+
+
+def _make_dirs(path: str) -> list[str]:
+    """`os.makedirs(path, exist_ok=True)`; returns the directories it created, outermost first."""
+    missing = []
+    head = os.path.abspath(path)
+    while not os.path.exists(head):
+        missing.append(head)
+        head = os.path.dirname(head)
+    os.makedirs(path, exist_ok=True)
+    return missing[::-1]
+
+
+def _require_writable(directory: str, why: str) -> None:
+    """`PermissionError` naming `directory` (or, when it does not exist yet, the directory it would be
+    created in) unless this process may create files there."""
+    existing = os.path.abspath(directory)
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"Cannot write in {existing} ({why}): it is not writable")
+
+
+def _publish(target: str, final: str, config_path: str, name: str, serving_root: str) -> None:
+    """Makes the finished SavedModel `target` version `final` and enters `name` in `config_path`.
+
+    Either both happen or neither: `models.config` is written first (only
+    when the entry changes), then the version is renamed into place, the
+    step that makes it visible; if that fails, the previous `models.config`
+    is put back.
+    """
+    old, new = _config_text(config_path, name, serving_root)
+    if new != old:
+        _write_atomically(config_path, new)
+    try:
+        if os.path.exists(final):
+            raise FileExistsError(f"Version {os.path.basename(final)} already exists: {final}")
+        os.rename(target, final)
+    except BaseException:
+        if new != old:
+            with contextlib.suppress(OSError):  # the error to report is the one above
+                if old is None:
+                    os.remove(config_path)
+                else:
+                    _write_atomically(config_path, old)
+        raise
 
 
 def _export_in_tensorflow(model_file: str, target: str, name: str) -> None:
@@ -122,27 +179,76 @@ def _export_in_tensorflow(model_file: str, target: str, name: str) -> None:
         capture_output=True,
         text=True,
     )
+    if proc.returncode == CANNOT_LOAD:  # one line: the file and why
+        raise ValueError(proc.stderr.strip().splitlines()[-1])
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         raise RuntimeError(f"Export under the tensorflow backend failed:\n{tail}")
 
 
-def update_model_config(path: str, name: str, serving_root: str = "/models") -> None:
-    """Adds (or keeps) model `name` in the TF Serving config file at `path`."""
-    require_serving("`keras_lsrec.serving.update_model_config`", ("tensorflow_serving",))
+def _read_model_config(path: str) -> Any:
+    """The `ModelServerConfig` in TF Serving's config file at `path` (empty when it does not exist).
+
+    Raises `ValueError` naming the file when it is not a valid text-format
+    `ModelServerConfig` (a parse error, a file that is not text).
+    """
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
     config = model_server_config_pb2.ModelServerConfig()
     if os.path.exists(path):
+        try:
+            with open(path) as f:
+                text_format.Parse(f.read(), config)
+        except (text_format.ParseError, UnicodeDecodeError) as error:
+            raise ValueError(
+                f"{path} is not a valid TF Serving model config (text-format ModelServerConfig): {error}. "
+                "Fix or remove it; nothing was written."
+            ) from None
+        except IsADirectoryError:
+            raise ValueError(f"{path} is a directory, not a TF Serving model config file") from None
+    return config
+
+
+def _config_text(path: str, name: str, serving_root: str) -> tuple[str | None, str]:
+    """`(the file's text or None, the text with model `name` entered)`; the file is parsed first."""
+    from google.protobuf import text_format
+
+    config = _read_model_config(path)
+    old = None
+    if os.path.exists(path):
         with open(path) as f:
-            text_format.Parse(f.read(), config)
+            old = f.read()
     entries = config.model_config_list.config
     entry = next((c for c in entries if c.name == name), None) or entries.add()
+    base_path = f"{serving_root.rstrip('/')}/{name}"
+    if (entry.name, entry.base_path, entry.model_platform) == (name, base_path, "tensorflow"):
+        return old, old if old is not None else text_format.MessageToString(config)
     entry.name = name
-    entry.base_path = f"{serving_root.rstrip('/')}/{name}"
+    entry.base_path = base_path
     entry.model_platform = "tensorflow"
+    return old, text_format.MessageToString(config)
+
+
+def _write_atomically(path: str, text: str) -> None:
     staging = f"{path}.tmp-{os.getpid()}"
-    with open(staging, "w") as f:
-        f.write(text_format.MessageToString(config))
-    os.replace(staging, path)
+    try:
+        with open(staging, "w") as f:
+            f.write(text)
+        os.replace(staging, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(staging)
+        raise
+
+
+def update_model_config(path: str, name: str, serving_root: str = "/models") -> None:
+    """Adds (or keeps) model `name` in the TF Serving config file at `path`.
+
+    The file is replaced atomically, and only when the entry changes; a file
+    that does not parse is refused (`ValueError` naming it) and left as it is.
+    """
+    require_serving("`keras_lsrec.serving.update_model_config`", ("tensorflow_serving",))
+    old, new = _config_text(path, name, serving_root)
+    if new != old:
+        _write_atomically(path, new)

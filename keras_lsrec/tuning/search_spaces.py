@@ -9,6 +9,10 @@ rate, batch size) once, here.
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from keras_lsrec.models import ModelClass
@@ -38,7 +42,7 @@ def sample(hp: Any, knob: str, spec: tuple) -> Any:
     """
     kind = spec[0]
     if kind == "choice":
-        return _decode(hp.Choice(knob, [_encode(v) for v in spec[1]]), spec[1])
+        return _decode(hp.Choice(knob, [encode_choice(v) for v in spec[1]]), spec[1])
     if kind == "int":
         return hp.Int(knob, spec[1], spec[2])
     if kind == "log":
@@ -48,13 +52,62 @@ def sample(hp: Any, knob: str, spec: tuple) -> Any:
     raise ValueError(f"Unknown search-space kind {kind!r} for `{knob}`")
 
 
-def _encode(value: Any) -> Any:
-    """keras-tuner choices hold int/float/str/bool: tuples become '200-80'."""
-    return "-".join(str(v) for v in value) if isinstance(value, (tuple, list)) else value
+def encode_choice(value: Any) -> Any:
+    """keras-tuner's hyper-parameters hold int/float/str/bool: a sequence becomes '200-80', anything
+    else that is none of those its `str`."""
+    if isinstance(value, (tuple, list)):
+        return "-".join(str(v) for v in value)
+    return value if isinstance(value, (bool, int, float, str)) else str(value)
+
+
+# A number written as YAML 1.1 (PyYAML) reads a string: `1e-3`, `5E-4`, `1e3` (it wants `1.0e-3`).
+_NUMBER = re.compile(r"[-+]?(\d[\d_]*\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def is_float_knob(spec: tuple | None, default: Any = None) -> bool:
+    """Whether a knob of search-space `spec` (None: outside the space, with constructor default
+    `default`) takes a real number: a `("log", ...)` knob, a choice among floats, a float default."""
+    if spec is not None:
+        return spec[0] == "log" or (
+            spec[0] == "choice" and all(isinstance(v, float) for v in spec[1]) and bool(spec[1])
+        )
+    return isinstance(default, float)
+
+
+def check_fixed(fixed: Mapping[str, Any], space: Mapping[str, tuple], model_class: Any) -> dict[str, Any]:
+    """`fixed` with its values read by rule, or `ValueError` naming the knob and the value.
+
+    - a float knob (`is_float_knob`) given a numeric string takes the number
+      (YAML reads `1e-3` as a string) and an int becomes a float;
+    - `learning_rate` must be a positive finite number, `batch_size` a
+      positive integer (keras-tuner and Keras would otherwise train with
+      another value, or fail inside `fit`);
+    - every other pinned value is passed to the model's constructor, which
+      checks it when the model is built (`SequenceHyperModel.check_knobs`
+      builds one before any trial).
+    """
+    parameters = inspect.signature(model_class).parameters
+    checked: dict[str, Any] = {}
+    for knob, value in fixed.items():
+        spec = space.get(knob)
+        default = parameters[knob].default if knob in parameters else None
+        if is_float_knob(spec, default):
+            if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+                value = float(value.strip().replace("_", ""))
+            elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+                value = float(value)
+        if knob == "learning_rate" and not (isinstance(value, float) and math.isfinite(value) and value > 0):
+            raise ValueError(
+                f"`learning_rate` must be a positive finite number. Received: `learning_rate={value!r}`"
+            )
+        if knob == "batch_size" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"`batch_size` must be a positive integer. Received: `batch_size={value!r}`")
+        checked[knob] = value
+    return checked
 
 
 def _decode(value: Any, values: list) -> Any:
     for candidate in values:
-        if _encode(candidate) == value:
+        if encode_choice(candidate) == value:
             return candidate
     return value

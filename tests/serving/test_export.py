@@ -1,5 +1,6 @@
 """keras_lsrec.serving.export: SavedModel parity from the current backend, versions, warm-up, model config."""
 
+import importlib
 import os
 import subprocess
 import sys
@@ -10,6 +11,9 @@ import pytest
 import tensorflow as tf
 
 from keras_lsrec import serving
+
+# The module (`serving.export` is the function).
+export_module = importlib.import_module("keras_lsrec.serving.export")
 
 
 def served(path, batch, signature="serving_default"):
@@ -128,3 +132,139 @@ def test_saved_model_cli_show_and_run(exported, data, tmp_path):
         check=True,
     )
     assert "probability" in run.stdout
+
+
+# --- a publication that cannot complete leaves the previous state ----------------------------------
+
+
+def visible_versions(base):
+    return sorted(d for d in os.listdir(base) if d.isdigit()) if os.path.isdir(base) else []
+
+
+def test_a_corrupt_models_config_is_refused_before_anything_is_written(train, tmp_path):
+    config = tmp_path / "models.config"
+    config.write_text("model_config_list { config { name: 'x' base_path: '/models/x' ")  # cut short
+    before = config.read_text()
+    with pytest.raises(ValueError, match=r"models\.config is not a valid TF Serving model config") as info:
+        serving.export(train("din"), str(tmp_path / "din"))
+    assert str(config) in str(info.value)
+    assert not os.path.exists(tmp_path / "din")  # no version, no staging, no empty model folder
+    assert config.read_text() == before
+
+
+def test_a_models_config_that_cannot_be_replaced_leaves_no_version_visible(train, tmp_path, monkeypatch):
+    base = tmp_path / "din"
+    first = serving.export(train("din"), str(base))
+    config = tmp_path / "models.config"
+    before = config.read_text()
+
+    real_replace = os.replace
+
+    def replace(source, destination):
+        if os.path.basename(destination) == "models.config":
+            raise PermissionError(13, "Permission denied", destination)
+        return real_replace(source, destination)
+
+    # A second model, so that models.config must change; its write fails.
+    monkeypatch.setattr(export_module.os, "replace", replace)
+    with pytest.raises(PermissionError):
+        serving.export(train("din"), str(tmp_path / "din2"))
+    assert not os.path.exists(tmp_path / "din2")
+    assert config.read_text() == before and visible_versions(base) == ["1"] and os.path.isdir(first)
+    assert sorted(os.listdir(tmp_path)) == ["din", "models.config"]  # no staged config left
+
+
+def test_a_version_that_cannot_be_renamed_into_place_restores_models_config(train, tmp_path, monkeypatch):
+    real_rename = os.rename
+
+    def rename(source, destination):
+        if os.path.basename(destination).isdigit():  # the version's rename into place
+            raise OSError(30, "Read-only file system", destination)
+        return real_rename(source, destination)
+
+    monkeypatch.setattr(export_module.os, "rename", rename)
+    with pytest.raises(OSError, match="Read-only"):
+        serving.export(train("din"), str(tmp_path / "din"))
+    assert os.listdir(tmp_path) == []  # models.config put back (here: none), no model folder
+
+
+def test_a_directory_that_is_not_writable_is_refused_before_the_export(train, tmp_path, monkeypatch):
+    # As root, chmod does not stop writes: what `os.access` reports is what export checks first.
+    (tmp_path / "din").mkdir()
+    read_only = {str(tmp_path), str(tmp_path / "din")}
+    access = os.access
+    monkeypatch.setattr(
+        export_module.os, "access", lambda path, mode: str(path) not in read_only and access(path, mode)
+    )
+    with pytest.raises(PermissionError, match=f"Cannot write in {tmp_path}"):
+        serving.export(train("din"), str(tmp_path / "din"))
+    read_only = {str(tmp_path / "din")}
+    with pytest.raises(PermissionError, match="Cannot write in .*din .the version is written there"):
+        serving.export(train("din"), str(tmp_path / "din"))
+    assert os.listdir(tmp_path / "din") == []
+
+
+# --- a .keras file that is not one says so, naming it ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("truncated", "not a zip archive"),
+        ("garbage", "not a zip archive"),
+        ("no weights", "the archive has no model.weights.h5"),
+    ],
+)
+def test_export_of_a_broken_keras_file_names_it_and_what_is_wrong(content, problem, train, tmp_path):
+    import zipfile
+
+    good = tmp_path / "good.keras"
+    train("din").save(str(good))
+    path = tmp_path / "din.keras"
+    if content == "truncated":
+        path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    elif content == "garbage":
+        path.write_bytes(b"\x00garbage" * 100)
+    else:
+        with zipfile.ZipFile(good) as src, zipfile.ZipFile(path, "w") as dst:
+            for name in src.namelist():
+                if not name.endswith(".h5"):
+                    dst.writestr(name, src.read(name))
+    with pytest.raises(ValueError, match=problem) as info:
+        serving.export(str(path), str(tmp_path / "saved_models" / "din"))
+    assert f"{path} is not a valid .keras file" in str(info.value)
+    assert "File not found" not in str(info.value)
+    assert not os.path.exists(tmp_path / "saved_models")
+
+
+def test_export_refuses_a_directory_or_another_file_as_the_model(tmp_path):
+    script = tmp_path / "model.py"
+    script.write_text("print('not a model')\n")
+    with pytest.raises(IsADirectoryError, match="is a directory, not a .keras file"):
+        serving.export(str(tmp_path), str(tmp_path / "saved_models" / "x"))
+    with pytest.raises(ValueError, match=r"model\.py is not a \.keras file"):
+        serving.export(str(script), str(tmp_path / "saved_models" / "x"))
+    with pytest.raises(FileNotFoundError, match="missing.keras: no such file"):
+        serving.export(str(tmp_path / "missing.keras"), str(tmp_path / "saved_models" / "x"))
+    assert not os.path.exists(tmp_path / "saved_models")
+
+
+def test_a_keras_file_keras_cannot_load_is_one_line_naming_it(train, tmp_path):
+    import json
+    import zipfile
+
+    good = tmp_path / "good.keras"
+    train("din").save(str(good))
+    path = tmp_path / "din.keras"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(path, "w") as dst:
+        for name in src.namelist():
+            content = src.read(name)
+            if name == "config.json":
+                config = json.loads(content)
+                config["class_name"], config["registered_name"] = "NoSuchModel", "keras_lsrec>NoSuchModel"
+                content = json.dumps(config).encode()
+            dst.writestr(name, content)
+    with pytest.raises(ValueError, match=f"Keras cannot load {path}: ") as info:
+        serving.export(str(path), str(tmp_path / "saved_models" / "din"))
+    assert "\n" not in str(info.value) and "NoSuchModel" in str(info.value)
+    assert not os.path.exists(tmp_path / "saved_models")

@@ -56,6 +56,7 @@ def config(tmp_path, **overrides):
         export=SERVING,
     )
     values.update(overrides)
+    values = {key: value for key, value in values.items() if value is not None}  # None: key left out
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(values))
     return str(path)
@@ -224,3 +225,48 @@ def test_missing_serving_api_is_refused_before_the_sweep(tmp_path, capsys, monke
 def test_bad_values_are_rejected(overrides, match, tmp_path):
     with pytest.raises(sweep.SweepError, match=match):
         sweep.load_config(config(tmp_path, **overrides))
+
+
+# --- the config is validated in full before the first trial ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(fixed={"batch_size": 0}, batch_size=None), "`batch_size` must be a positive integer"),
+        (dict(batch_size=0), "`batch_size` must be a positive integer. Received: 0"),
+        (dict(fixed={"learning_rate": "fast"}), "`learning_rate` must be a positive finite number"),
+        (dict(fixed={"mlp_units": [0]}), "refused by TWIN: `mlp_units` must be"),
+        (dict(fixed={"mlp_unit": [8]}), "Unknown knobs for 'twin': ['mlp_unit']"),
+        (dict(fixed={"batch_size": 32}), "`batch_size` is given twice, 64 and `fixed.batch_size` 32"),
+        (dict(model="twim"), "`model`: Unknown model 'twim'"),
+        (dict(data={"source": "synthetic", "num_user": 30}), "`data`:"),
+        (dict(seed=-1), "`seed` must be a non-negative integer"),
+        (dict(fixed=[8]), "`fixed` must be a mapping"),
+    ],
+)
+def test_a_bad_knob_fails_before_the_first_trial(overrides, message, tmp_path, capsys):
+    assert sweep.main([config(tmp_path, **overrides), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sweep: error: ") and message in err and "Traceback" not in err, err
+    assert not os.path.exists(tmp_path / "sweep")  # no trial ran
+
+
+def test_a_learning_rate_yaml_reads_as_a_string_is_the_number(tmp_path):
+    path = config(tmp_path, trials=1, export=False)
+    text = open(path).read().replace("fixed:\n", "fixed:\n  learning_rate: 1e-3\n")
+    open(path, "w").write(text)
+    assert yaml.safe_load(text)["fixed"]["learning_rate"] == "1e-3"  # what YAML 1.1 makes of it
+    rows = sweep.run(sweep.load_config(path), verbose=0)
+    assert rows[0]["status"] == "COMPLETED" and rows[0]["learning_rate"] == 0.001
+    assert "0.001" in open(tmp_path / "sweep" / "results.md").read()
+
+
+def test_a_twinv2_sweep_trains_on_clustered_histories(tmp_path, capsys):
+    cfg = sweep.load_config(config(tmp_path, model="twinv2", trials=1, export=False))
+    schema, train, _ = sweep.load_data(cfg["data"], "twinv2")
+    assert schema.cluster_sizes and "history_cluster_size" in train.x
+    assert not sweep.load_data(cfg["data"], "twin")[0].cluster_sizes
+    rows = sweep.run(cfg, verbose=0)
+    assert rows[0]["status"] == "COMPLETED"
+    assert "histories clustered" in capsys.readouterr().out

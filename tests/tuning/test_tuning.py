@@ -163,3 +163,80 @@ def test_objective_is_checked_against_the_compiled_metrics(data):
 
     assert tuning.objective_names(Foreign()) is None
     tuning.check_objective(Foreign(), "val_anything")
+
+
+# --- pinned knobs: read by rule or refused, before any trial -------------------------------------
+
+
+def test_a_model_made_for_clustered_histories_is_refused_on_raw_ones(data):
+    with pytest.raises(ValueError, match=r"'twinv2' is made for histories clustered.*cluster_sizes=False"):
+        tuning.hypermodel("twinv2", data.schema, mlp_units=(8,))
+    tuning.hypermodel("twinv2", data.clustered(max_cluster_size=5).schema, mlp_units=(8,))
+
+
+def test_a_numeric_string_for_a_float_knob_is_the_number(data):
+    # YAML 1.1 (PyYAML) reads `1e-3` and `1e-5`, without a dot, as strings.
+    hypermodel = tuning.hypermodel("din", data.schema, mlp_units=(8,), learning_rate="1e-3", l2="1E-5")
+    assert hypermodel.fixed["learning_rate"] == 0.001 and hypermodel.fixed["l2"] == 1e-5
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    assert hp.get("learning_rate") == 0.001 and hp.get("mlp_units") == "8"  # recorded, results show it
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.001)
+    assert tuning.hypermodel("din", data.schema, learning_rate=1).fixed["learning_rate"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "knob, value, message",
+    [
+        ("batch_size", 0, "`batch_size` must be a positive integer. Received: `batch_size=0`"),
+        ("batch_size", "64", "`batch_size` must be a positive integer. Received: `batch_size='64'`"),
+        ("batch_size", 64.0, "`batch_size` must be a positive integer"),
+        (
+            "learning_rate",
+            0,
+            "`learning_rate` must be a positive finite number. Received: `learning_rate=0.0`",
+        ),
+        ("learning_rate", "fast", "`learning_rate` must be a positive finite number"),
+        ("learning_rate", "nan", "`learning_rate` must be a positive finite number"),
+        ("learning_rate", float("inf"), "`learning_rate` must be a positive finite number"),
+    ],
+)
+def test_bad_training_knobs_are_refused_naming_them(knob, value, message, data):
+    with pytest.raises(ValueError) as info:
+        tuning.hypermodel("din", data.schema, **{knob: value})
+    assert message in str(info.value)
+
+
+def test_the_pinned_batch_size_is_the_one_fit_uses(data, monkeypatch):
+    hypermodel = tuning.hypermodel("din", data.schema, mlp_units=(8,), batch_size=7)
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    seen = {}
+    monkeypatch.setattr(model, "fit", lambda *args, **kwargs: seen.update(kwargs))
+    hypermodel.fit(hp, model, data.train.x, data.train.y)
+    assert seen["batch_size"] == 7 == hp.get("batch_size")
+
+
+def test_check_knobs_refuses_what_the_model_refuses_before_any_trial(data):
+    tuning.hypermodel("din", data.schema, mlp_units=(8,)).check_knobs()
+    bad = tuning.hypermodel("din", data.schema, mlp_units=(0,))
+    with pytest.raises(
+        ValueError, match=r"refused by DIN: `mlp_units` must be .*Received: `mlp_units=\(0,\)`"
+    ):
+        bad.check_knobs()
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="keras.distribution runs on jax")
+def test_the_distribution_survives_keras_tuners_clear_session(data):
+    """keras-tuner calls `clear_session()` before each trial's build, which drops the global
+    distribution: without the hypermodel setting it again, `sweep.py --mesh` ran unsharded."""
+    distribution = keras.distribution.DataParallel()
+    keras.distribution.set_distribution(distribution)
+    try:
+        hypermodel = tuning.hypermodel("din", data.schema, mlp_units=(8,))
+        keras.backend.clear_session()  # as keras_tuner.Tuner._try_build does
+        assert keras.distribution.distribution() is None
+        hypermodel.build(keras_tuner.HyperParameters())
+        assert keras.distribution.distribution() is distribution
+    finally:
+        keras.distribution.set_distribution(None)
