@@ -13,7 +13,7 @@ from typing import Any
 
 import keras
 
-from keras_lsrec.data.schema import CLUSTER_SIZE, HISTORY_PREFIX, history_key, target_key
+from keras_lsrec.data.schema import CLUSTER_SIZE, HISTORY_PREFIX, TARGET_PREFIX, history_key, target_key
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 SIGNATURES = {"serving_default": "int64", "serving_int32": "int32"}
@@ -23,13 +23,25 @@ CANNOT_LOAD = 3  # `main`'s exit code when Keras cannot load the `.keras` file (
 
 
 def _checked(schema: Any, inputs: dict[str, Any]) -> dict[str, Any]:
-    """`inputs` cast to int32 after checks that name the field (ids in the
-    vocabulary, histories of one shape, targets of one batch size or shape)."""
+    """`inputs` cast to int32 (dense features to float32) after checks that
+    name the field (ids in the vocabulary, histories of one shape, targets of
+    one batch size or shape, dense features finite)."""
     import tensorflow as tf
 
     checks = []
     reference = inputs[history_key("item")]
     for key, ids in inputs.items():
+        if key in schema.features:
+            checks.append(
+                tf.debugging.assert_equal(
+                    tf.shape(ids)[0],
+                    tf.shape(reference)[0],
+                    message=f"`{key}` must have the batch size of `history_item`",
+                )
+            )
+            if schema.is_dense(key):
+                checks.append(tf.debugging.assert_all_finite(ids, message=f"`{key}` must be finite"))
+                continue
         checks.append(
             tf.debugging.assert_non_negative(ids, message=f"`{key}`: ids must be >= 0 (0 is padding)")
         )
@@ -67,7 +79,7 @@ def _checked(schema: Any, inputs: dict[str, Any]) -> dict[str, Any]:
                     message=f"`{key}` must have the batch size of `history_item`",
                 )
             )
-            if schema.has_candidates:
+            if schema.has_candidates and key not in schema.features:
                 checks.append(
                     tf.debugging.assert_equal(
                         tf.shape(ids),
@@ -76,7 +88,9 @@ def _checked(schema: Any, inputs: dict[str, Any]) -> dict[str, Any]:
                     )
                 )
     with tf.control_dependencies(checks):
-        return {key: tf.cast(ids, "int32") for key, ids in inputs.items()}
+        return {
+            key: tf.cast(ids, "float32" if schema.is_dense(key) else "int32") for key, ids in inputs.items()
+        }
 
 
 def _serving_fns(model: keras.Model) -> tuple[Any, dict[str, Callable[[dict[str, Any]], dict[str, Any]]]]:
@@ -102,7 +116,8 @@ def _serving_fns(model: keras.Model) -> tuple[Any, dict[str, Callable[[dict[str,
 
     def serve_rows(inputs: dict[str, Any]) -> dict[str, Any]:
         x = _checked(schema, inputs)
-        x = {k: (v if k.startswith(HISTORY_PREFIX) else tf.expand_dims(v, 1)) for k, v in x.items()}
+        # Each row is a request of one candidate: the targets gain the candidate axis.
+        x = {k: (tf.expand_dims(v, 1) if k.startswith(TARGET_PREFIX) else v) for k, v in x.items()}
         return {"probability": tf.squeeze(served(x, training=False), 1)}
 
     def serve_candidates(inputs: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +147,7 @@ def write(model: keras.Model, directory: str, name: str, warmup_rows: tuple[int,
         endpoints.append((REQUEST_SIGNATURE, "int64", served.schema, fns["candidates"]))
     for signature, dtype, schema, fn in endpoints:
         specs = {
-            key: tf.TensorSpec((None,) + tuple(shape), dtype, name=key)
+            key: tf.TensorSpec((None,) + tuple(shape), "float32" if schema.is_dense(key) else dtype, name=key)
             for key, shape in schema.input_shapes().items()
         }
         archive.add_endpoint(name=signature, fn=fn, input_signature=[specs])

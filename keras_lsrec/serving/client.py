@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_lsrec.data.schema import HISTORY_PREFIX, history_key, target_key
+from keras_lsrec.data.schema import HISTORY_PREFIX, TARGET_PREFIX, history_key, target_key
 from keras_lsrec.serving._dependencies import require_serving
 from keras_lsrec.serving._tf_export import REQUEST_SIGNATURE
 
@@ -90,8 +90,16 @@ class Client:
             )
         arrays = {key: np.asarray(value) for key, value in batch.items()}
         sizes = set()
-        target_rank = next((v.ndim for k, v in arrays.items() if not k.startswith(HISTORY_PREFIX)), 1)
+        target_rank = next((v.ndim for k, v in arrays.items() if k.startswith(TARGET_PREFIX)), 1)
         for key, value in arrays.items():
+            if not key.startswith((HISTORY_PREFIX, TARGET_PREFIX)):  # a per-row feature
+                if value.dtype.kind not in "biuf" or not value.ndim:
+                    raise ValueError(
+                        f"`{key}` must be an array of numbers, one row per example. "
+                        f"Received dtype {value.dtype}, shape {value.shape}"
+                    )
+                sizes.add(value.shape[0])
+                continue  # (the schema, when given, checks its shape, ids or values below)
             if not np.issubdtype(value.dtype, np.integer):
                 raise ValueError(f"`{key}` must hold integer ids. Received dtype {value.dtype}")
             rank = 2 if key.startswith(HISTORY_PREFIX) else target_rank
@@ -110,7 +118,15 @@ class Client:
             schema.validate(arrays)
         if self.pad_to is not None:
             arrays = {key: self._left_pad(key, value) for key, value in arrays.items()}
-        return {key: value.astype("int64") for key, value in arrays.items()}
+        return {key: value.astype(self._dtype(key, value)) for key, value in arrays.items()}
+
+    def _dtype(self, key: str, value: np.ndarray) -> str:
+        """float32 for a dense per-row feature (by the schema, or a float array
+        outside the sequence keys without one), int64 for ids."""
+        if self.schema is not None:
+            return "float32" if self.schema.is_dense(key) else "int64"
+        dense = value.dtype.kind == "f" and not key.startswith((HISTORY_PREFIX, TARGET_PREFIX))
+        return "float32" if dense else "int64"
 
     def _left_pad(self, key: str, value: np.ndarray) -> np.ndarray:
         if not key.startswith(HISTORY_PREFIX):
@@ -124,7 +140,7 @@ class Client:
         """Click probabilities: `(B,)` for rows, `(B, C)` for candidate sets
         (0 at missing candidates; sent to `serving_request`)."""
         arrays = self._prepare(batch)
-        candidate_sets = any(v.ndim == 2 for k, v in arrays.items() if not k.startswith(HISTORY_PREFIX))
+        candidate_sets = any(v.ndim == 2 for k, v in arrays.items() if k.startswith(TARGET_PREFIX))
         signature = REQUEST_SIGNATURE if candidate_sets else self.signature_name
         if self.protocol == "rest":
             return self._predict_rest(arrays, signature)

@@ -91,6 +91,21 @@ class ModelServer:
             raise BadRequest(str(getattr(error, "message", error)).strip()) from None
         return {key: value.numpy() for key, value in outputs.items()}
 
+    def from_json(self, signature: str, key: str, value: Any) -> np.ndarray:
+        """A JSON value as the array the signature takes: JSON carries no dtype,
+        so TF Serving converts numbers to the input's type (ids stay exact:
+        a fractional number for an integer input is refused)."""
+        array = np.asarray(value)
+        function = self.model.signatures[signature] if signature in self.model.signatures else None
+        spec = function.structured_input_signature[1].get(key) if function is not None else None
+        if array.dtype.kind not in "biuf":
+            raise BadRequest(f"{key}: JSON value is not a numeric array")
+        if spec is not None and spec.dtype.is_floating:
+            return array.astype(spec.dtype.as_numpy_dtype)
+        if not np.issubdtype(array.dtype, np.integer):
+            raise BadRequest(f"{key}: JSON value is not an integer array")
+        return array.astype("int64")
+
     # -- REST -----------------------------------------------------------------
     def _rest_handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -122,14 +137,10 @@ class ModelServer:
                     body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                     if "inputs" not in body:
                         raise BadRequest("Missing 'inputs' (this server speaks the columnar format)")
-                    inputs = {}
-                    for key, value in body["inputs"].items():
-                        array = np.asarray(value)
-                        # JSON carries no dtype: TF Serving converts numbers to the signature's type.
-                        if not np.issubdtype(array.dtype, np.integer):
-                            raise BadRequest(f"{key}: JSON value is not an integer array")
-                        inputs[key] = array.astype("int64")
                     signature = body.get("signature_name", "serving_default")
+                    inputs = {
+                        key: server.from_json(signature, key, value) for key, value in body["inputs"].items()
+                    }
                     outputs = server.predict(match.group(1), signature, inputs)
                 except LookupError as error:
                     return self._reply(404, {"error": str(error)})

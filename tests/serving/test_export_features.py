@@ -1,0 +1,60 @@
+"""Per-row features through the SavedModel, the warm-up records and the client (tensorflow)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_lsrec import serving
+from keras_lsrec.data import Categorical, Dense
+from keras_lsrec.models import DIN
+from keras_lsrec.serving.testing import ModelServer
+
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="the export mechanism is tested on tensorflow here"
+)
+FEATURES = {"user_age": Categorical(10), "user_tags": Categorical(30, max_values=4), "context": Dense(5)}
+
+
+def call(model, batch):
+    return keras.ops.convert_to_numpy(model(batch, training=False))
+
+
+def test_features_are_served_as_the_model_scores_them(data, tmp_path):
+    schema = data.schema.replace(features=FEATURES)
+    model = DIN(schema, embedding_dim=4, attention_units=(8,), mlp_units=(8,))
+    base = str(tmp_path / "din")
+    path = serving.export(model, base)
+    loaded = tf.saved_model.load(path)
+    specs = loaded.signatures["serving_default"].structured_input_signature[1]
+    assert specs["context"].dtype == tf.float32 and specs["user_tags"].shape.as_list() == [None, 4]
+    batch = schema.random_batch(9, seed=3)
+    got = loaded.signatures["serving_default"](
+        **{k: tf.constant(v, "float32" if schema.is_dense(k) else "int64") for k, v in batch.items()}
+    )["probability"].numpy()
+    np.testing.assert_allclose(got, call(model, batch), atol=1e-5)
+    # A request: the features once, C candidates.
+    request = model.request_form()
+    rx = request.schema.random_batch(2, candidates=6, seed=4)
+    got = loaded.signatures["serving_request"](
+        **{k: tf.constant(v, "float32" if schema.is_dense(k) else "int64") for k, v in rx.items()}
+    )["probability"].numpy()
+    np.testing.assert_allclose(got, call(request, rx), atol=1e-5)
+    # The server checks a dense feature's values.
+    bad = dict(batch, context=np.full_like(batch["context"], np.nan))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="context"):
+        loaded.signatures["serving_default"](
+            **{k: tf.constant(v, "float32" if schema.is_dense(k) else "int64") for k, v in bad.items()}
+        )
+    # Through the TF Serving stand-in, over REST and gRPC.
+    server = ModelServer(base).start()
+    try:
+        for target in (server.rest_url, server.grpc_target):
+            client = serving.Client(target, "din", schema=schema, timeout=30)
+            np.testing.assert_allclose(client.predict(batch), call(model, batch), atol=1e-5)
+            np.testing.assert_allclose(client.predict(rx), call(request, rx), atol=1e-5)
+            with pytest.raises(ValueError, match="user_age"):
+                client.predict(dict(batch, user_age=batch["user_age"] + 10))
+            client.close()
+    finally:
+        server.stop()
