@@ -20,6 +20,12 @@ def call(model, batch):
     return keras.ops.convert_to_numpy(model(batch, training=False))
 
 
+def serve(loaded, signature, schema, batch):
+    """The signature's probabilities: ids as int64, dense features as float32."""
+    tensors = {k: tf.constant(v, "float32" if schema.is_dense(k) else "int64") for k, v in batch.items()}
+    return loaded.signatures[signature](**tensors)["probability"].numpy()
+
+
 def test_features_are_served_as_the_model_scores_them(data, tmp_path):
     schema = data.schema.replace(features=FEATURES)
     model = DIN(schema, embedding_dim=4, attention_units=(8,), mlp_units=(8,))
@@ -29,23 +35,15 @@ def test_features_are_served_as_the_model_scores_them(data, tmp_path):
     specs = loaded.signatures["serving_default"].structured_input_signature[1]
     assert specs["context"].dtype == tf.float32 and specs["user_tags"].shape.as_list() == [None, 4]
     batch = schema.random_batch(9, seed=3)
-    got = loaded.signatures["serving_default"](
-        **{k: tf.constant(v, "float32" if schema.is_dense(k) else "int64") for k, v in batch.items()}
-    )["probability"].numpy()
-    np.testing.assert_allclose(got, call(model, batch), atol=1e-5)
+    np.testing.assert_allclose(serve(loaded, "serving_default", schema, batch), call(model, batch), atol=1e-5)
     # A request: the features once, C candidates.
     request = model.request_form()
     rx = request.schema.random_batch(2, candidates=6, seed=4)
-    got = loaded.signatures["serving_request"](
-        **{k: tf.constant(v, "float32" if schema.is_dense(k) else "int64") for k, v in rx.items()}
-    )["probability"].numpy()
-    np.testing.assert_allclose(got, call(request, rx), atol=1e-5)
+    np.testing.assert_allclose(serve(loaded, "serving_request", schema, rx), call(request, rx), atol=1e-5)
     # The server checks a dense feature's values.
     bad = dict(batch, context=np.full_like(batch["context"], np.nan))
     with pytest.raises(tf.errors.InvalidArgumentError, match="context"):
-        loaded.signatures["serving_default"](
-            **{k: tf.constant(v, "float32" if schema.is_dense(k) else "int64") for k, v in bad.items()}
-        )
+        serve(loaded, "serving_default", schema, bad)
     # Through the TF Serving stand-in, over REST and gRPC.
     server = ModelServer(base).start()
     try:
