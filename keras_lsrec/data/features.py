@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from keras_lsrec.validation import _refuse
+
 DEFAULT_DIM = 16
 
 
@@ -26,7 +28,7 @@ def _check_int(name: str, value: Any, low: int) -> int:
     """`value` as an int, refused (naming it) unless an integer >= `low`
     (numpy integers accepted, bools refused)."""
     if isinstance(value, bool) or not hasattr(value, "__index__") or int(value) < low:
-        raise ValueError(f"`{name}` must be an integer >= {low}. Received: {name}={value!r}")
+        raise _refuse(name, f"an integer >= {low}", value)
     return int(value)
 
 

@@ -14,6 +14,9 @@ backend file the same way). Each of `tensorflow.py`, `jax.py` and
   in-place row writes of the row-sparse update;
 - `unsupported()`: why row-sparse training cannot run now, or `None`.
 
+`jax.py` also counts the processes of a multi-process run (`process_place`):
+`keras.distribution` runs on jax only.
+
 The module is imported once, on first use, for `keras.backend.backend()`.
 """
 
@@ -27,6 +30,7 @@ from typing import Any
 import keras
 
 BACKENDS = ("tensorflow", "jax", "torch")
+LARGEST = 2**31 - 1  # int32's largest: `write_positions`' "no position yet"
 
 
 @functools.cache
@@ -94,7 +98,7 @@ def process_place() -> tuple[int, int]:
     """`(index, count)` of this process among those of
     `keras.distribution.initialize` (jax only, see `check_distribution_backend`)."""
     check_distribution_backend()
-    place: tuple[int, int] = backend_steps().process_place()
+    place: tuple[int, int] = backend_steps("jax").process_place()
     return place
 
 

@@ -15,9 +15,7 @@ import keras
 from keras.utils import unpack_x_y_sample_weight
 
 from keras_lsrec.training import keras_private
-from keras_lsrec.training.steps import batch_size
-
-LARGEST = 2**31 - 1
+from keras_lsrec.training.steps import LARGEST, batch_size
 
 
 def train_step(model: keras.Model, tables: Any, keras_step: Any, state: Any, data: Any) -> Any:

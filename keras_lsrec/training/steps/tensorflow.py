@@ -29,9 +29,7 @@ from keras import ops
 from keras.utils import unpack_x_y_sample_weight
 
 from keras_lsrec.training import keras_private
-from keras_lsrec.training.steps import batch_size
-
-LARGEST = 2**31 - 1
+from keras_lsrec.training.steps import LARGEST, batch_size
 
 
 def dense(grad: Any) -> Any:
@@ -84,7 +82,3 @@ def unsupported() -> str | None:
     if tf.distribute.has_strategy():
         return "a tf.distribute strategy is active (row-sparse steps run on one device)"
     return None
-
-
-def process_place() -> tuple[int, int]:
-    raise NotImplementedError  # (refused before: `check_distribution_backend`)

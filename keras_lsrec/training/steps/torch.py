@@ -9,9 +9,7 @@ import torch
 from keras.utils import unpack_x_y_sample_weight
 
 from keras_lsrec.training import keras_private
-from keras_lsrec.training.steps import batch_size
-
-LARGEST = 2**31 - 1
+from keras_lsrec.training.steps import LARGEST, batch_size
 
 
 def train_step(model: keras.Model, tables: Any, keras_step: Any, data: Any) -> Any:
@@ -46,7 +44,3 @@ def write_positions(variable: keras.Variable, ids: Any, positions: Any) -> None:
 
 def unsupported() -> str | None:
     return None
-
-
-def process_place() -> tuple[int, int]:
-    raise NotImplementedError  # (refused before: `check_distribution_backend`)
