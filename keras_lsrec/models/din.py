@@ -7,11 +7,10 @@ from typing import Any
 
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.data.schema import SequenceSchema
-from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
 from keras_lsrec.models.wiring import (
-    field_vocab_sizes,
+    item_embedding,
     kernel_regularizer,
     make_tower,
     predict_clicks,
@@ -101,7 +100,7 @@ class DIN(SequenceModel):
             check_positive(history_window=history_window)
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema, history_window)
-        embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name="embedding")
+        embedding = item_embedding(schema, embedding_dim)
         target = embedding(target_ids)
         history = embedding(history_ids)
         interest = TargetAttention(

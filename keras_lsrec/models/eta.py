@@ -9,13 +9,12 @@ from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.data.schema import SequenceSchema
-from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.sim_hash import SimHash
 from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
 from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
 from keras_lsrec.models.wiring import (
-    field_vocab_sizes,
+    item_embedding,
     make_tower,
     predict_clicks,
     recency,
@@ -85,7 +84,7 @@ class ETA(SequenceModel):
         check_positive(embedding_dim=embedding_dim, k=k, num_bits=num_bits, num_heads=num_heads)
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema)
-        embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name="embedding")
+        embedding = item_embedding(schema, embedding_dim)
         target = embedding(target_ids)
         history = embedding(history_ids)
         simhash = SimHash(num_bits, seed=seed, name="hash")

@@ -10,12 +10,11 @@ from keras import ops
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.data.schema import SequenceSchema, history_key, target_key
 from keras_lsrec.layers.candidate_set_attention import CandidateSetAttention
-from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.id_match_attention import IdMatchAttention
 from keras_lsrec.layers.linear_cross_attention import LinearCrossAttention
 from keras_lsrec.models.base import CANDIDATES, SequenceModel
 from keras_lsrec.models.wiring import (
-    field_vocab_sizes,
+    item_embedding,
     kernel_regularizer,
     make_tower,
     predict_clicks,
@@ -129,7 +128,7 @@ class IFA(SequenceModel):
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema)
         candidate_mask = ops.not_equal(inputs[target_key("item")], 0)
-        embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name="embedding")
+        embedding = item_embedding(schema, embedding_dim)
         candidates, history = embedding(target_ids), embedding(history_ids)
         interest = LinearCrossAttention(
             num_heads=num_heads,

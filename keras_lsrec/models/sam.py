@@ -9,11 +9,10 @@ import keras
 
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.data.schema import SequenceSchema
-from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.sparse_attentive_memory import SparseAttentiveMemory
 from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
 from keras_lsrec.models.wiring import (
-    field_vocab_sizes,
+    item_embedding,
     kernel_regularizer,
     make_tower,
     predict_clicks,
@@ -101,7 +100,7 @@ class SAM(SequenceModel):
         check_positive(embedding_dim=embedding_dim, num_passes=num_passes)
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema)
-        embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name="embedding")
+        embedding = item_embedding(schema, embedding_dim)
         target = embedding(target_ids)
         memories = SparseAttentiveMemory(
             num_passes=num_passes,

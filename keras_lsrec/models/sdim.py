@@ -7,11 +7,10 @@ from typing import Any
 
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.data.schema import SequenceSchema
-from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.sim_hash import CollisionPooling
 from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
 from keras_lsrec.models.wiring import (
-    field_vocab_sizes,
+    item_embedding,
     make_tower,
     predict_clicks,
     split_inputs,
@@ -73,7 +72,7 @@ class SDIM(SequenceModel):
         check_positive(embedding_dim=embedding_dim, num_hashes=num_hashes, num_bits=num_bits)
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema)
-        embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name="embedding")
+        embedding = item_embedding(schema, embedding_dim)
         target = embedding(target_ids)
         interest = CollisionPooling(num_bits, num_hashes, seed, name="sampling")(
             target, embedding(history_ids), mask=mask

@@ -9,13 +9,12 @@ from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.data.schema import CLUSTER_SIZE, SequenceSchema, history_key
-from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
 from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
 from keras_lsrec.models.wiring import (
     dot_scores,
-    field_vocab_sizes,
+    item_embedding,
     make_tower,
     most_recent,
     predict_clicks,
@@ -99,7 +98,7 @@ class TWIN(SequenceModel):
         check_positive(allow_none=True, short_window=short_window)
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema)
-        embedding = FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name="embedding")
+        embedding = item_embedding(schema, embedding_dim)
         target = embedding(target_ids)
         history = embedding(history_ids)
         scores, values, log_size = dot_scores(target, history), history, None

@@ -10,6 +10,7 @@ import keras
 from keras import ops
 
 from keras_lsrec.data.schema import TIME, SequenceSchema, history_key, target_key
+from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.mlp import MLP
 from keras_lsrec.layers.row_features import RowFeatures
 from keras_lsrec.validation import check_range, check_units
@@ -21,6 +22,13 @@ def field_vocab_sizes(schema: SequenceSchema) -> dict[str, int]:
     if schema.time_vocab_size is not None:
         sizes[TIME] = schema.time_vocab_size
     return sizes
+
+
+def item_embedding(schema: SequenceSchema, embedding_dim: int, name: str = "embedding") -> FieldEmbedding:
+    """The layer every model embeds its target and history with: one table per
+    id field of the schema (and `time`), each `embedding_dim` wide, applied to
+    what `split_inputs` returns."""
+    return FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name=name)
 
 
 def split_inputs(inputs: Mapping[str, Any], schema: SequenceSchema, window: int | None = None):
