@@ -546,10 +546,26 @@ def _loosest_schema(x: Mapping[str, np.ndarray]) -> SequenceSchema:
         return int(value.max()) if value.size and np.issubdtype(value.dtype, np.integer) else 0
 
     sizes: dict[str, int] = {"item": 2}
+    # An item feature's history is (B, L, M|D): floats are `Dense`, ids a bag.
+    item_features: dict[str, Any] = {}
+    for key, value in x.items():
+        field = key.removeprefix(HISTORY_PREFIX)
+        if field != key and value.ndim == 3 and field.isidentifier() and field != "item":
+            values = [value, x.get(target_key(field), value[:0])]
+            if value.dtype.kind == "f":
+                item_features[field] = Dense(value.shape[2])
+            else:
+                vocab = max(2, *(largest(np.asarray(v)) + 1 for v in values))
+                item_features[field] = Categorical(vocab, max_values=value.shape[2])
     for key, value in x.items():
         for prefix in (TARGET_PREFIX, HISTORY_PREFIX):
             field = key[len(prefix) :]
-            if key.startswith(prefix) and field.isidentifier() and field not in (TIME, CLUSTER_SIZE):
+            if (
+                key.startswith(prefix)
+                and field.isidentifier()
+                and field not in (TIME, CLUSTER_SIZE)
+                and field not in item_features
+            ):
                 sizes[field] = max(sizes.get(field, 2), largest(value) + 1)
     history, target, time = x.get(history_key("item")), x.get(target_key("item")), x.get(history_key(TIME))
     max_len = history.shape[1] if history is not None and history.ndim == 2 else 1
@@ -571,6 +587,7 @@ def _loosest_schema(x: Mapping[str, np.ndarray]) -> SequenceSchema:
         time_vocab_size=None if time is None else max(2, largest(time) + 1),
         cluster_sizes=history_key(CLUSTER_SIZE) in x,
         features=features,
+        item_features=item_features,
     )
 
 
@@ -596,10 +613,8 @@ def schema_covers(wanted: SequenceSchema, checked: SequenceSchema) -> str | None
         if key == history_key(CLUSTER_SIZE):
             continue
         if wanted.is_dense(key) or checked.is_dense(key):
-            if wanted.features.get(key) != checked.features.get(key):
-                return (
-                    f"its `{key}` is {checked.features.get(key)!r}, the model's {wanted.features.get(key)!r}"
-                )
+            if wanted.feature(key) != checked.feature(key):
+                return f"its `{key}` is {checked.feature(key)!r}, the model's {wanted.feature(key)!r}"
             continue
         if checked.vocab_size(key) > wanted.vocab_size(key):
             return (

@@ -10,9 +10,15 @@ per row (per request in a candidate set):
 - `Dense(dim)`: `dim` float32 values per row, `(B, dim)` (a user embedding,
   normalised counters), finite.
 
-Each spec also says how large its learned representation is (`dim` for a
-categorical feature, `output_dim` for a dense one): the tower reads the
-concatenation of the features' representations (`keras_lsrec.layers.RowFeatures`).
+Each spec may say how large its learned representation is (`dim` for a
+categorical feature, `output_dim` for a dense one; 16 when left unset): the
+tower reads the concatenation of the features' representations
+(`keras_lsrec.layers.RowFeatures`).
+
+The same specs describe item-side features (`SequenceSchema(item_features=...)`):
+a bag of ids or a vector per item, attached to the target and to every history
+event (`target_<name>`, `history_<name>`). Those join the item representation,
+so their size is the model's embedding size and is left unset.
 """
 
 from __future__ import annotations
@@ -39,13 +45,15 @@ class Categorical:
     Args:
         vocab_size: ids lie in `[0, vocab_size)`; 0 is padding / unknown.
         max_values: `None` for one id per row; M for a bag of up to M ids.
-        dim: size of the id embedding (a bag is the mean of its ids' embeddings).
+        dim: size of the id embedding (a bag is the mean of its ids'
+            embeddings); `None`: 16 for a per-row feature, the model's
+            embedding size for an item feature.
     """
 
-    def __init__(self, vocab_size: int, max_values: int | None = None, dim: int = DEFAULT_DIM) -> None:
+    def __init__(self, vocab_size: int, max_values: int | None = None, dim: int | None = None) -> None:
         self.vocab_size = _check_int("vocab_size", vocab_size, 2)
         self.max_values = None if max_values is None else _check_int("max_values", max_values, 1)
-        self.dim = _check_int("dim", dim, 1)
+        self.dim = None if dim is None else _check_int("dim", dim, 1)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -57,8 +65,13 @@ class Categorical:
         return "int32"
 
     @property
-    def output_dim(self) -> int:
+    def size(self) -> int | None:
+        """The representation size asked for (`None`: the default of where it is used)."""
         return self.dim
+
+    def encoded_dim(self, default: int = DEFAULT_DIM) -> int:
+        """The size of the feature's learned representation: `dim`, or `default` when unset."""
+        return default if self.dim is None else self.dim
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -81,12 +94,13 @@ class Dense:
 
     Args:
         dim: values per row.
-        output_dim: size of the learned projection the tower reads.
+        output_dim: size of the learned projection; `None`: 16 for a
+            per-row feature, the model's embedding size for an item feature.
     """
 
-    def __init__(self, dim: int, output_dim: int = DEFAULT_DIM) -> None:
+    def __init__(self, dim: int, output_dim: int | None = None) -> None:
         self.dim = _check_int("dim", dim, 1)
-        self.output_dim = _check_int("output_dim", output_dim, 1)
+        self.output_dim = None if output_dim is None else _check_int("output_dim", output_dim, 1)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -95,6 +109,15 @@ class Dense:
     @property
     def dtype(self) -> str:
         return "float32"
+
+    @property
+    def size(self) -> int | None:
+        """The representation size asked for (`None`: the default of where it is used)."""
+        return self.output_dim
+
+    def encoded_dim(self, default: int = DEFAULT_DIM) -> int:
+        """The size of the projection: `output_dim`, or `default` when unset."""
+        return default if self.output_dim is None else self.output_dim
 
     def get_config(self) -> dict[str, Any]:
         return {"kind": "dense", "dim": self.dim, "output_dim": self.output_dim}
@@ -115,7 +138,8 @@ def feature_from_config(config: Any) -> Feature:
         return config
     if not isinstance(config, dict) or config.get("kind") not in ("categorical", "dense"):
         raise ValueError(
-            "A feature is `Categorical(vocab_size, max_values=None, dim=16)` or `Dense(dim, output_dim=16)`. "
+            "A feature is `Categorical(vocab_size, max_values=None, dim=None)` or "
+            "`Dense(dim, output_dim=None)`. "
             f"Received: {config!r}"
         )
     options = {k: v for k, v in config.items() if k != "kind"}

@@ -76,6 +76,15 @@ class SequenceSchema:
             `name`: `(B,)` ids, `(B, M)` bags of ids padded with 0, or
             `(B, D)` float32. Every model feeds them to its tower. A schema
             without features is the schema, and the batch, of before.
+        item_features: item-side features, `{name: Categorical(V,
+            max_values=M) | Dense(D)}`: a bag of ids or a vector per item,
+            attached to the target and to every event like the ids are:
+            `target_<name>` `(B, M|D)` (`(B, C, M|D)` for candidate sets) and
+            `history_<name>` `(B, L, M|D)`, zeros at padding. Every model
+            adds them to the item representation its attention and search
+            read, one block of its embedding size per feature (so their size
+            is left unset). An item's single id (brand, shop) is an id field
+            of `vocab_sizes`.
 
     Example:
 
@@ -92,6 +101,7 @@ class SequenceSchema:
         time_vocab_size: int | None = None,
         cluster_sizes: bool = False,
         features: Mapping[str, Any] | None = None,
+        item_features: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(vocab_sizes, Mapping) or "item" not in vocab_sizes:
             raise ValueError(
@@ -131,6 +141,7 @@ class SequenceSchema:
         self.time_vocab_size = None if time_vocab_size is None else int(time_vocab_size)
         self.cluster_sizes = bool(cluster_sizes)
         self.features: dict[str, Feature] = self._check_features(features or {})
+        self.item_features: dict[str, Feature] = self._check_item_features(item_features or {})
 
     def _check_features(self, features: Mapping[str, Any]) -> dict[str, Feature]:
         if not isinstance(features, Mapping):
@@ -156,6 +167,39 @@ class SequenceSchema:
                 checked[name] = feature_from_config(spec)
             except (TypeError, ValueError) as error:
                 raise ValueError(f"features[{name!r}]: {error}") from None
+        return checked
+
+    def _check_item_features(self, features: Mapping[str, Any]) -> dict[str, Feature]:
+        if not isinstance(features, Mapping):
+            raise ValueError(
+                f"`item_features` must be a mapping name -> feature. Received: item_features={features!r}"
+            )
+        checked: dict[str, Feature] = {}
+        for name, spec in features.items():
+            where = f"item_features[{name!r}]"
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ValueError(f"Item feature names must be identifiers. Received: {name!r}")
+            if name in self.vocab_sizes or name in (TIME, CLUSTER_SIZE) or name in self.features:
+                raise ValueError(
+                    f"Item feature name {name!r} is already taken (an id field, `time`, `cluster_size` "
+                    "or a per-row feature); give it another name."
+                )
+            try:
+                feature = feature_from_config(spec)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{where}: {error}") from None
+            if isinstance(feature, Categorical) and feature.max_values is None:
+                raise ValueError(
+                    f"{where} is one id per item ({feature!r}): an item's single id (brand, shop) is an "
+                    f"id field; add it to `vocab_sizes={{..., {name!r}: {feature.vocab_size}}}`. Item "
+                    "features are bags (`max_values=M`) or vectors (`Dense(D)`)."
+                )
+            if feature.size is not None:
+                raise ValueError(
+                    f"{where} = {feature!r} sets its size; item features join the item representation "
+                    "with the model's embedding size: leave `dim` / `output_dim` unset."
+                )
+            checked[name] = feature
         return checked
 
     # -- names -------------------------------------------------------------
@@ -191,13 +235,25 @@ class SequenceSchema:
             shapes[history_key(TIME)] = (None,)
         if self.cluster_sizes:
             shapes[history_key(CLUSTER_SIZE)] = (None,)
+        for name, feature in self.item_features.items():
+            shapes[target_key(name)] = self.target_shape + feature.shape
+        for name, feature in self.item_features.items():
+            shapes[history_key(name)] = (None,) + feature.shape
         for name, feature in self.features.items():
             shapes[name] = feature.shape
         return shapes
 
+    def feature(self, key: str) -> Feature | None:
+        """The feature spec behind input `key` (a per-row feature's name, or
+        `target_<f>` / `history_<f>` of an item feature); `None` for ids."""
+        if key in self.features:
+            return self.features[key]
+        name = key.removeprefix(HISTORY_PREFIX).removeprefix(TARGET_PREFIX)
+        return self.item_features.get(name) if name != key else None
+
     def is_dense(self, key: str) -> bool:
         """Whether input `key` holds float values (a `Dense` feature), not ids."""
-        return isinstance(self.features.get(key), Dense)
+        return isinstance(self.feature(key), Dense)
 
     def inputs(self, dtype: str = "int32") -> dict[str, keras.KerasTensor]:
         """The `keras.Input` dict of this batch format (dynamic history length);
@@ -209,7 +265,7 @@ class SequenceSchema:
 
     def vocab_size(self, key: str) -> int:
         """Vocabulary size behind an input key such as `history_category`."""
-        feature = self.features.get(key)
+        feature = self.feature(key)
         if isinstance(feature, Categorical):
             return feature.vocab_size
         field = key.removeprefix(HISTORY_PREFIX).removeprefix(TARGET_PREFIX)
@@ -247,16 +303,14 @@ class SequenceSchema:
         target_mask = (np.arange(width)[None, :] < kept[:, None]) if self.has_candidates else True
         batch: dict[str, np.ndarray] = {}
         for name, feature in self.features.items():
-            if isinstance(feature, Dense):
-                batch[name] = rng.normal(size=(rows, feature.dim))
-            elif feature.max_values is None:
-                batch[name] = rng.integers(1, feature.vocab_size, rows)
-            else:  # a bag: a random number of values (0 to M), padded with 0 at the end
-                count = rng.integers(0, feature.max_values + 1, rows)
-                ids = rng.integers(1, feature.vocab_size, (rows, feature.max_values))
-                batch[name] = np.where(np.arange(feature.max_values)[None, :] < count[:, None], ids, 0)
+            batch[name] = _random_feature(rng, feature, (rows,))
+        target_rows = (rows, width) if self.has_candidates else (rows,)
+        for name, feature in self.item_features.items():
+            present = np.broadcast_to(target_mask, target_rows)
+            batch[target_key(name)] = _random_feature(rng, feature, target_rows, present)
+            batch[history_key(name)] = _random_feature(rng, feature, (rows, length), mask)
         for key, shape in self.input_shapes().items():
-            if key in self.features:
+            if key in batch:
                 continue
             elif key == history_key(CLUSTER_SIZE):
                 batch[key] = np.where(mask, rng.integers(1, 21, (rows, length)), 0)
@@ -301,6 +355,8 @@ class SequenceSchema:
         length = None
         for key, shape in expected.items():
             value = np.asarray(batch[key])
+            if key not in self.features and self.feature(key) is not None:
+                continue  # an item feature: checked below, against its item's ids
             if key in self.features:
                 self._validate_feature(key, value)
                 if batch_size is None:
@@ -345,20 +401,31 @@ class SequenceSchema:
                 self.validate_cluster_sizes(value, batch[history_key("item")])
             else:
                 self.validate_ids(key, value)
+        for name in self.item_features:
+            for key, item in (
+                (target_key(name), target_key("item")),
+                (history_key(name), history_key("item")),
+            ):
+                self._validate_feature(key, np.asarray(batch[key]), np.shape(batch[item]))
         if labels is not None:
             self.validate_labels(batch[target_key("item")], labels)
 
-    def _validate_feature(self, key: str, value: np.ndarray) -> None:
-        """A per-row feature: its rank and width, then finite floats (`Dense`)
-        or ids in its vocabulary (`Categorical`)."""
-        feature = self.features[key]
+    def _validate_feature(self, key: str, value: np.ndarray, leading: tuple[int, ...] | None = None) -> None:
+        """A feature: its shape (`leading` + the feature's: `(B,)` for a per-row
+        feature, the shape of its item's ids for an item feature), then finite
+        floats (`Dense`) or ids in its vocabulary (`Categorical`)."""
+        feature = self.feature(key)
+        assert feature is not None
         shape = feature.shape
-        if value.ndim != len(shape) + 1 or value.shape[1:] != shape:
+        per = "row" if leading is None else "item"
+        expected = ((value.shape[0] if value.ndim else None,) if leading is None else leading) + shape
+        if value.shape != expected:
             kind = "a bag of up to" if isinstance(feature, Categorical) else "a vector of"
             hint = " (pad shorter bags with 0)" if isinstance(feature, Categorical) and shape else ""
+            dims = ["B"] if leading is None else [str(d) for d in leading]
             raise ValueError(
-                f"`{key}` must have shape ({', '.join(['B', *map(str, shape)])})"
-                + (f": {kind} {shape[0]} values per row{hint}" if shape else ": one id per row")
+                f"`{key}` must have shape ({', '.join([*dims, *map(str, shape)])})"
+                + (f": {kind} {shape[0]} values per {per}{hint}" if shape else ": one id per row")
                 + f". Received shape {value.shape}."
             )
         if isinstance(feature, Dense):
@@ -489,6 +556,8 @@ class SequenceSchema:
         }
         if self.features:  # (absent otherwise: the config of a schema of before, unchanged)
             config["features"] = {name: f.get_config() for name, f in self.features.items()}
+        if self.item_features:
+            config["item_features"] = {name: f.get_config() for name, f in self.item_features.items()}
         return config
 
     @classmethod
@@ -582,6 +651,23 @@ def _sequence_ids(sequence: Any, row: int, high: int, dtype: np.dtype) -> np.nda
             "(`keras_lsrec.data.encode_ids`, or the loaders' vocabularies) or pass a wider `dtype`."
         )
     return values.astype(dtype)
+
+
+def _random_feature(
+    rng: np.random.Generator, feature: Feature, shape: tuple[int, ...], present: Any = True
+) -> np.ndarray:
+    """Random values of `feature` for entries of `shape`, zeros where not `present`:
+    normal floats, ids in `[1, V)`, or bags of 0 to M such ids padded with 0 at the end."""
+    if isinstance(feature, Dense):
+        values = rng.normal(size=shape + (feature.dim,))
+    elif feature.max_values is None:
+        values = rng.integers(1, feature.vocab_size, shape)
+    else:
+        count = rng.integers(0, feature.max_values + 1, shape)
+        ids = rng.integers(1, feature.vocab_size, shape + (feature.max_values,))
+        values = np.where(np.arange(feature.max_values) < count[..., None], ids, 0)
+    mask = np.asarray(present, bool)
+    return np.where(mask[..., None] if values.ndim > len(shape) else mask, values, 0)
 
 
 def _index(name: str, where: Sequence[Any]) -> str:

@@ -26,8 +26,9 @@ class DecoupledEmbedding(keras.layers.Layer):
     gradient never reaches `E_att`. `attention_dim` may be smaller than
     `representation_dim`, making the O(L) search cheaper.
 
-    Each output concatenates the fields in the order of `vocab_sizes`
-    (`len(fields) * attention_dim` and `len(fields) * representation_dim`).
+    Each output concatenates the fields in the order of `vocab_sizes`, then
+    the item features (`F * attention_dim` and `F * representation_dim`, F
+    the fields and item features).
     Id 0 is padding; the layer does not mask, the attention does.
 
     Args:
@@ -36,6 +37,9 @@ class DecoupledEmbedding(keras.layers.Layer):
         representation_dim: per-field size of the representation table.
         embeddings_initializer: initializer of both tables.
         embeddings_regularizer: optional regularizer of both tables.
+        item_features: optional item features (`FieldEmbedding`): each
+            encoded twice, once per table, so the attention and the
+            representation stay decoupled for them too.
 
     Call arguments:
         inputs: dict field -> integer ids of one shape `S`.
@@ -63,6 +67,7 @@ class DecoupledEmbedding(keras.layers.Layer):
         representation_dim: int,
         embeddings_initializer: Any = "uniform",
         embeddings_regularizer: Any = None,
+        item_features: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -75,6 +80,7 @@ class DecoupledEmbedding(keras.layers.Layer):
             vocab_sizes=self.vocab_sizes,
             embeddings_initializer=self.embeddings_initializer,
             embeddings_regularizer=self.embeddings_regularizer,
+            item_features=item_features,
             dtype=self.dtype_policy,
         )
         self.attention = FieldEmbedding(output_dim=attention_dim, name="attention", **common)
@@ -105,4 +111,5 @@ class DecoupledEmbedding(keras.layers.Layer):
                 "embeddings_regularizer": keras.regularizers.serialize(self.embeddings_regularizer),
             }
         )
+        config["item_features"] = self.attention.get_config()["item_features"]
         return config

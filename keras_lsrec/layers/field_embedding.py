@@ -1,4 +1,4 @@
-"""Embedding of several id fields, concatenated."""
+"""Embedding of several id fields (and item features), concatenated."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from keras import ops
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.layers.embedding_table import EmbeddingTable
 from keras_lsrec.layers.initializers import clone_initializer
+from keras_lsrec.layers.row_features import RowFeatures
 from keras_lsrec.validation import check_positive
 
 
@@ -25,14 +26,23 @@ class FieldEmbedding(keras.layers.Layer):
     is padding; masking is left to the attention layers (the mask is
     `ids["item"] != 0`).
 
+    With `item_features` (a schema's `item_features`: bags of ids `S + (M,)`
+    or vectors `S + (D,)` per item), each feature adds one more block of
+    `output_dim` after the id fields, encoded as `RowFeatures` encodes
+    (a bag: the mean of its non-zero ids' embeddings; a vector: a learned
+    projection), so that attention and search read the whole item.
+
     Args:
         vocab_sizes: mapping field -> vocabulary size.
         output_dim: embedding size of every field.
         embeddings_initializer: initializer of the tables.
         embeddings_regularizer: optional regularizer of the tables.
+        item_features: optional mapping name -> `Categorical(V, max_values=M)`
+            or `Dense(D)` (or their configs).
 
     Call arguments:
-        inputs: dict field -> integer ids; every field of `vocab_sizes`.
+        inputs: dict field -> integer ids; every field of `vocab_sizes`, and
+            every item feature by name.
 
     Example:
 
@@ -47,6 +57,7 @@ class FieldEmbedding(keras.layers.Layer):
         output_dim: int,
         embeddings_initializer: Any = "uniform",
         embeddings_regularizer: Any = None,
+        item_features: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -73,10 +84,21 @@ class FieldEmbedding(keras.layers.Layer):
             )
             for field, size in self.vocab_sizes.items()
         }
+        self.item_features = None
+        if item_features:
+            self.item_features = RowFeatures(
+                item_features,
+                embeddings_initializer=self.embeddings_initializer,
+                default_dim=output_dim,
+                dtype=self.dtype_policy,
+                name="item_features",
+            )
 
     def build(self, input_shape: Mapping[str, tuple]) -> None:
         for field, table in self.tables.items():
             table.build(input_shape.get(field, (None,)))
+        if self.item_features is not None:
+            self.item_features.build(input_shape)
         self.built = True
 
     def call(self, inputs: Mapping[str, Any]):
@@ -85,11 +107,19 @@ class FieldEmbedding(keras.layers.Layer):
             raise ValueError(f"Missing id field(s) {missing}. Received: {sorted(inputs)}")
         parts = [self.tables[f](inputs[f]) for f in self.vocab_sizes]
         output = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
-        return ops.cast(output, self.compute_dtype)
+        output = ops.cast(output, self.compute_dtype)
+        if self.item_features is None:
+            return output
+        return ops.concatenate([output, ops.cast(self.item_features(inputs), self.compute_dtype)], axis=-1)
+
+    @property
+    def blocks(self) -> int:
+        """How many `output_dim` blocks the output has: the fields, then the item features."""
+        return len(self.vocab_sizes) + (0 if self.item_features is None else len(self.item_features.features))
 
     def compute_output_shape(self, input_shape: Mapping[str, tuple]) -> tuple:
-        shape = tuple(input_shape["item"] if "item" in input_shape else next(iter(input_shape.values())))
-        return shape + (len(self.vocab_sizes) * self.output_dim,)
+        field = "item" if "item" in input_shape else next(iter(self.vocab_sizes))
+        return tuple(input_shape[field]) + (self.blocks * self.output_dim,)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -100,5 +130,9 @@ class FieldEmbedding(keras.layers.Layer):
                 "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
                 "embeddings_regularizer": keras.regularizers.serialize(self.embeddings_regularizer),
             }
+        )
+        features = None if self.item_features is None else self.item_features.features
+        config["item_features"] = (
+            None if features is None else {n: f.get_config() for n, f in features.items()}
         )
         return config

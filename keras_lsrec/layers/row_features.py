@@ -1,4 +1,4 @@
-"""`RowFeatures`: the per-row features of a batch (user, context) as one vector."""
+"""`RowFeatures`: a schema's features (user, context; or an item's) as one vector."""
 
 from __future__ import annotations
 
@@ -9,17 +9,20 @@ import keras
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
-from keras_lsrec.data.features import Categorical, Dense, feature_from_config
+from keras_lsrec.data.features import DEFAULT_DIM, Categorical, Dense, feature_from_config
 from keras_lsrec.layers.bag_pooling import BagPooling
 from keras_lsrec.layers.embedding_table import EmbeddingTable
 from keras_lsrec.layers.initializers import clone_initializer
+from keras_lsrec.validation import check_positive
 
 
 @keras_lsrec_export
 class RowFeatures(keras.layers.Layer):
     """Encodes a schema's per-row features and concatenates them.
 
-    For each feature, in the order of `features`:
+    Each value may carry any leading shape `S` (`(B,)` for per-row features;
+    `(B, L)` or `(B, C)` for item features, which `FieldEmbedding` encodes
+    with this layer). For each feature, in the order of `features`:
 
     - `Categorical(V)`: the id's embedding, `dim` values (id 0, unknown, has
       its own learned row);
@@ -27,7 +30,7 @@ class RowFeatures(keras.layers.Layer):
       ids that are not 0 (`BagPooling`), zeros for an empty bag;
     - `Dense(D)`: a learned linear projection `x W + b` to `output_dim`.
 
-    Returns `(B, sum of the features' sizes)` in the compute dtype. The
+    Returns `S + (sum of the features' sizes,)` in the compute dtype. The
     embedding tables are `EmbeddingTable`s whose `field` is the feature's
     name, so large ones (a user id) train row-sparsely like the item tables.
 
@@ -35,6 +38,7 @@ class RowFeatures(keras.layers.Layer):
         features: `{name: Categorical | Dense | its get_config()}`, as
             `SequenceSchema(features=...)`.
         embeddings_initializer: initializer of the tables.
+        default_dim: the size of a feature whose spec leaves it unset.
 
     Call arguments:
         inputs: dict name -> values, every feature of `features` (other keys
@@ -47,22 +51,30 @@ class RowFeatures(keras.layers.Layer):
     (2, 8)
     """
 
-    def __init__(self, features: Mapping[str, Any], embeddings_initializer: Any = "uniform", **kwargs: Any):
+    def __init__(
+        self,
+        features: Mapping[str, Any],
+        embeddings_initializer: Any = "uniform",
+        default_dim: int = DEFAULT_DIM,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         if not features:
             raise ValueError("`features` must name at least one feature.")
+        check_positive(default_dim=default_dim)
         self.features = {name: feature_from_config(spec) for name, spec in features.items()}
+        self.default_dim = int(default_dim)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.encoders: dict[str, keras.layers.Layer] = {}
         for name, feature in self.features.items():
             if isinstance(feature, Dense):
                 self.encoders[name] = keras.layers.Dense(
-                    feature.output_dim, dtype=self.dtype_policy, name=f"{name}_projection"
+                    feature.encoded_dim(self.default_dim), dtype=self.dtype_policy, name=f"{name}_projection"
                 )
             else:
                 self.encoders[name] = EmbeddingTable(
                     feature.vocab_size,
-                    feature.dim,
+                    feature.encoded_dim(self.default_dim),
                     field=name,
                     embeddings_initializer=clone_initializer(self.embeddings_initializer),
                     # Looked up in the variable dtype, as `FieldEmbedding` does.
@@ -73,7 +85,7 @@ class RowFeatures(keras.layers.Layer):
 
     @property
     def output_dim(self) -> int:
-        return sum(f.output_dim for f in self.features.values())
+        return sum(f.encoded_dim(self.default_dim) for f in self.features.values())
 
     def build(self, input_shape: Mapping[str, tuple]) -> None:
         for name, feature in self.features.items():
@@ -98,12 +110,14 @@ class RowFeatures(keras.layers.Layer):
         return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
 
     def compute_output_shape(self, input_shape: Mapping[str, tuple]) -> tuple:
-        first = next(iter(self.features))
-        return (input_shape[first][0], self.output_dim)
+        name, feature = next(iter(self.features.items()))
+        shape = tuple(input_shape[name])
+        return shape[: len(shape) - len(feature.shape)] + (self.output_dim,)
 
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "features": {name: f.get_config() for name, f in self.features.items()},
             "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+            "default_dim": self.default_dim,
         }

@@ -34,16 +34,21 @@ def query_scale(schema: SequenceSchema, attention_dim: int, score_scaling: str) 
     `"joint"`: every coordinate by `1/sqrt(D)`, D the whole attention size.
     `"per_field"` (the released code): the id fields together by
     `1/sqrt(F_id * d)` and the time embedding by `1/sqrt(d)`, so the
-    logit is `<q_id, k_id>/sqrt(F_id d) + <q_t, k_t>/sqrt(d)`.
+    logit is `<q_id, k_id>/sqrt(F_id d) + <q_t, k_t>/sqrt(d)`. Item
+    features are part of the item's content: they count with the id fields
+    (the blocks come as ids, time, item features).
     """
     id_dim = len(schema.fields) * attention_dim
+    feature_dim = len(schema.item_features) * attention_dim
     if score_scaling == "joint" or not schema.has_time:
-        total = id_dim + (attention_dim if schema.has_time else 0)
+        total = id_dim + feature_dim + (attention_dim if schema.has_time else 0)
         return np.full((total,), 1.0 / math.sqrt(total), "float32")
+    content = 1.0 / math.sqrt(id_dim + feature_dim)
     return np.concatenate(
         [
-            np.full((id_dim,), 1.0 / math.sqrt(id_dim), "float32"),
+            np.full((id_dim,), content, "float32"),
             np.full((attention_dim,), 1.0 / math.sqrt(attention_dim), "float32"),
+            np.full((feature_dim,), content, "float32"),
         ]
     )
 
@@ -122,7 +127,11 @@ class DARE(SequenceModel):
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema)
         embedding = DecoupledEmbedding(
-            field_vocab_sizes(schema), attention_dim, representation_dim, name="embedding"
+            field_vocab_sizes(schema),
+            attention_dim,
+            representation_dim,
+            item_features=schema.item_features or None,
+            name="embedding",
         )
         target_att, target_rep = embedding(target_ids)
         history_att, history_rep = embedding(history_ids)

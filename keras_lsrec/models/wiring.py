@@ -26,19 +26,22 @@ def field_vocab_sizes(schema: SequenceSchema) -> dict[str, int]:
 
 def item_embedding(schema: SequenceSchema, embedding_dim: int, name: str = "embedding") -> FieldEmbedding:
     """The layer every model embeds its target and history with: one table per
-    id field of the schema (and `time`), each `embedding_dim` wide, applied to
-    what `split_inputs` returns."""
-    return FieldEmbedding(field_vocab_sizes(schema), embedding_dim, name=name)
+    id field of the schema (and `time`), then one encoder per item feature,
+    each block `embedding_dim` wide, applied to what `split_inputs` returns."""
+    return FieldEmbedding(
+        field_vocab_sizes(schema), embedding_dim, item_features=schema.item_features or None, name=name
+    )
 
 
 def split_inputs(inputs: Mapping[str, Any], schema: SequenceSchema, window: int | None = None):
-    """Returns `(target_ids, history_ids, mask)` keyed by field.
+    """Returns `(target_ids, history_ids, mask)` keyed by field (and by item
+    feature name: the item features of the target and of the events).
 
     The target's `time` id is 0 (the target happens now). With `window`, keeps
     the last `window` events of the (left-padded) history.
     """
-    target = {f: inputs[target_key(f)] for f in schema.fields}
-    history = {f: inputs[history_key(f)] for f in schema.fields}
+    target = {f: inputs[target_key(f)] for f in (*schema.fields, *schema.item_features)}
+    history = {f: inputs[history_key(f)] for f in (*schema.fields, *schema.item_features)}
     if schema.has_time:
         target[TIME] = ops.zeros_like(inputs[target_key("item")])
         history[TIME] = inputs[history_key(TIME)]

@@ -31,6 +31,9 @@ def _checked(schema: Any, inputs: dict[str, Any]) -> dict[str, Any]:
     checks = []
     reference = inputs[history_key("item")]
     for key, ids in inputs.items():
+        if key not in schema.features and schema.feature(key) is not None:
+            checks += _item_feature_checks(schema, key, ids, inputs)
+            continue
         if key in schema.features:
             checks.append(
                 tf.debugging.assert_equal(
@@ -91,6 +94,32 @@ def _checked(schema: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         return {
             key: tf.cast(ids, "float32" if schema.is_dense(key) else "int32") for key, ids in inputs.items()
         }
+
+
+def _item_feature_checks(schema: Any, key: str, values: Any, inputs: dict[str, Any]) -> list[Any]:
+    """An item feature (`target_<f>` / `history_<f>`): one bag or vector per
+    id of its item (the shape of `target_item` / `history_item` + its width),
+    then finite values or ids in its vocabulary."""
+    import tensorflow as tf
+
+    item = inputs[history_key("item") if key.startswith(HISTORY_PREFIX) else target_key("item")]
+    width = schema.feature(key).shape[0]
+    checks = [
+        tf.debugging.assert_equal(
+            tf.shape(values),
+            tf.concat([tf.shape(item), [width]], 0),
+            message=f"`{key}` must have the shape of its item ids plus {width} values per item",
+        )
+    ]
+    if schema.is_dense(key):
+        return checks + [tf.debugging.assert_all_finite(values, message=f"`{key}` must be finite")]
+    vocab = schema.vocab_size(key)
+    return checks + [
+        tf.debugging.assert_non_negative(values, message=f"`{key}`: ids must be >= 0 (0 is padding)"),
+        tf.debugging.assert_less(
+            values, tf.constant(vocab, values.dtype), message=f"`{key}`: ids must be < {vocab}"
+        ),
+    ]
 
 
 def _serving_fns(model: keras.Model) -> tuple[Any, dict[str, Callable[[dict[str, Any]], dict[str, Any]]]]:

@@ -90,8 +90,16 @@ class Client:
             )
         arrays = {key: np.asarray(value) for key, value in batch.items()}
         sizes = set()
-        target_rank = next((v.ndim for k, v in arrays.items() if k.startswith(TARGET_PREFIX)), 1)
+        targets = [v.ndim for k, v in arrays.items() if k.startswith(TARGET_PREFIX)]
+        target_rank = arrays["target_item"].ndim if "target_item" in arrays else min(targets, default=1)
         for key, value in arrays.items():
+            rank = 2 if key.startswith(HISTORY_PREFIX) else target_rank
+            if key.startswith((HISTORY_PREFIX, TARGET_PREFIX)) and value.ndim == rank + 1:
+                # An item feature: a bag of ids or a vector per item.
+                if value.dtype.kind not in "biuf":
+                    raise ValueError(f"`{key}` must be an array of numbers. Received dtype {value.dtype}")
+                sizes.add(value.shape[0])
+                continue  # (the schema, when given, checks its width, ids or values below)
             if not key.startswith((HISTORY_PREFIX, TARGET_PREFIX)):  # a per-row feature
                 if value.dtype.kind not in "biuf" or not value.ndim:
                     raise ValueError(
@@ -102,7 +110,6 @@ class Client:
                 continue  # (the schema, when given, checks its shape, ids or values below)
             if not np.issubdtype(value.dtype, np.integer):
                 raise ValueError(f"`{key}` must hold integer ids. Received dtype {value.dtype}")
-            rank = 2 if key.startswith(HISTORY_PREFIX) else target_rank
             if value.ndim != rank or rank not in (1, 2):
                 raise ValueError(
                     f"`{key}` must have rank {rank} (histories 2; targets all 1, rows, or all 2, "
@@ -121,38 +128,46 @@ class Client:
         return {key: value.astype(self._dtype(key, value)) for key, value in arrays.items()}
 
     def _dtype(self, key: str, value: np.ndarray) -> str:
-        """float32 for a dense per-row feature (by the schema, or a float array
-        outside the sequence keys without one), int64 for ids."""
+        """float32 for a dense feature (by the schema, or a float array without
+        one: ids were checked to be integers), int64 for ids."""
         if self.schema is not None:
             return "float32" if self.schema.is_dense(key) else "int64"
-        dense = value.dtype.kind == "f" and not key.startswith((HISTORY_PREFIX, TARGET_PREFIX))
-        return "float32" if dense else "int64"
+        return "float32" if value.dtype.kind == "f" else "int64"
 
     def _left_pad(self, key: str, value: np.ndarray) -> np.ndarray:
         if not key.startswith(HISTORY_PREFIX):
             return value
         if value.shape[1] > self.pad_to:
             raise ValueError(f"`{key}` has {value.shape[1]} events, more than `pad_to={self.pad_to}`")
-        return np.pad(value, ((0, 0), (self.pad_to - value.shape[1], 0)))
+        return np.pad(value, ((0, 0), (self.pad_to - value.shape[1], 0)) + ((0, 0),) * (value.ndim - 2))
 
     # -- transport -------------------------------------------------------------
     def predict(self, batch: Mapping[str, Any]) -> np.ndarray:
         """Click probabilities: `(B,)` for rows, `(B, C)` for candidate sets
         (0 at missing candidates; sent to `serving_request`)."""
         arrays = self._prepare(batch)
-        candidate_sets = any(v.ndim == 2 for k, v in arrays.items() if k.startswith(TARGET_PREFIX))
+        candidate_sets = arrays[target_key("item")].ndim == 2 if target_key("item") in arrays else False
         signature = REQUEST_SIGNATURE if candidate_sets else self.signature_name
         if self.protocol == "rest":
             return self._predict_rest(arrays, signature)
         return self._predict_grpc(arrays, signature)
 
-    def score(self, history: Mapping[str, Any], candidates: Mapping[str, Any]) -> np.ndarray:
+    def score(
+        self,
+        history: Mapping[str, Any],
+        candidates: Mapping[str, Any],
+        features: Mapping[str, Any] | None = None,
+    ) -> np.ndarray:
         """Click probabilities `(C,)` of one user's candidates.
 
         Args:
             history: `{field: (L,) ids}` of the user's events, oldest first
-                (`time` too when the model uses it).
-            candidates: `{field: (C,) ids}` of the candidates.
+                (`time` too when the model uses it), and each item feature's
+                `(L, M|D)` values.
+            candidates: `{field: (C,) ids}` of the candidates, and each item
+                feature's `(C, M|D)` values.
+            features: the request's per-row features (user, context), one
+                value each: a scalar id, or an `(M,)` bag or `(D,)` vector.
         """
         for name, part in (("history", history), ("candidates", candidates)):
             if not isinstance(part, Mapping) or not part:
@@ -160,11 +175,27 @@ class Client:
                     f"`{name}` must be a non-empty dict of id arrays. Received: {type(part).__name__}"
                 )
             for field, ids in part.items():
-                if np.ndim(ids) != 1:
+                if self._item_feature(field) is True:
+                    if np.ndim(ids) != 2:
+                        raise ValueError(
+                            f"`{name}[{field!r}]` is an item feature: 2-D, its values per item. "
+                            f"Received shape {np.shape(ids)}"
+                        )
+                elif np.ndim(ids) != 1 and (self._item_feature(field) is False or np.ndim(ids) != 2):
                     raise ValueError(f"`{name}[{field!r}]` must be 1-D. Received shape {np.shape(ids)}")
-        batch = {history_key(f): np.asarray(v)[None, :] for f, v in history.items()}
-        batch.update({target_key(f): np.asarray(v)[None, :] for f, v in candidates.items()})
+        if features is not None and not isinstance(features, Mapping):
+            raise ValueError(f"`features` must be a dict name -> value. Received: {type(features).__name__}")
+        batch = {history_key(f): np.asarray(v)[None] for f, v in history.items()}
+        batch.update({target_key(f): np.asarray(v)[None] for f, v in candidates.items()})
+        batch.update({name: np.asarray(v)[None] for name, v in (features or {}).items()})
         return self.predict(batch)[0]
+
+    def _item_feature(self, field: str) -> bool | None:
+        """Whether `field` is an item feature (values per item), by the schema;
+        without one, `item` is not and any other field may be (`None`)."""
+        if self.schema is not None:
+            return field in self.schema.item_features
+        return False if field == "item" else None
 
     def _predict_rest(self, arrays: dict[str, np.ndarray], signature: str) -> np.ndarray:
         version = f"/versions/{self.version}" if self.version is not None else ""

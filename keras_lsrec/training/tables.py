@@ -45,6 +45,7 @@ import keras
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
+from keras_lsrec.data.features import Categorical
 from keras_lsrec.data.schema import history_key, target_key
 from keras_lsrec.layers.embedding_table import EmbeddingTable
 from keras_lsrec.layers.mesh_padding import PaddedRowsStore
@@ -274,9 +275,10 @@ class TableTraining:
         check_non_negative(min_rows=min_rows)
         self.optimizer = model.optimizer
         schema = model.schema
-        # The id fields, `time`, and the per-row categorical features (a user id table).
+        # The id fields, `time`, and the categorical features (a user id table, item tags).
         fields = set(schema.fields) | ({"time"} if schema.has_time else set())
         fields |= {name for name in schema.features if not schema.is_dense(name)}
+        fields |= {name for name, f in schema.item_features.items() if isinstance(f, Categorical)}
         trainable = {id(v) for v in model.trainable_variables}
         candidates = [
             layer

@@ -1,4 +1,4 @@
-"""Per-row features in the schema: kinds, shapes, validation, configs."""
+"""Features in the schema (per-row and item-side): kinds, shapes, validation, configs."""
 
 import numpy as np
 import pytest
@@ -116,3 +116,80 @@ def test_a_dataset_built_without_a_schema_is_checked_against_the_models():
     bad = dict(x, user_age=np.full(8, 10))  # outside the model's vocabulary of 10
     with pytest.raises(ValueError, match="user_age"):
         validated(ArrayDataset(bad, y, 4), s)
+
+
+ITEM_FEATURES = {"image": Dense(4), "topics": Categorical(30, max_values=3)}
+
+
+def item_schema(**changes):
+    return SequenceSchema({"item": 100}, max_len=20, item_features=ITEM_FEATURES, **changes)
+
+
+def test_item_features_keys_shapes_and_padding():
+    s = item_schema()
+    shapes = s.input_shapes()
+    assert shapes["target_image"] == (4,) and shapes["history_topics"] == (None, 3)
+    assert s.inputs()["history_image"].dtype == "float32" and s.vocab_size("target_topics") == 30
+    x = s.random_batch(6, length=9, seed=0)
+    assert x["history_image"].shape == (6, 9, 4) and x["target_topics"].shape == (6, 3)
+    padded = x["history_item"] == 0
+    assert (
+        padded.any() and (x["history_image"][padded] == 0).all() and (x["history_topics"][padded] == 0).all()
+    )
+    s.validate(x)
+    request = s.replace(candidates=5)
+    assert request.input_shapes()["target_image"] == (5, 4)
+    batch = request.random_batch(3, seed=1)
+    assert (batch["target_topics"][batch["target_item"] == 0] == 0).all()
+    request.validate(batch)
+    assert SequenceSchema.from_config(s.get_config()) == s
+    assert "item_features" not in SequenceSchema({"item": 9}, max_len=2).get_config()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda x: x["history_image"].__setitem__((1, 2, 0), np.inf), r"history_image\[1, 2, 0\] = inf"),
+        (lambda x: x.update(history_topics=x["history_topics"][..., :2]), r"\(6, 9, 3\).*pad shorter bags"),
+        (lambda x: x.update(target_image=x["target_image"][:, None]), r"target_image.*\(6, 4\)"),
+        (lambda x: x.update(target_topics=x["target_topics"] + 30), "outside the vocabulary"),
+        (lambda x: x.update(history_topics=x["history_topics"] * 1.5), "integer ids"),
+    ],
+)
+def test_bad_item_feature_values_are_refused_with_the_key_named(change, message):
+    s = item_schema()
+    x = s.random_batch(6, length=9, seed=2)
+    change(x)
+    with pytest.raises(ValueError, match=message):
+        s.validate(x)
+
+
+@pytest.mark.parametrize(
+    "item_features, message",
+    [
+        ({"brand": Categorical(5)}, "id field; add it to `vocab_sizes"),
+        ({"image": Dense(4, output_dim=8)}, "leave `dim` / `output_dim` unset"),
+        ({"topics": Categorical(9, max_values=2, dim=4)}, "leave `dim`"),
+        ({"item": Dense(2)}, "already taken"),
+        ({"user_age": Dense(2)}, "already taken"),
+        ({"bad name": Dense(2)}, "identifiers"),
+        ([1], "mapping"),
+    ],
+)
+def test_bad_item_feature_specs_are_refused(item_features, message):
+    with pytest.raises(ValueError, match=message):
+        SequenceSchema({"item": 100}, max_len=20, features=FEATURES, item_features=item_features)
+
+
+def test_a_dataset_without_a_schema_reads_item_features_from_the_arrays():
+    from keras_lsrec.data import ArrayDataset
+    from keras_lsrec.training.inputs import validated
+
+    s = item_schema()
+    x = s.random_batch(8, seed=3)
+    dataset = ArrayDataset(x, np.zeros(8, "float32"), 4)
+    loose = dataset.checked_schema
+    assert loose is not None and set(loose.item_features) == {"image", "topics"}
+    validated(dataset, s)
+    with pytest.raises(ValueError, match="topics"):
+        validated(ArrayDataset(dict(x, history_topics=x["history_topics"] + 30), np.zeros(8), 4), s)

@@ -1,6 +1,8 @@
-"""Per-row features (user, context) in every registered model: they reach the
-tower, padding inside a bag does not matter, `.keras` keeps them, the request
-form scores them once per request, and their tables train row-sparsely."""
+"""Features in every registered model: per-row ones (user, context) reach the
+tower, item-side ones (a bag of topics, an image vector per item) the item
+representation; padding (inside a bag, at padded events) does not matter,
+`.keras` keeps them, the request form scores them once per request (the
+candidates with their own item features), and their tables train row-sparsely."""
 
 import os
 
@@ -24,13 +26,29 @@ FEATURES = {
 }
 
 
+ITEM_FEATURES = {"image_emb": Dense(6), "topics": Categorical(20, max_values=3)}
+
+
+def item_tables(vocab: int, seed: int = 7) -> dict[str, np.ndarray]:
+    """A random item table per item feature (row = item id, row 0 zeros), bags padded at the end."""
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=(vocab, 6)).astype("float32")
+    count = rng.integers(0, 4, vocab)
+    topics = np.where(np.arange(3) < count[:, None], rng.integers(1, 20, (vocab, 3)), 0).astype("int32")
+    emb[0], topics[0] = 0, 0
+    return {"image_emb": emb, "topics": topics}
+
+
 def featured_batch(cls, row_data, candidate_data):
     data = candidate_data if cls.INPUT_FORMS[0] == CANDIDATES else row_data
-    schema = data.schema.replace(features=FEATURES)
+    schema = data.schema.replace(features=FEATURES, item_features=ITEM_FEATURES)
     x, y = small_batch(data)
     extra = schema.random_batch(len(y), seed=5)
     x.update({name: extra[name] for name in FEATURES})
     x["user_tags"][0] = 0  # an empty bag
+    for name, table in item_tables(schema.vocab_sizes["item"]).items():
+        x[f"target_{name}"] = table[x["target_item"]]
+        x[f"history_{name}"] = table[x["history_item"]]
     return schema, x, y
 
 
@@ -54,9 +72,23 @@ def test_every_model_reads_the_row_features(name, row_data, candidate_data, tmp_
     ]:
         changed = call(model, {**x, key: other})
         assert not np.allclose(changed, p), key
-    # Where a bag's padding sits does not matter.
-    moved = {**x, "user_tags": np.sort(x["user_tags"], axis=1)}
-    np.testing.assert_allclose(call(model, moved), p, atol=1e-6)
+    # The item features reach it, through the history and through the target.
+    valid = x["history_item"] != 0
+    for key, other in [
+        ("history_image_emb", x["history_image_emb"] + valid[..., None]),
+        ("target_image_emb", x["target_image_emb"] + 1.0),
+        ("history_topics", np.where(x["history_topics"] != 0, x["history_topics"] % 19 + 1, 0)),
+    ]:
+        changed = call(model, {**x, key: other})
+        assert not np.allclose(changed, p), key
+    # Where a bag's padding sits does not matter, nor what padded events carry.
+    moved = {
+        **x,
+        "user_tags": np.sort(x["user_tags"], axis=1),
+        "history_topics": np.sort(x["history_topics"], axis=-1),
+        "history_image_emb": np.where(valid[..., None], x["history_image_emb"], 3.0).astype("float32"),
+    }
+    np.testing.assert_allclose(call(model, moved), p, atol=1e-5)
     # `.keras` keeps the features and their weights.
     path = os.path.join(tmp_path, "model.keras")
     model.save(path)
@@ -67,6 +99,7 @@ def test_every_model_reads_the_row_features(name, row_data, candidate_data, tmp_
     if CANDIDATES in cls.INPUT_FORMS and ROW in cls.INPUT_FORMS:
         request = model.request_form(2)
         rx = {k: (np.repeat(v[:, None], 2, 1) if k.startswith("target_") else v) for k, v in x.items()}
+        schema.replace(candidates=2).validate(rx)
         scores = call(request, rx)
         np.testing.assert_allclose(scores[:, 0], p, atol=1e-5)
         np.testing.assert_allclose(scores[:, 1], p, atol=1e-5)
@@ -81,7 +114,7 @@ def test_feature_tables_train_row_sparsely(name, row_data, candidate_data):
     model.compile(keras.optimizers.Adam(0.01), loss, table_min_rows=0)
     assert model.table_training is not None
     fields = {t.field for t in model.table_training.tables}
-    assert {"user_age", "user_tags"} <= fields
+    assert {"user_age", "user_tags", "topics"} <= fields
     tables = [
         t for t in keras_private.all_layers(model) if isinstance(t, EmbeddingTable) and t.field == "user_age"
     ]

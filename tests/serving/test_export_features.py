@@ -1,4 +1,4 @@
-"""Per-row features through the SavedModel, the warm-up records and the client (tensorflow)."""
+"""Per-row and item features through the SavedModel, the warm-up records and the client (tensorflow)."""
 
 import keras
 import numpy as np
@@ -14,6 +14,7 @@ pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="the export mechanism is tested on tensorflow here"
 )
 FEATURES = {"user_age": Categorical(10), "user_tags": Categorical(30, max_values=4), "context": Dense(5)}
+ITEM_FEATURES = {"image": Dense(3), "topics": Categorical(12, max_values=2)}
 
 
 def call(model, batch):
@@ -27,13 +28,18 @@ def serve(loaded, signature, schema, batch):
 
 
 def test_features_are_served_as_the_model_scores_them(data, tmp_path):
-    schema = data.schema.replace(features=FEATURES)
+    schema = data.schema.replace(features=FEATURES, item_features=ITEM_FEATURES)
     model = DIN(schema, embedding_dim=4, attention_units=(8,), mlp_units=(8,))
     base = str(tmp_path / "din")
     path = serving.export(model, base)
     loaded = tf.saved_model.load(path)
     specs = loaded.signatures["serving_default"].structured_input_signature[1]
     assert specs["context"].dtype == tf.float32 and specs["user_tags"].shape.as_list() == [None, 4]
+    assert specs["history_image"].dtype == tf.float32 and specs["history_topics"].shape.as_list() == [
+        None,
+        None,
+        2,
+    ]
     batch = schema.random_batch(9, seed=3)
     np.testing.assert_allclose(serve(loaded, "serving_default", schema, batch), call(model, batch), atol=1e-5)
     # A request: the features once, C candidates.
@@ -44,6 +50,12 @@ def test_features_are_served_as_the_model_scores_them(data, tmp_path):
     bad = dict(batch, context=np.full_like(batch["context"], np.nan))
     with pytest.raises(tf.errors.InvalidArgumentError, match="context"):
         serve(loaded, "serving_default", schema, bad)
+    bad = dict(batch, history_topics=batch["history_topics"] + 12)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="history_topics"):
+        serve(loaded, "serving_default", schema, bad)
+    bad = dict(rx, target_image=rx["target_image"][:, :1])  # one candidate's vector for six
+    with pytest.raises(tf.errors.InvalidArgumentError, match="target_image"):
+        serve(loaded, "serving_request", schema, bad)
     # Through the TF Serving stand-in, over REST and gRPC.
     server = ModelServer(base).start()
     try:
@@ -53,6 +65,13 @@ def test_features_are_served_as_the_model_scores_them(data, tmp_path):
             np.testing.assert_allclose(client.predict(rx), call(request, rx), atol=1e-5)
             with pytest.raises(ValueError, match="user_age"):
                 client.predict(dict(batch, user_age=batch["user_age"] + 10))
+            # One user's request: its history, its candidates, its features.
+            history = {k.removeprefix("history_"): v[1] for k, v in rx.items() if k.startswith("history_")}
+            candidates = {k.removeprefix("target_"): v[1] for k, v in rx.items() if k.startswith("target_")}
+            row = {name: rx[name][1] for name in FEATURES}
+            np.testing.assert_allclose(
+                client.score(history, candidates, row), call(request, rx)[1], atol=1e-5
+            )
             client.close()
     finally:
         server.stop()
