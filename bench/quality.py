@@ -26,6 +26,10 @@ Datasets (rows; users are split so no user is in two splits):
   and a 4-float context per row, each with a planted effect on the label);
   `features200-off`: the same rows and labels without the feature keys (the
   schema of before), so the two give each model's AUC gain from the features.
+- `items200`: the same with every kind of feature: the per-row ones and the
+  item-side ones (`item_features=True`: a bag of topics and an 8-float image
+  vector per item, on the target and on every event, the target's moving its
+  label); `items200-off`: the same rows and labels without any feature key.
 
 The MovieLens sets are skipped when ../shared/data is absent.
 
@@ -73,6 +77,8 @@ DATASETS = (
     "candidates200",
     "features200",
     "features200-off",
+    "items200",
+    "items200-off",
 )
 
 
@@ -107,11 +113,20 @@ def load(name: str) -> dict[str, Any] | None:
     """`{"schema", "train", "validation", "test"}`, each split `(x, y, users)`; None if absent."""
     from keras_lsrec.data import dare_protocol, leave_last_out, load_movielens, synthetic
 
-    if name.startswith("features"):
-        data = synthetic.generate(num_users=3000, examples_per_user=8, max_len=200, features=True, seed=0)
+    if name.startswith(("features", "items")):
+        data = synthetic.generate(
+            num_users=3000,
+            examples_per_user=8,
+            max_len=200,
+            features=True,
+            item_features=name.startswith("items"),
+            seed=0,
+        )
         off = name.endswith("-off")
-        names = set(data.schema.features)
-        schema = data.schema.replace(features=None) if off else data.schema
+        names = set(data.schema.features) | {
+            key for f in data.schema.item_features for key in (f"target_{f}", f"history_{f}")
+        }
+        schema = data.schema.replace(features=None, item_features=None) if off else data.schema
         parts = {s: getattr(data, s) for s in ("train", "validation", "test")}
         out: dict[str, Any] = {"schema": schema}
         for split, part in parts.items():

@@ -125,7 +125,11 @@ def cluster_histories(
         raise ValueError(f"`x` must be a dict of arrays in the batch format. Received: {type(x).__name__}")
     if history_key("item") not in x:
         raise ValueError(f"`x` must hold `history_item`. Received keys: {sorted(x)}")
-    history_keys = [k for k in x if k.startswith(HISTORY_PREFIX) and k != history_key(CLUSTER_SIZE)]
+    history_keys = [
+        k for k in x if k.startswith(HISTORY_PREFIX) and k != history_key(CLUSTER_SIZE) and np.ndim(x[k]) != 3
+    ]
+    # Item features `(N, L, M|D)`: each cluster keeps its representative event's.
+    feature_keys = [k for k in x if k.startswith(HISTORY_PREFIX) and np.ndim(x[k]) == 3]
     if history_key(CLUSTER_SIZE) in x:
         raise ValueError("`x` is already clustered (it holds `history_cluster_size`).")
     _check_int("max_cluster_size", max_cluster_size, 1)
@@ -146,6 +150,12 @@ def cluster_histories(
             raise ValueError(
                 f"`{key}` must hold integer ids of the shape of `history_item`, {items.shape}. "
                 f"Received {value.dtype} {value.shape}."
+            )
+    for key in feature_keys:
+        if np.shape(x[key])[:2] != items.shape:
+            raise ValueError(
+                f"`{key}` (an item feature) must have the shape of `history_item`, {items.shape}, plus "
+                f"its width. Received {np.shape(x[key])}."
             )
     if group_field is not None and history_key(group_field) not in histories:
         fields = sorted(k.removeprefix(HISTORY_PREFIX) for k in histories)
@@ -175,16 +185,17 @@ def cluster_histories(
     stacked = np.stack([histories[k] for k in history_keys], axis=-1)  # (N, L, fields)
     flat = stacked.reshape(len(items), items.shape[1] * len(history_keys))
     if flat.shape[1]:
-        distinct, owner = np.unique(flat, axis=0, return_inverse=True)
+        distinct, first, owner = np.unique(flat, axis=0, return_index=True, return_inverse=True)
         owner = owner.reshape(-1)
     else:  # L = 0 (or no rows): every history is the same empty one
-        distinct, owner = flat[:1], np.zeros(len(items), "int64")
+        distinct, first, owner = flat[:1], np.zeros(1, "int64"), np.zeros(len(items), "int64")
     per_history = []
     for row in distinct.reshape(len(distinct), items.shape[1], len(history_keys)):
         per_history.append(
             _cluster_row(row, history_keys, vectors, max_cluster_size, group_field, iterations, rng)
         )
     longest = max((len(sizes) for _, sizes in per_history), default=0)
+    rows_of = distinct.reshape(len(distinct), items.shape[1], len(history_keys))
     length = longest if max_len is None else int(max_len)
     if longest > length:
         worst = int(np.argmax([len(sizes) for _, sizes in per_history]))
@@ -193,13 +204,20 @@ def cluster_histories(
             f"Row {first}'s history forms {longest} clusters > max_len={length}. Raise `max_len` or "
             "`max_cluster_size`; clusters are never dropped."
         )
-    out = {k: np.asarray(v) for k, v in x.items() if k not in histories}
+    out = {k: np.asarray(v) for k, v in x.items() if k not in histories and k not in feature_keys}
     dtype = {k: v.dtype for k, v in histories.items()}
     for i, key in enumerate(history_keys):
         rows = np.zeros((len(distinct), length), dtype[key])
-        for r, (ids, _) in enumerate(per_history):
-            if len(ids):
-                rows[r, length - len(ids) :] = ids[:, i]
+        for r, (positions, _) in enumerate(per_history):
+            if len(positions):
+                rows[r, length - len(positions) :] = rows_of[r, positions, i]
+        out[key] = rows[owner]
+    for key in feature_keys:  # (the same ids, the same items: the first row of each history stands)
+        values = np.asarray(x[key])
+        rows = np.zeros((len(distinct), length) + values.shape[2:], values.dtype)
+        for r, (positions, _) in enumerate(per_history):
+            if len(positions):
+                rows[r, length - len(positions) :] = values[first[r], positions]
         out[key] = rows[owner]
     sizes = np.zeros((len(distinct), length), "int32")
     for r, (_, counts) in enumerate(per_history):
@@ -217,7 +235,7 @@ def _check_int(name: str, value: Any, low: int, requirement: str | None = None) 
 
 
 def _cluster_row(row, keys, vectors, max_size, group_field, iterations, rng):
-    """One history `(L, fields)` -> (representatives' ids `(M, fields)`, sizes `(M,)`), oldest first."""
+    """One history `(L, fields)` -> (representatives' positions `(M,)`, sizes `(M,)`), oldest first."""
     events = np.nonzero(row[:, keys.index(history_key("item"))] != 0)[0]
     if group_field is None:
         groups = [events]
@@ -230,7 +248,7 @@ def _cluster_row(row, keys, vectors, max_size, group_field, iterations, rng):
         if len(group):  # an empty history (a new user) has no cluster
             clusters.extend(_split(group, points, max_size, iterations, rng))
     if not clusters:
-        return np.zeros((0, len(keys)), row.dtype), np.zeros((0,), "int32")
+        return np.zeros((0,), "int64"), np.zeros((0,), "int32")
     clusters.sort(key=lambda members: members.max())  # by the most recent behaviour
     representatives = []
     for members in clusters:
@@ -238,7 +256,7 @@ def _cluster_row(row, keys, vectors, max_size, group_field, iterations, rng):
         distance = ((member_points - member_points.mean(axis=0)) ** 2).sum(axis=1)
         representatives.append(members[int(np.argmin(distance))])
     sizes = np.array([len(m) for m in clusters], "int32")
-    return row[np.array(representatives)], sizes
+    return np.array(representatives), sizes
 
 
 def _split(members, points, max_size, iterations, rng):

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import keras
 import numpy as np
 
-from keras_lsrec.data.features import Categorical, Dense
+from keras_lsrec.data.features import Categorical, Dense, feature_from_config
 from keras_lsrec.data.schema import (
     CLUSTER_SIZE,
     HISTORY_PREFIX,
@@ -229,9 +229,17 @@ class SequenceDataset(ShuffledBatches):
     labels 0/1 and finite (`validate_labels`), no unknown or missing key. A
     `ValueError` names the array, the entry and the value.
 
+    Features (`SequenceSchema(features=..., item_features=...)`): a per-row
+    feature's values are an `examples[name]` array, `(N,)`, `(N, M)` or
+    `(N, D)`; an item feature is stored once per item, a table whose row `i`
+    holds item `i`'s bag or vector (`(vocabulary of item, M|D)`, row 0 for
+    padding), gathered for the targets and the events of every batch: a
+    history of L events never costs L copies of a vector.
+
     `__getitem__(i)` gathers batch `i`'s histories, left-padded to `max_len`
     (most recent last), plus `history_time` (reverse position: most recent =
-    1) when `time=True`, and returns `(batch_dict, labels)`. With
+    1) when `time=True`, and its item features (zeros at padding), and
+    returns `(batch_dict, labels)`. With
     `shuffle=True` the example order is re-drawn (seeded) after every epoch.
     Works with `fit`, `evaluate` and `predict` on any backend.
 
@@ -245,6 +253,10 @@ class SequenceDataset(ShuffledBatches):
         shuffle: reshuffle the examples every epoch.
         seed: the shuffling seed.
         time: add `history_time`.
+        features: per-row features `{name: Categorical | Dense}`, their values
+            in `examples[name]`.
+        item_features: `{name: (Categorical(V, max_values=M) | Dense(D), table)}`,
+            `table[i]` the feature of item `i`.
         **kwargs: `keras.utils.PyDataset` options (`workers`,
             `use_multiprocessing`, `max_queue_size`).
     """
@@ -260,12 +272,23 @@ class SequenceDataset(ShuffledBatches):
         shuffle: bool = False,
         seed: int = 0,
         time: bool = True,
+        features: Mapping[str, Any] | None = None,
+        item_features: Mapping[str, tuple[Any, np.ndarray]] | None = None,
         **kwargs: Any,
     ) -> None:
         if "item" not in sequences:
             raise ValueError(f"`sequences` must contain 'item'. Received fields: {sorted(sequences)}")
         fields = list(sequences)
-        needed = ["user", "end", "label"] + [target_key(f) for f in fields]
+        for name, pair in (item_features or {}).items():
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise ValueError(
+                    f"`item_features[{name!r}]` must be a pair (feature spec, table of one row per item). "
+                    f"Received: {type(pair).__name__}"
+                )
+        self.features = {n: feature_from_config(f) for n, f in (features or {}).items()}
+        self.item_features = {n: feature_from_config(f) for n, (f, _) in (item_features or {}).items()}
+        self.item_tables = {n: _array(t) for n, (_, t) in (item_features or {}).items()}
+        needed = ["user", "end", "label"] + [target_key(f) for f in fields] + list(self.features)
         missing = [k for k in needed if k not in examples]
         if missing:
             raise ValueError(f"`examples` lacks {missing}. Expected keys: {needed}")
@@ -325,6 +348,14 @@ class SequenceDataset(ShuffledBatches):
             )
         rows = len(self.examples["label"])
         for key, values in self.examples.items():
+            if key in self.features:
+                if values.ndim < 1 or len(values) != rows:
+                    raise ValueError(
+                        f"`examples[{key!r}]` must hold one value per example ({rows}, as "
+                        f"`examples['label']`). Received shape {values.shape}."
+                    )
+                schema._validate_feature(key, values)
+                continue
             if values.ndim != 1 or len(values) != rows:
                 raise ValueError(
                     f"`examples[{key!r}]` must be 1-D with one entry per example ({rows}, as "
@@ -353,12 +384,37 @@ class SequenceDataset(ShuffledBatches):
             key = target_key(field)
             schema.validate_ids(key, self.examples[key], name=f"examples[{key!r}]")
         schema.validate_labels(self.examples[target_key("item")], self.examples["label"])
+        items = self.vocab_sizes["item"]
+        for name, table in self.item_tables.items():
+            if len(table) < items:
+                raise ValueError(
+                    f"`item_features[{name!r}]` has {len(table)} rows; it needs one per item id, "
+                    f"[0, {items}) (row 0 for padding)."
+                )
+            feature = self.item_features[name]
+            where = f"item_features[{name!r}]"
+            if table.shape[1:] != feature.shape:
+                raise ValueError(
+                    f"`{where}` must have shape (items, {feature.shape[0]}). Received {table.shape}."
+                )
+            if isinstance(feature, Categorical):
+                schema.validate_ids(history_key(name), table, name=where)
+            elif table.dtype.kind not in "biuf" or not np.isfinite(table).all():
+                bad = np.argwhere(~np.isfinite(table))[0] if table.dtype.kind == "f" else (0, 0)
+                raise ValueError(
+                    f"`{where}` must hold finite numbers. Received {where}[{bad[0]}, {bad[1]}] = "
+                    f"{table[tuple(bad)].item()!r}."
+                )
 
     # -- the batch format -----------------------------------------------------
     @property
     def schema(self) -> SequenceSchema:
         return SequenceSchema(
-            self.vocab_sizes, max_len=self.max_len, time_vocab_size=self.max_len + 1 if self.time else None
+            self.vocab_sizes,
+            max_len=self.max_len,
+            time_vocab_size=self.max_len + 1 if self.time else None,
+            features=self.features,
+            item_features=self.item_features,
         )
 
     @property
@@ -375,6 +431,13 @@ class SequenceDataset(ShuffledBatches):
                 schema.validate_ids(history_key(field), flat, name=f"sequences[{field!r}]")
                 key = target_key(field)
                 schema.validate_ids(key, self.examples[key], name=f"examples[{key!r}]")
+        for name, feature in self.features.items():
+            if isinstance(feature, Categorical) and feature.vocab_size > schema.vocab_size(name):
+                schema.validate_ids(name, self.examples[name], name=f"examples[{name!r}]")
+        for name, feature in self.item_features.items():
+            key = history_key(name)
+            if isinstance(feature, Categorical) and feature.vocab_size > schema.vocab_size(key):
+                schema.validate_ids(key, self.item_tables[name], name=f"item_features[{name!r}]")
         time_vocab = schema.time_vocab_size
         if self.time and time_vocab is not None and self.max_len + 1 > time_vocab:
             users = self.examples["user"]
@@ -408,6 +471,13 @@ class SequenceDataset(ShuffledBatches):
         if self.time:
             reverse = np.arange(self.max_len, 0, -1, dtype="int32")[None, :]
             batch[history_key(TIME)] = np.where(valid, reverse, 0).astype("int32")
+        for name, feature in self.features.items():
+            batch[name] = np.asarray(self.examples[name][rows]).astype(feature.dtype)
+        for name, feature in self.item_features.items():
+            table = self.item_tables[name]
+            batch[target_key(name)] = np.asarray(table[batch[target_key("item")]]).astype(feature.dtype)
+            events = np.asarray(table[batch[history_key("item")]])
+            batch[history_key(name)] = np.where(valid[..., None], events, 0).astype(feature.dtype)
         return batch, self.examples["label"][rows].astype("float32")
 
     @property
@@ -467,6 +537,8 @@ class SequenceDataset(ShuffledBatches):
             for field, flat in self.sequences.items():
                 np.save(os.path.join(sequences_dir, f"sequence_{field}.npy"), flat)
             np.save(os.path.join(sequences_dir, "offsets.npy"), self.offsets)
+            for name, table in self.item_tables.items():
+                np.save(os.path.join(sequences_dir, f"item_{name}.npy"), table)
         for key, values in self.examples.items():
             np.save(os.path.join(directory, f"example_{key}.npy"), values)
         config = dict(
@@ -479,6 +551,8 @@ class SequenceDataset(ShuffledBatches):
             shuffle=self.shuffle,
             seed=self.seed,
             time=self.time,
+            features={n: f.get_config() for n, f in self.features.items()},
+            item_features={n: f.get_config() for n, f in self.item_features.items()},
         )
         with open(os.path.join(directory, "dataset.json"), "w") as f:
             json.dump(config, f, indent=1)
@@ -496,6 +570,8 @@ class SequenceDataset(ShuffledBatches):
         shared = os.path.join(directory, config.pop("sequences"))
         sequences = {f: read(f"sequence_{f}", shared) for f in config.pop("fields")}
         examples = {k: read(f"example_{k}") for k in config.pop("examples")}
+        specs = config.pop("item_features", {})
+        config["item_features"] = {n: (spec, read(f"item_{n}", shared)) for n, spec in specs.items()}
         config.update(overrides)
         return cls(sequences, read("offsets", shared), examples, **config)
 

@@ -33,6 +33,17 @@ offset is the mean of the tags' offsets, drawn like the segments') and
 the Bayes AUC with and without features can be compared
 (`Split.probability_without_features`).
 
+With `item_features=True` every item also carries item-side features
+(`ITEM_FEATURES`, from a random stream of their own, stored once per item in
+`SyntheticData.item_tables`): `topics` (`Categorical(17, max_values=3)`, 0
+to 3 of 16 topics per item) and `image_emb` (`Dense(8)`, N(0, 1) per item),
+present on the target and on every event (`target_<f>`, `history_<f>`). The
+target's own features move its logit by `feature_weight * (mean of its
+topics' effects, each N(0, 1), + 0.5 * image_emb . a)`, `a` a fixed unit
+vector; `probability_without_features` leaves these out too. Item ids alone
+can learn an item's offset only from its own rows; the features give it to
+every item.
+
 A model that reads only the last `recent_window` events cannot tell `A` from
 the rest, so it loses a large part of the attainable AUC; the exact
 probabilities are returned (`Split.probability`) to compute the Bayes AUC.
@@ -88,6 +99,8 @@ class SyntheticData:
     train: Split
     validation: Split
     test: Split
+    item_tables: dict[str, np.ndarray] | None = None
+    """With item features: `{name: (num_items + 1, M|D)}`, row = item id (row 0 zeros)."""
 
     def sequence_dataset(self, split: str, **kwargs: Any) -> SequenceDataset:
         """Split `split` ("train", "validation" or "test"; rows, not candidate
@@ -105,8 +118,17 @@ class SyntheticData:
         sequences = {f: h[h != 0].astype("int32") for f, h in history.items()}  # left-padded: row order kept
         examples = {"user": owner.astype("int64"), "end": offsets[owner + 1], "label": part.y}
         examples.update({target_key(f): part.x[target_key(f)] for f in self.schema.vocab_sizes})
+        examples.update({name: part.x[name] for name in self.schema.features})
+        tables = self.item_tables or {}
         return SequenceDataset(
-            sequences, offsets, examples, self.schema.max_len, self.schema.vocab_sizes, **kwargs
+            sequences,
+            offsets,
+            examples,
+            self.schema.max_len,
+            self.schema.vocab_sizes,
+            features=self.schema.features,
+            item_features={n: (f, tables[n]) for n, f in self.schema.item_features.items()},
+            **kwargs,
         )
 
     def item_vectors(self) -> np.ndarray:
@@ -154,6 +176,7 @@ def generate(
     min_candidates: int | None = None,
     features: bool = False,
     feature_weight: float = 1.0,
+    item_features: bool = False,
     seed: int = 0,
 ) -> SyntheticData:
     """Generate the data described in the module docstring.
@@ -195,6 +218,7 @@ def generate(
         candidates=candidates,
         time_vocab_size=max_len + 1,
         features=FEATURES if features else None,
+        item_features=ITEM_FEATURES if item_features else None,
     )
     per_row = () if candidates is None else (candidates,)
     items_by_category = [np.arange(c, num_items + 1, num_categories) for c in range(1, num_categories + 1)]
@@ -248,9 +272,15 @@ def generate(
 
     prob_without = prob
     row_features: dict[str, np.ndarray] = {}
+    offset = np.zeros((n_rows,) + per_row)
     if features:
-        row_features, offset = _row_features(num_users, examples_per_user, feature_weight, seed)
-        offset = offset.reshape((n_rows,) + (1,) * len(per_row))
+        row_features, row_offset = _row_features(num_users, examples_per_user, feature_weight, seed)
+        offset = offset + row_offset.reshape((n_rows,) + (1,) * len(per_row))
+    tables: dict[str, np.ndarray] | None = None
+    if item_features:
+        tables, item_offset = _item_features(num_items, feature_weight, seed)
+        offset = offset + item_offset[tgt_item]
+    if features or item_features:
         prob = 1.0 / (1.0 + np.exp(-(np.log(prob) - np.log1p(-prob) + offset)))
     labels = (rng.random(prob.shape) < prob).astype("float32")
     if candidates is not None and fewest < candidates:
@@ -260,7 +290,7 @@ def generate(
         tgt_cat[missing] = 0
         labels[missing] = -1
         prob[missing] = np.nan
-        if features:
+        if features or item_features:
             prob_without = prob_without.copy()
             prob_without[missing] = np.nan
     users = np.repeat(np.arange(num_users), examples_per_user)
@@ -281,13 +311,16 @@ def generate(
             "history_time": hist_time[owner],
             **{name: value[rows] for name, value in row_features.items()},
         }
-        without = prob_without[rows] if features else None
+        for name, table in (tables or {}).items():  # row 0 (padding, missing candidates) is zeros
+            x[target_key(name)] = table[x["target_item"]]
+            x[history_key(name)] = table[x["history_item"]]
+        without = prob_without[rows] if features or item_features else None
         return Split(
             x=x, y=labels[rows], users=owner, probability=prob[rows], probability_without_features=without
         )
 
     train, validation, test = (make_split(p) for p in user_parts)
-    return SyntheticData(schema=schema, train=train, validation=validation, test=test)
+    return SyntheticData(schema=schema, train=train, validation=validation, test=test, item_tables=tables)
 
 
 FEATURES = {
@@ -296,6 +329,25 @@ FEATURES = {
     "context": Dense(4),
 }
 """The per-row features of `generate(features=True)`."""
+
+
+ITEM_FEATURES = {"topics": Categorical(17, max_values=3), "image_emb": Dense(8)}
+"""The item-side features of `generate(item_features=True)`."""
+
+
+def _item_features(num_items: int, weight: float, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Each item's features (row = item id, row 0 zeros) and its logit offset,
+    from a random stream of their own."""
+    rng = np.random.default_rng([seed, 2])
+    topic_effect = np.concatenate([[0.0], rng.normal(0.0, 1.0, 16)])
+    count = rng.integers(0, 4, num_items + 1)
+    topics = np.array([np.pad(rng.choice(np.arange(1, 17), c, replace=False), (0, 3 - c)) for c in count])
+    image = rng.normal(size=(num_items + 1, 8))
+    direction = rng.normal(size=8)
+    direction /= np.linalg.norm(direction)
+    offset = weight * (topic_effect[topics].sum(1) / np.maximum(count, 1) + 0.5 * image @ direction)
+    topics[0], image[0], offset[0] = 0, 0.0, 0.0
+    return {"topics": topics.astype("int32"), "image_emb": image.astype("float32")}, offset
 
 
 def _row_features(

@@ -193,3 +193,53 @@ def test_a_dataset_without_a_schema_reads_item_features_from_the_arrays():
     validated(dataset, s)
     with pytest.raises(ValueError, match="topics"):
         validated(ArrayDataset(dict(x, history_topics=x["history_topics"] + 30), np.zeros(8), 4), s)
+
+
+def test_a_sequence_dataset_stores_item_features_once_and_gathers_them(tmp_path):
+    from keras_lsrec.data import SequenceDataset, synthetic
+
+    data = synthetic.generate(
+        num_users=40, examples_per_user=3, max_len=90, features=True, item_features=True
+    )
+    dataset = data.sequence_dataset("train", batch_size=16)
+    assert dataset.schema == data.schema
+    assert data.item_tables is not None and dataset.item_tables["image_emb"].shape == (501, 8)
+    x, y = dataset.rows(np.arange(len(data.train)))
+    for key, value in data.train.x.items():  # the batches equal the split's arrays, key for key
+        np.testing.assert_array_equal(x[key], value, err_msg=key)
+    assert x["history_image_emb"].dtype == np.float32 and x["history_topics"].dtype == np.int32
+    dataset.save(str(tmp_path / "d"))
+    again = SequenceDataset.load(str(tmp_path / "d"))
+    assert again.schema == dataset.schema
+    np.testing.assert_array_equal(again[0][0]["history_topics"], dataset[0][0]["history_topics"])
+    # A table too short for the item vocabulary, or with a bad value, is refused by name.
+    pairs = {n: (f, dataset.item_tables[n]) for n, f in dataset.item_features.items()}
+    build = dict(
+        sequences=dataset.sequences,
+        offsets=dataset.offsets,
+        examples=dataset.examples,
+        max_len=90,
+        vocab_sizes=dataset.vocab_sizes,
+        features=dataset.features,
+    )
+    short = dict(pairs, image_emb=(Dense(8), pairs["image_emb"][1][:100]))
+    with pytest.raises(ValueError, match=r"item_features\['image_emb'\].*one per item id"):
+        SequenceDataset(**build, item_features=short)
+    nan = pairs["image_emb"][1].copy()
+    nan[7, 1] = np.nan
+    with pytest.raises(
+        ValueError,
+        match=r"item_features\['image_emb'\]\[7, 1\] = nan",
+    ):
+        SequenceDataset(**build, item_features=dict(pairs, image_emb=(Dense(8), nan)))
+
+
+def test_clustered_histories_keep_each_representatives_item_features():
+    from keras_lsrec.data import cluster_histories, synthetic
+
+    data = synthetic.generate(num_users=30, examples_per_user=2, max_len=90, item_features=True)
+    assert data.item_tables is not None
+    out = cluster_histories(data.train.x, data.item_vectors(), 4, group_field="category")
+    for name, table in data.item_tables.items():  # each cluster: its representative item's features
+        np.testing.assert_array_equal(out[f"history_{name}"], table[out["history_item"]], err_msg=name)
+    data.schema.replace(cluster_sizes=True).validate(out)
