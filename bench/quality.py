@@ -15,6 +15,9 @@ Datasets (rows; users are split so no user is in two splits):
   (users with >= 210 ratings, L=200, 2 popularity negatives per positive);
 - `ml-llo`: the same ratings through `leave_last_out` (every user, L=200,
   the latest 20 training positions per user, 1 negative per positive);
+- `ml-dare-genres`, `ml-llo-genres`: the same with every genre of a movie as
+  an item feature (a bag of up to 10 genre ids per item; `category` stays the
+  first genre), on the target and on every event;
 - `candidates200`: IFA's candidate sets (`examples/candidate_sets.py`'s
   data): the same generator with 3,000 users x 2 requests of C=20
   candidates (10-20 present), L=200. IFA trains on the requests with
@@ -74,6 +77,8 @@ DATASETS = (
     "synthetic500",
     "ml-dare",
     "ml-llo",
+    "ml-dare-genres",
+    "ml-llo-genres",
     "candidates200",
     "features200",
     "features200-off",
@@ -153,10 +158,13 @@ def load(name: str) -> dict[str, Any] | None:
     if not os.path.isfile(MOVIELENS):
         return None
     events = load_movielens(MOVIELENS, progress=False)
-    if name == "ml-dare":
-        splits = dare_protocol(events, max_len=200, batch_size=256)
+    genres = name.endswith("-genres")  # the movies' genres as an item feature (a bag per item)
+    if name.startswith("ml-dare"):
+        splits = dare_protocol(events, max_len=200, batch_size=256, item_features=genres)
     else:
-        splits = leave_last_out(events, max_len=200, max_train_per_user=20, batch_size=256)
+        splits = leave_last_out(
+            events, max_len=200, max_train_per_user=20, batch_size=256, item_features=genres
+        )
     out = {"schema": splits["train"].schema}
     for split, dataset in splits.items():
         x, y = dataset.arrays()
@@ -278,6 +286,9 @@ def main() -> None:
     parser.add_argument("--budgets", default=",".join(BUDGETS))
     parser.add_argument("--models", default=None, help="';'-separated [LABEL=]NAME[JSON] (default: the zoo)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1"
+    )
     parser.add_argument("--learning-rate", type=float, default=0.005)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--save", default=os.path.join(HERE, "results", "quality.jsonl"))
@@ -307,7 +318,7 @@ def main() -> None:
                     continue  # IFA: candidate sets only
                 if cls.READS_CLUSTERS:
                     compressed = compressed or clustered(data)
-                for seed in range(args.seeds):
+                for seed in range(args.first_seed, args.first_seed + args.seeds):
                     record = run_one(
                         compressed if cls.READS_CLUSTERS else data,
                         label,

@@ -29,6 +29,7 @@ def dare_protocol(
     batch_size: int = 2048,
     seed: int = 0,
     time: bool = True,
+    item_features: bool = True,
 ) -> dict[str, SequenceDataset]:
     """The data protocol of the DARE code (Taobao / Tmall), every knob exposed.
 
@@ -45,6 +46,9 @@ def dare_protocol(
 
     Args:
         events: an events table from a loader (sorted by user and time).
+        item_features: carry the item features the loader attached
+            (`events.attrs["item_features"]`, e.g. MovieLens genres) into the
+            datasets, stored once per item; `False` leaves them out.
 
     Returns:
         `{"train", "validation", "test"}`: `SequenceDataset`s (training
@@ -67,7 +71,9 @@ def dare_protocol(
             f"`min_events` ({min_events}) must exceed the largest offset ({longest}) "
             "so every target has a history."
         )
-    return _build(events, offsets, min_events, max_len, negatives, fields, batch_size, seed, time)
+    return _build(
+        events, offsets, min_events, max_len, negatives, fields, batch_size, seed, time, item_features
+    )
 
 
 def leave_last_out(
@@ -81,12 +87,14 @@ def leave_last_out(
     batch_size: int = 256,
     seed: int = 0,
     time: bool = True,
+    item_features: bool = True,
 ) -> dict[str, SequenceDataset]:
     """Time-ordered leave-last-out: test = each user's last event, validation =
     the one before, training = every earlier event that has a history
     (positions 1 .. T-2; the latest `max_train_per_user` of them when set).
     Negatives as in `dare_protocol`. Users with fewer than `min_events` (>= 3)
     events are left out. `max_train_per_user` must be None (all) or >= 1.
+    `item_features` as in `dare_protocol`.
     """
     if not _is_int(min_events) or min_events < 3:
         raise ValueError(
@@ -106,6 +114,7 @@ def leave_last_out(
         batch_size,
         seed,
         time,
+        item_features,
     )
 
 
@@ -119,7 +128,7 @@ def _check_int(name: str, value: Any, low: int, requirement: str | None = None) 
         raise ValueError(f"`{name}` must be {requirement}. Received: `{name}={value!r}`")
 
 
-def _build(events, offsets, min_events, max_len, negatives, fields, batch_size, seed, time):
+def _build(events, offsets, min_events, max_len, negatives, fields, batch_size, seed, time, item_features):
     fields = list(fields)
     missing = [f for f in ["user", "timestamp"] + fields if f not in events]
     if missing:
@@ -169,6 +178,7 @@ def _build(events, offsets, min_events, max_len, negatives, fields, batch_size, 
             shuffle=split == "train",
             seed=seed,
             time=time,
+            item_features=events.attrs.get("item_features") if item_features else None,
         )
     return out
 

@@ -155,3 +155,22 @@ def test_protocols_refuse_ids_they_would_wrap_or_floor(make_events, item, match)
 def test_dare_protocol_refuses_negative_offsets(make_events):
     with pytest.raises(ValueError, match=r"`train_offsets` must be non-negative integers.*\[3, -2\]"):
         dare_protocol(make_events(), train_offsets=(3, -2))
+
+
+def test_protocols_carry_the_loaders_item_features(make_events):
+    """An item feature the loader attached (MovieLens' genres) reaches every split, gathered per
+    item at batch time; `item_features=False` leaves it out."""
+    from keras_lsrec.data import Categorical
+
+    events = make_events(num_users=3, length=30, num_items=50)
+    vocab = int(events["item"].max()) + 1
+    table = (np.arange(vocab)[:, None] % 5 + np.arange(2)[None, :]).astype("int32")
+    table[0] = 0
+    events.attrs["item_features"] = {"genres": (Categorical(7, max_values=2), table)}
+    splits = leave_last_out(events, max_len=20, negatives=1)
+    for dataset in splits.values():
+        x, y = dataset[0]
+        dataset.schema.validate(x, y)
+        np.testing.assert_array_equal(x["target_genres"], table[x["target_item"]])
+        np.testing.assert_array_equal(x["history_genres"], table[x["history_item"]])
+    assert "target_genres" not in leave_last_out(events, max_len=20, item_features=False)["test"][0][0]

@@ -177,6 +177,11 @@ def test_load_movielens_formats(tmp_path):
     assert events[["user", "item"]].values.tolist() == [[1, 1], [1, 2], [2, 1]]
     vocabulary = events.attrs["vocabularies"]["category"]
     assert [vocabulary[c - 1] for c in events["category"]] == ["Comedy", "Horror", "Comedy"]
+    # Every genre, as a bag per item (row = new item id; padding and OOV rows empty).
+    spec, table = events.attrs["item_features"]["genres"]
+    assert list(events.attrs["item_feature_values"]["genres"]) == ["Comedy", "Drama", "Horror"]
+    assert spec.vocab_size == 4 and spec.max_values == 2
+    assert table.tolist() == [[0, 0], [1, 2], [3, 0], [0, 0]]
     (tmp_path / "100k").mkdir()
     data = write(tmp_path / "100k" / "u.data", "1\t10\t3\t881250949\n1\t20\t4\t881250950\n")
     flags = ["0"] * 19

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from keras_lsrec.data.features import Categorical
 from keras_lsrec.data.readers.table import (
     LoadReport,
     check_path,
@@ -60,6 +61,14 @@ def load_movielens(
     `movies.csv` or `movies.csv.gz` beside it); the header of `ratings.csv` is
     recognised by content (a file without it loses no rating). Returns user,
     item, category, rating, timestamp.
+
+    Every genre of a movie is also an item feature, a bag of genre ids:
+    `events.attrs["item_features"] = {"genres": (Categorical(G + 1,
+    max_values=M), table)}`, `table[i]` the genres of item `i` (ids
+    1..G in the order of `events.attrs["item_feature_values"]["genres"]`,
+    padded with 0; M the most genres a movie has), one row per item id
+    (padding and OOV rows empty). The protocols (`dare_protocol`,
+    `leave_last_out`) carry it into their datasets.
     """
     path = check_path(path)
     sep, header, movies_path, read_movies = _layout(path)
@@ -81,8 +90,30 @@ def load_movielens(
     )
     genres = _movie_genres(movies_path, read_movies)
     columns["rating"] = floats(columns["rating"])
-    columns["category"] = np.array([genres.get(int(i), "") for i in columns["item"]], dtype=object)
-    return finish_with_text_categories(columns, report, path)
+    columns["category"] = np.array(
+        [g[0] if (g := genres.get(int(i))) else "" for i in columns["item"]], object
+    )
+    frame = finish_with_text_categories(columns, report, path)
+    names = sorted({g for movie in genres.values() for g in movie})
+    if names:
+        frame.attrs["item_features"] = {
+            "genres": _genre_table(genres, names, frame.attrs["vocabularies"]["item"])
+        }
+        frame.attrs["item_feature_values"] = {"genres": np.array(names)}
+    return frame
+
+
+def _genre_table(
+    genres: dict[int, list[str]], names: list[str], items: np.ndarray
+) -> tuple[Categorical, np.ndarray]:
+    """The genres item feature: its spec and its table, row = new item id (vocabulary order + 1)."""
+    index = {name: i + 1 for i, name in enumerate(names)}
+    lists = [[index[g] for g in genres.get(int(item), [])] for item in items]
+    width = max(1, max((len(g) for g in lists), default=1))
+    table = np.zeros((len(items) + 2, width), "int32")  # padding, the items, OOV
+    for row, ids in enumerate(lists, start=1):
+        table[row, : len(ids)] = ids
+    return Categorical(len(names) + 1, max_values=width), table
 
 
 def _layout(path: str) -> tuple[str, bool, str, MovieReader]:
@@ -105,20 +136,21 @@ def _layout(path: str) -> tuple[str, bool, str, MovieReader]:
     )
 
 
-def _movie_genres(path: str, read: MovieReader) -> dict[int, str]:
-    """`{movie: first genre}` for the movies that have one; `{}` (with a warning) without the file."""
+def _movie_genres(path: str, read: MovieReader) -> dict[int, list[str]]:
+    """`{movie: its genres, in the file's order}` for the movies that have one; `{}` (with a
+    warning) without the file."""
     if not os.path.isfile(path):
         warnings.warn(f"{path} not found: every category is 0", stacklevel=3)
         return {}
     movies = read(path)
     out = {}
     for item, genres in zip(movies["item"], movies["genres"], strict=True):
-        first = str(genres).split("|")[0]
-        if first and first != "(no genres listed)":
+        listed = [g for g in str(genres).split("|") if g and g != "(no genres listed)"]
+        if listed:
             text = str(item).strip()
             if not text.lstrip("+-").isdigit():
                 raise ValueError(f"{path}: movie id {text!r} (genres {genres!r}) is not an integer")
-            out[int(text)] = first  # the id's text, read exactly
+            out[int(text)] = listed  # the id's text, read exactly
     return out
 
 
