@@ -130,15 +130,25 @@ def test_load_amazon_json_lines_csv_and_metadata(tmp_path):
     path = write(tmp_path / "reviews_Books_5.json", "".join(json.dumps(r) + "\n" for r in reviews))
     meta = write(
         tmp_path / "meta_Books.json",
-        "{'asin': 'x1', 'categories': [['Books', 'Fiction']]}\n"
-        + json.dumps({"asin": "x2", "category": ["Books", "Poetry"]})
+        "{'asin': 'x1', 'categories': [['Books', 'Fiction']], 'price': 12.99}\n"
+        + json.dumps({"asin": "x2", "category": ["Books", "Poetry", "Haiku"], "price": "$1,000.00"})
         + "\n",
     )
     events = load_amazon(path, meta_path=meta, progress=False)
     assert events[["user", "item", "timestamp"]].values.tolist() == [[1, 1, 10], [2, 1, 10], [2, 2, 20]]
     assert events["rating"].tolist() == [5.0, 3.0, 4.0]
-    assert list(events.attrs["vocabularies"]["category"]) == ["Fiction", "Poetry"]
+    assert list(events.attrs["vocabularies"]["category"]) == ["Fiction", "Haiku"]
+    # The metadata's item features: the category path (a bag) and the price (dense), per item id.
+    spec, paths = events.attrs["item_features"]["category_path"]
+    names = list(events.attrs["item_feature_values"]["category_path"])
+    assert names == ["Books", "Fiction", "Haiku", "Poetry"] and spec.max_values == 3
+    assert paths.tolist() == [[0, 0, 0], [1, 2, 0], [1, 4, 3], [0, 0, 0]]  # padding, x1, x2, OOV
+    _, price = events.attrs["item_features"]["price"]
+    np.testing.assert_allclose(
+        price, [[0, 0], [np.log1p(12.99), 1], [np.log1p(1000.0), 1], [0, 0]], rtol=1e-6
+    )
     assert events["category"].tolist() == [1, 1, 2]
+    assert "item_features" not in load_amazon(path, progress=False).attrs  # no metadata, no features
     broken = write(tmp_path / "broken.json", json.dumps(reviews[0]) + "\n{not json\n")
     with pytest.raises(ValueError, match=r"at lines \[2\]"):
         load_amazon(broken, progress=False)

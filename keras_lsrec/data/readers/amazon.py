@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from keras_lsrec.data.features import Categorical, Dense
 from keras_lsrec.data.readers.table import (
     LoadReport,
     check_path,
@@ -42,6 +43,16 @@ def load_amazon(
     list, the category is 0. Ids are text, kept exactly as written. Files
     may be gzip-compressed (`.json.gz`, as distributed). Returns user, item,
     category, rating, timestamp.
+
+    With metadata, two item features are attached, one row per item id
+    (padding and OOV rows empty), for the protocols to carry:
+    `events.attrs["item_features"]`:
+
+    - `category_path`: every entry of the item's first category path (most
+      general first), a bag of ids (`Categorical(P + 1, max_values=M)`, names
+      in `events.attrs["item_feature_values"]["category_path"]`);
+    - `price`: `Dense(2)`: `[log1p(price), 1]` for a listed price (a number,
+      or text such as `"$12.99"`), `[0, 0]` for none.
     """
     path = check_path(path)
     meta = None if meta_path is None else check_path(meta_path)  # before the reviews are read
@@ -66,9 +77,30 @@ def load_amazon(
         convert=convert,
     )
     columns["rating"] = floats(columns["rating"])
-    category_of = _item_categories(meta) if meta is not None else {}
-    columns["category"] = np.array([category_of.get(item, "") for item in columns["item"]], dtype=object)
-    return finish_with_text_categories(columns, report, path)
+    metadata = _item_metadata(meta) if meta is not None else {}
+    columns["category"] = np.array(
+        [m[0][-1] if (m := metadata.get(item)) and m[0] else "" for item in columns["item"]], dtype=object
+    )
+    frame = finish_with_text_categories(columns, report, path)
+    if metadata:
+        items = frame.attrs["vocabularies"]["item"]
+        names = sorted({c for path_, _ in metadata.values() for c in path_})
+        index = {name: i + 1 for i, name in enumerate(names)}
+        paths = [[index[c] for c in metadata.get(str(item), ([], None))[0]] for item in items]
+        width = max(1, max(map(len, paths), default=1))
+        bags = np.zeros((len(items) + 2, width), "int32")  # padding, the items, OOV
+        price = np.zeros((len(items) + 2, 2), "float32")
+        for row, (item, ids) in enumerate(zip(items, paths, strict=True), start=1):
+            bags[row, : len(ids)] = ids
+            value = metadata.get(str(item), ([], None))[1]
+            if value is not None:
+                price[row] = (np.log1p(value), 1.0)
+        frame.attrs["item_features"] = {
+            "category_path": (Categorical(len(names) + 1, max_values=width), bags),
+            "price": (Dense(2), price),
+        }
+        frame.attrs["item_feature_values"] = {"category_path": np.array(names, dtype=object)}
+    return frame
 
 
 def _is_json_lines(path: str) -> bool:
@@ -105,8 +137,9 @@ def _text_id(value: Any) -> str:
     return value if isinstance(value, str) else "" if value is None else str(value)
 
 
-def _item_categories(meta_path: str) -> dict[str, str]:
-    """`{asin: category}` from the metadata (2014: Python literals, 2018: JSON), items with one only."""
+def _item_metadata(meta_path: str) -> dict[str, tuple[list[str], float | None]]:
+    """`{asin: (first category path, price or None)}` from the metadata (2014: Python literals,
+    2018: JSON)."""
     out = {}
     with open_text(meta_path) as handle:
         for number, line in enumerate(handle, 1):
@@ -122,7 +155,18 @@ def _item_categories(meta_path: str) -> dict[str, str]:
                         f"{meta_path}: line {number} is neither JSON nor a Python literal"
                     ) from None
             categories = record.get("categories") or [record.get("category") or []]
-            first = categories[0] if categories else []
-            if first:
-                out[record.get("asin", "")] = str(first[-1])
+            first = categories[0] if categories and isinstance(categories[0], list) else []
+            out[str(record.get("asin", ""))] = ([str(c) for c in first], _price(record.get("price")))
     return out
+
+
+def _price(value: Any) -> float | None:
+    """A listed price: a number, or text such as "$12.99" or "$1,299.00"; None when absent or
+    not a finite non-negative number (2018's ranges such as "$5.99 - $9.99" take the first)."""
+    if isinstance(value, str):
+        value = value.split("-")[0].strip().lstrip("$").replace(",", "")
+    try:
+        price = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return price if np.isfinite(price) and price >= 0 else None
