@@ -39,6 +39,8 @@ class RowFeatures(keras.layers.Layer):
             `SequenceSchema(features=...)`.
         embeddings_initializer: initializer of the tables.
         default_dim: the size of a feature whose spec leaves it unset.
+        projection_initializer: initializer of the dense features' projection
+            kernels.
 
     Call arguments:
         inputs: dict name -> values, every feature of `features` (other keys
@@ -56,6 +58,7 @@ class RowFeatures(keras.layers.Layer):
         features: Mapping[str, Any],
         embeddings_initializer: Any = "uniform",
         default_dim: int = DEFAULT_DIM,
+        projection_initializer: Any = "glorot_uniform",
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -64,12 +67,16 @@ class RowFeatures(keras.layers.Layer):
         check_positive(default_dim=default_dim)
         self.features = {name: feature_from_config(spec) for name, spec in features.items()}
         self.default_dim = int(default_dim)
+        self.projection_initializer = keras.initializers.get(projection_initializer)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.encoders: dict[str, keras.layers.Layer] = {}
         for name, feature in self.features.items():
             if isinstance(feature, Dense):
                 self.encoders[name] = keras.layers.Dense(
-                    feature.encoded_dim(self.default_dim), dtype=self.dtype_policy, name=f"{name}_projection"
+                    feature.encoded_dim(self.default_dim),
+                    kernel_initializer=clone_initializer(self.projection_initializer),
+                    dtype=self.dtype_policy,
+                    name=f"{name}_projection",
                 )
             else:
                 self.encoders[name] = EmbeddingTable(
@@ -120,4 +127,5 @@ class RowFeatures(keras.layers.Layer):
             "features": {name: f.get_config() for name, f in self.features.items()},
             "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
             "default_dim": self.default_dim,
+            "projection_initializer": keras.initializers.serialize(self.projection_initializer),
         }
