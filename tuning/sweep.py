@@ -14,6 +14,8 @@ The config (see tuning/dare_synthetic.yaml):
     seed: 0
     output: sweeps/dare_synthetic
     export: true                # export the best model for TF Serving (needs the serving extra)
+    engine: keras_tuner         # keras_tuner | optuna (or --engine)
+    optuna: {storage: sweeps/dare_synthetic/journal.log, pruner: median, heartbeat: 60, retries: 3}
 
 The sweep lives in `output`: re-running the same command after a crash
 resumes it (finished trials are not redone). At the end the chief (or the
@@ -42,6 +44,19 @@ variables, one chief and any number of workers (docs/tuning.md):
     KERASTUNER_TUNER_ID=chief   python tuning/sweep.py CFG    # on the chief, 10.0.0.1
     KERASTUNER_TUNER_ID=tuner0  python tuning/sweep.py CFG    # on each worker: tuner0, tuner1, ...
 
+`--engine optuna` (or `engine: optuna` in the config) runs the same search
+space on Optuna instead (keras_lsrec/tuning/optuna_engine.py): start the
+same command N times, on one host, and the workers share a journal file
+(`<output>/journal.log`; `optuna: {storage: URL}` for a database and many
+hosts). No chief: each worker takes trials until `trials` are used, a trial
+whose worker died (no heartbeat for twice `optuna.heartbeat` seconds) is
+re-run with the same knobs, trials are pruned per epoch (`optuna.pruner`:
+median | hyperband | none), and every worker writes the same results; the
+best model is exported once. `tuner` picks the sampler (random: random;
+bayesian, hyperband: multivariate TPE). The same config checks run first.
+
+    python tuning/sweep.py CFG --engine optuna & python tuning/sweep.py CFG --engine optuna
+
 `--mesh D,M` (jax) trains every trial of this process on its devices, the
 tables row-sharded over M of them and the batch split over D
 (`keras_lsrec.distribution.layout_map`); give each worker its own devices
@@ -55,10 +70,18 @@ import csv
 import math
 import os
 import sys
+from types import SimpleNamespace
 from typing import Any
 
 TUNERS = ("random", "bayesian", "hyperband")
+ENGINES = ("keras_tuner", "optuna")
+# `optuna:` (used by `--engine optuna` only; keras-tuner ignores it): where the study lives, pruning,
+# and how a dead worker's trial is found and re-run (keras_lsrec/tuning/optuna_engine.py).
+OPTUNA_KEYS = {"storage", "study", "pruner", "heartbeat", "retries"}
+PRUNERS = ("median", "hyperband", "none")
 KEYS = {
+    "engine",
+    "optuna",
     "model",
     "fixed",
     "data",
@@ -97,6 +120,11 @@ def load_config(path: str) -> dict[str, Any]:
     config.setdefault("epochs", 2)
     config.setdefault("seed", 0)
     config.setdefault("export", True)
+    config.setdefault("engine", "keras_tuner")
+    config.setdefault("optuna", {})
+    if config["engine"] not in ENGINES:
+        raise SweepError(f"{path}: `engine` must be one of {ENGINES}. Received: {config['engine']!r}")
+    check_optuna_section(path, config["optuna"])
     if config["tuner"] not in TUNERS:
         raise SweepError(f"{path}: `tuner` must be one of {TUNERS}. Received: {config['tuner']!r}")
     for key in ("trials", "epochs"):
@@ -124,6 +152,27 @@ def load_config(path: str) -> dict[str, Any]:
             f"{fixed['batch_size']!r}; give it once"
         )
     return config
+
+
+def check_optuna_section(path: str, section: Any) -> None:
+    """The `optuna:` mapping: `storage` (a journal file path or a database URL) and `study`
+    non-empty strings, `pruner` one of PRUNERS, `heartbeat` a positive integer (seconds),
+    `retries` a non-negative integer."""
+    if not isinstance(section, dict):
+        raise SweepError(f"{path}: `optuna` must be a mapping. Received: {section!r}")
+    unknown = sorted(set(section) - OPTUNA_KEYS)
+    if unknown:
+        raise SweepError(f"{path}: unknown keys {unknown} in `optuna`; allowed: {sorted(OPTUNA_KEYS)}")
+    for key in ("storage", "study"):
+        if key in section and (not isinstance(section[key], str) or not section[key].strip()):
+            raise SweepError(f"{path}: `optuna.{key}` must be a non-empty string. Received: {section[key]!r}")
+    if section.get("pruner", "median") not in PRUNERS:
+        raise SweepError(f"{path}: `optuna.pruner` must be one of {PRUNERS}. Received: {section['pruner']!r}")
+    for key, low in (("heartbeat", 1), ("retries", 0)):
+        value = section.get(key, low)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            kind = "positive" if low else "non-negative"
+            raise SweepError(f"{path}: `optuna.{key}` must be a {kind} integer. Received: {value!r}")
 
 
 def load_data(spec: dict[str, Any], model: str | None = None):
@@ -283,6 +332,14 @@ def check_before_search(config: dict[str, Any], hypermodel: Any) -> None:
         hypermodel.check_knobs()
     except ValueError as error:
         raise SweepError(f"`fixed`: {error}") from None
+    if config.get("engine") == "optuna":
+        try:
+            from keras_lsrec.tuning import optuna_engine  # noqa: F401
+        except ImportError as error:
+            raise SweepError(
+                f"`--engine optuna` needs optuna and optuna-integration ({error}): "
+                'pip install "keras-lsrec[tuning]"'
+            ) from None
     if config["export"] and is_chief():
         from keras_lsrec import serving
 
@@ -327,6 +384,8 @@ def run(config: dict[str, Any], verbose: int = 1, mesh: str | None = None) -> li
         raise SweepError(f"`fixed`: {error}") from None
     check_before_search(config, hypermodel)
     keras.utils.set_random_seed(config["seed"])  # the trials start as if no model had been built
+    if config["engine"] == "optuna":
+        return run_optuna(config, hypermodel, train, validation, verbose, clustered)
     tuner = make_tuner(config, hypermodel)
     budget = (
         f"up to {config['epochs']} epochs a trial (hyperband: `trials` does not apply)"
@@ -350,6 +409,17 @@ def run(config: dict[str, Any], verbose: int = 1, mesh: str | None = None) -> li
     )
     if not is_chief():
         return None  # a worker: the chief writes the results
+    return finish(config, tuner, tuner.load_model)
+
+
+def finish(config: dict[str, Any], tuner: Any, load_model: Any, exported: Any = None) -> list[dict[str, Any]]:
+    """The results table, the best trial and the export of its model, for either engine.
+
+    `tuner` has keras-tuner's shape (`oracle.objective`, `oracle.trials`);
+    `load_model(best)` returns the best trial's model; `exported(best)`, when
+    given, says whether that trial's model was exported already (and the
+    export is then skipped).
+    """
     output = config["output"]
     os.makedirs(output, exist_ok=True)
     rows = write_results(tuner, output)
@@ -359,18 +429,129 @@ def run(config: dict[str, Any], verbose: int = 1, mesh: str | None = None) -> li
     unscored = [row for row in rows if row["rank"] == ""]
     if unscored:
         print(
-            f"{len(unscored)} trial(s) failed or reported no finite {config['objective']}: "
+            f"{len(unscored)} trial(s) failed, were pruned or reported no finite {config['objective']}: "
             "listed last in results.md, never ranked",
             flush=True,
         )
     print(f"best: trial {best.trial_id}, {config['objective']}={float(best.score):.5f}", flush=True)
     if not config["export"]:
         return rows
+    if exported is not None and exported(best):
+        print(f"best model already exported: {exported(best)}", flush=True)
+        return rows
     from keras_lsrec import serving
 
-    path = serving.export(tuner.load_model(best), os.path.join(output, "saved_models", config["model"]))
+    path = serving.export(load_model(best), os.path.join(output, "saved_models", config["model"]))
     print(f"best model exported to {path}", flush=True)
+    if exported is not None:
+        exported(best, path)
     return rows
+
+
+STATUS = {
+    "COMPLETE": "COMPLETED",
+    "FAIL": "FAILED",
+    "PRUNED": "PRUNED",
+    "RUNNING": "RUNNING",
+    "WAITING": "WAITING",
+}
+
+
+def optuna_trial_view(trial: Any, retried_as: dict[int, int]) -> SimpleNamespace:
+    """An Optuna trial in the shape `write_results` / `best_trial` read (keras-tuner's `Trial`):
+    `trial_id`, `status`, `score`, `hyperparameters.values` (searched and pinned knobs),
+    `message` (why it is unscored), `metrics.metrics`."""
+    status = STATUS.get(trial.state.name, trial.state.name)
+    message = trial.user_attrs.get("error", "")
+    if trial.state.name == "PRUNED" and trial.intermediate_values:
+        step = max(trial.intermediate_values)
+        message = f"after epoch {step + 1}: {trial.intermediate_values[step]:.5g}"
+    if trial.number in retried_as:
+        message = f"its worker died (no heartbeat); re-run as trial {retried_as[trial.number]}"
+    values = {**trial.user_attrs.get("fixed", {}), **trial.params}
+    return SimpleNamespace(
+        trial_id=str(trial.number),
+        status=status,
+        score=trial.value if trial.state.name == "COMPLETE" else None,
+        hyperparameters=SimpleNamespace(values=values),
+        message=message,
+        metrics=SimpleNamespace(metrics={}),
+        number=trial.number,
+    )
+
+
+def run_optuna(
+    config: dict[str, Any], hypermodel: Any, train: Any, validation: Any, verbose: int, clustered: bool
+) -> list[dict[str, Any]]:
+    """`--engine optuna`: this process's share of the study, then the results and the export.
+
+    Every worker writes the results when no trial is left (the table is the
+    same whoever writes it); the best model is exported once, by the first
+    worker to get there (the study remembers which trial it exported).
+    """
+    import keras
+    import keras_tuner
+    import optuna
+
+    from keras_lsrec.tuning import optuna_engine
+
+    if verbose == 0:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    section = config["optuna"]
+    output = config["output"]
+    storage = section.get("storage", os.path.join(output, "journal.log"))
+    tuner = optuna_engine.OptunaTuner(
+        hypermodel,
+        objective=config["objective"],
+        max_trials=config["trials"],
+        directory=output,
+        storage=storage,
+        study_name=section.get("study", os.path.basename(os.path.normpath(output))),
+        sampler=config["tuner"],
+        pruner=section.get("pruner", "median"),
+        seed=config["seed"],
+        heartbeat_interval=section.get("heartbeat", 60),
+        max_retry=section.get("retries", 3),
+    )
+    where = "database" if "://" in storage else f"journal {storage}"
+    print(
+        f"sweep {output}: {config['model']} with optuna ({config['tuner']} sampler, "
+        f"{section.get('pruner', 'median')} pruner, {where}), {config['trials']} trials of "
+        f"{config['epochs']} epochs, backend {keras.backend.backend()}, worker {tuner.worker}"
+        + (
+            "; histories clustered (the model reads clusters: SyntheticData.clustered())" if clustered else ""
+        ),
+        flush=True,
+    )
+    tuner.search(
+        train.x,
+        train.y,
+        validation_data=(validation.x, validation.y),
+        epochs=config["epochs"],
+        verbose=verbose,
+    )
+    trials = tuner.trials()
+    retried_as = {
+        t.system_attrs["retry_history"][-1]: t.number for t in trials if t.system_attrs.get("retry_history")
+    }
+    views = [optuna_trial_view(t, retried_as) for t in trials]
+    by_number = {t.number: t for t in trials}
+    objective = keras_tuner.Objective(config["objective"], tuner.direction)
+    view = SimpleNamespace(
+        oracle=SimpleNamespace(objective=objective, trials={v.trial_id: v for v in views}),
+        hypermodel=hypermodel,
+    )
+
+    def exported(best: Any, path: str | None = None) -> Any:
+        attrs = tuner.study.user_attrs
+        if path is not None:
+            tuner.study.set_user_attr("exported", {"trial": best.number, "path": path})
+        elif attrs.get("exported", {}).get("trial") == best.number:
+            return attrs["exported"]["path"]
+        return None
+
+    with tuner.lock():  # one worker at a time writes the table and exports
+        return finish(config, view, lambda best: tuner.load_model(by_number[best.number]), exported)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -380,12 +561,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", help="the sweep's YAML file")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch output")
     parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="keras_tuner (default) or optuna: overrides the config's `engine` (docs/tuning.md)",
+    )
+    parser.add_argument(
         "--mesh",
         help="data,model: shard each trial's tables over this process's devices (jax, docs/distributed.md)",
     )
     args = parser.parse_args(argv)
     try:
-        run(load_config(args.config), verbose=0 if args.quiet else 1, mesh=args.mesh)
+        config = load_config(args.config)
+        if args.engine:
+            config["engine"] = args.engine
+        run(config, verbose=0 if args.quiet else 1, mesh=args.mesh)
     except SweepError as error:
         print(f"sweep: error: {error}", file=sys.stderr, flush=True)
         return 1

@@ -7,7 +7,9 @@ batch size) are declared once (`TRAINING_SPACE`, keras_lsrec/tuning/search_space
 (keras_lsrec/tuning/sequence_hyper_model.py); `fixed` pins any knob.
 `objective_names` / `check_objective` say which objectives its trials can
 report (keras_lsrec/tuning/objectives.py). Importing this package does not
-import keras_tuner; `hypermodel` does.
+import keras_tuner; `hypermodel` does. The same hypermodels run on Optuna
+with `keras_lsrec.tuning.optuna_engine.OptunaTuner` (journal file or
+database, re-run of a dead worker's trial, per-epoch pruning).
 """
 
 from __future__ import annotations
