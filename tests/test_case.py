@@ -445,7 +445,10 @@ class TestCase:
             np.testing.assert_allclose(right, prediction, atol=1e-5)
         # Extra left padding (what a client padding to a fixed length sends the
         # SavedModel, which takes any length) changes nothing in the graph.
-        longer = {k: (np.pad(v, ((0, 0), (7, 0))) if k.startswith("history_") else v) for k, v in x.items()}
+        longer = {
+            k: (np.pad(v, ((0, 0), (7, 0)) + ((0, 0),) * (v.ndim - 2)) if k.startswith("history_") else v)
+            for k, v in x.items()
+        }
         np.testing.assert_allclose(to_numpy(model(longer, training=False)), prediction, atol=1e-5)
         empty = {k: (np.zeros_like(v) if k.startswith("history_") else v) for k, v in x.items()}
         assert np.all(np.isfinite(to_numpy(model(empty, training=False))))

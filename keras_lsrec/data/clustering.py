@@ -199,9 +199,9 @@ def cluster_histories(
     length = longest if max_len is None else int(max_len)
     if longest > length:
         worst = int(np.argmax([len(sizes) for _, sizes in per_history]))
-        first = int(np.argmax(owner == worst))
+        example = int(np.argmax(owner == worst))
         raise ValueError(
-            f"Row {first}'s history forms {longest} clusters > max_len={length}. Raise `max_len` or "
+            f"Row {example}'s history forms {longest} clusters > max_len={length}. Raise `max_len` or "
             "`max_cluster_size`; clusters are never dropped."
         )
     out = {k: np.asarray(v) for k, v in x.items() if k not in histories and k not in feature_keys}

@@ -658,6 +658,7 @@ def _random_feature(
 ) -> np.ndarray:
     """Random values of `feature` for entries of `shape`, zeros where not `present`:
     normal floats, ids in `[1, V)`, or bags of 0 to M such ids padded with 0 at the end."""
+    values: np.ndarray
     if isinstance(feature, Dense):
         values = rng.normal(size=shape + (feature.dim,))
     elif feature.max_values is None:

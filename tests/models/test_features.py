@@ -9,7 +9,7 @@ import os
 import keras
 import numpy as np
 import pytest
-from test_case import small_batch, to_numpy
+from test_case import TestCase, small_batch, to_numpy
 
 import keras_lsrec
 from keras_lsrec.data import Categorical, Dense
@@ -43,7 +43,7 @@ def featured_batch(cls, row_data, candidate_data):
     data = candidate_data if cls.INPUT_FORMS[0] == CANDIDATES else row_data
     schema = data.schema.replace(features=FEATURES, item_features=ITEM_FEATURES)
     x, y = small_batch(data)
-    extra = schema.random_batch(len(y), seed=5)
+    extra = schema.random_batch(len(y), seed=5, dtype="int32")
     x.update({name: extra[name] for name in FEATURES})
     x["user_tags"][0] = 0  # an empty bag
     for name, table in item_tables(schema.vocab_sizes["item"]).items():
@@ -103,6 +103,24 @@ def test_every_model_reads_the_row_features(name, row_data, candidate_data, tmp_
         scores = call(request, rx)
         np.testing.assert_allclose(scores[:, 0], p, atol=1e-5)
         np.testing.assert_allclose(scores[:, 1], p, atol=1e-5)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="CI time: run where SavedModel parity is checkable; the checks above run on every backend",
+)
+@pytest.mark.parametrize("name", NAMES)
+def test_the_model_contract_holds_with_every_kind_of_feature(name, row_data, candidate_data):
+    """The whole contract (padding, all-padding and empty histories, `.keras`,
+    SavedModel parity, mixed precision, a training step, bad input) on a schema
+    with per-row and item features of every kind. (tensorflow only: on jax it
+    costs ~40 s a model, mostly compilation; the reading, padding, `.keras`
+    and request-form checks of `test_every_model_reads_the_row_features` run
+    on every backend.)"""
+    cls = keras_lsrec.models.get(name)
+    schema, x, y = featured_batch(cls, row_data, candidate_data)
+    loss = CandidateSetLoss() if schema.has_candidates else "binary_crossentropy"
+    TestCase().run_model_test(cls, {"mlp_units": (8,)}, schema, x, y, loss=loss)
 
 
 @pytest.mark.parametrize("name", ["din", "dare", "ifa"])

@@ -84,8 +84,8 @@ def load_amazon(
     frame = finish_with_text_categories(columns, report, path)
     if metadata:
         items = frame.attrs["vocabularies"]["item"]
-        names = sorted({c for path_, _ in metadata.values() for c in path_})
-        index = {name: i + 1 for i, name in enumerate(names)}
+        path_names = sorted({c for categories, _ in metadata.values() for c in categories})
+        index = {name: i + 1 for i, name in enumerate(path_names)}
         paths = [[index[c] for c in metadata.get(str(item), ([], None))[0]] for item in items]
         width = max(1, max(map(len, paths), default=1))
         bags = np.zeros((len(items) + 2, width), "int32")  # padding, the items, OOV
@@ -96,10 +96,10 @@ def load_amazon(
             if value is not None:
                 price[row] = (np.log1p(value), 1.0)
         frame.attrs["item_features"] = {
-            "category_path": (Categorical(len(names) + 1, max_values=width), bags),
+            "category_path": (Categorical(len(path_names) + 1, max_values=width), bags),
             "price": (Dense(2), price),
         }
-        frame.attrs["item_feature_values"] = {"category_path": np.array(names, dtype=object)}
+        frame.attrs["item_feature_values"] = {"category_path": np.array(path_names, dtype=object)}
     return frame
 
 
@@ -166,7 +166,7 @@ def _price(value: Any) -> float | None:
     if isinstance(value, str):
         value = value.split("-")[0].strip().lstrip("$").replace(",", "")
     try:
-        price = float(value)  # type: ignore[arg-type]
+        price = float(value)
     except (TypeError, ValueError):
         return None
     return price if np.isfinite(price) and price >= 0 else None
