@@ -12,6 +12,8 @@ import os
 import zipfile
 import zlib
 
+from keras_lsrec.data.schema import SequenceSchema
+
 # What `model.save("name.keras")` writes into the zip archive.
 REQUIRED_MEMBERS = ("metadata.json", "config.json")
 WEIGHTS_MEMBERS = ("model.weights.h5", "model.weights.npz")
@@ -66,3 +68,15 @@ def check_keras_file(path: str) -> None:
                 raise ValueError(f"{invalid}: config.json is not valid JSON ({error})") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
         raise ValueError(f"{invalid}: {error}") from None
+
+
+def read_schema(path: str) -> SequenceSchema | None:
+    """The `SequenceSchema` recorded in the `.keras` file at `path` (its
+    `config.json`, without loading the model), or None when the file records
+    none that can be read (a model of another library; Keras then reports it)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+        return SequenceSchema.from_config(config["config"]["schema"])
+    except Exception:  # anything unexpected: the export subprocess checks against the loaded model
+        return None

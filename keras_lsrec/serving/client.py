@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from keras_lsrec.data.schema import HISTORY_PREFIX, TARGET_PREFIX, history_key, target_key
 from keras_lsrec.serving._dependencies import require_serving
+from keras_lsrec.serving._item_tables import held_keys
 from keras_lsrec.serving._tf_export import REQUEST_SIGNATURE
 
 
@@ -44,6 +45,11 @@ class Client:
     form). Server-side refusals and timeouts raise `ServingError` with the
     server's message.
 
+    `held_item_features=("image_emb", ...)` names the item features the
+    SavedModel holds (`export(..., item_tables=)`): a batch then carries the
+    item ids only for them (no `target_<f>` / `history_<f>`; one that does is
+    refused before sending), and `schema` validates the rest.
+
     `pad_to=L` left-pads every history with 0 to length L, so that TF
     Serving's server-side batching can merge requests (it needs equal shapes;
     its own `pad_variable_length_inputs` pads at the end with the first
@@ -55,6 +61,8 @@ class Client:
     >>> client.score({"item": items, "category": categories},            # (L,) each
     ...              {"item": candidate_items, "category": candidate_categories})  # (C,) each
     >>> client.predict(batch)  # (B,) float32 click probabilities of rows
+    >>> # A SavedModel exported with item_tables={"image_emb": table}: ids only for image_emb.
+    >>> client = Client("host:8500", "dare", schema=model.schema, held_item_features=("image_emb",))
     """
 
     def __init__(
@@ -66,6 +74,7 @@ class Client:
         timeout: float = 10.0,
         schema: Any = None,
         pad_to: int | None = None,
+        held_item_features: Sequence[str] = (),
     ) -> None:
         if not target:
             raise ValueError("`target` must be 'http://host:port' (REST) or 'host:port' (gRPC).")
@@ -79,6 +88,21 @@ class Client:
         self.timeout = timeout
         self.schema = schema
         self.pad_to = pad_to
+        if isinstance(held_item_features, str):
+            held_item_features = (held_item_features,)
+        self.held_item_features = tuple(held_item_features)
+        for name in self.held_item_features:
+            if schema is not None and name not in schema.item_features:
+                raise ValueError(
+                    f"`held_item_features`: {name!r} is not an item feature of the schema; its item "
+                    f"features are {sorted(schema.item_features)}."
+                )
+        self._held_keys = held_keys(self.held_item_features)
+        # What a request carries: the schema without the features the server holds.
+        self._request_schema = schema
+        if schema is not None and self.held_item_features:
+            kept = {n: f for n, f in schema.item_features.items() if n not in self.held_item_features}
+            self._request_schema = schema.replace(item_features=kept)
         self._channel: Any = None  # grpc.Channel, opened on the first gRPC request
         self._stub: Any = None
 
@@ -87,6 +111,13 @@ class Client:
         if not isinstance(batch, Mapping) or not batch:
             raise ValueError(
                 f"The batch must be a non-empty dict of id arrays. Received: {type(batch).__name__}"
+            )
+        held = sorted(key for key in batch if key in self._held_keys)
+        if held:
+            raise ValueError(
+                f"{held} belong to item feature(s) that the model holds (`held_item_features="
+                f"{self.held_item_features}`, exported with `item_tables`): send the item ids only, "
+                "without them."
             )
         arrays = {key: np.asarray(value) for key, value in batch.items()}
         sizes = set()
@@ -118,8 +149,8 @@ class Client:
             sizes.add(value.shape[0])
         if len(sizes) > 1:
             raise ValueError(f"Every field must have one batch size. Received: {sorted(sizes)}")
-        if self.schema is not None:
-            schema = self.schema
+        if self._request_schema is not None:
+            schema = self._request_schema
             if target_rank == 2 and not schema.has_candidates:
                 schema = schema.replace(candidates="variable")  # a row model's request form
             schema.validate(arrays)
@@ -163,9 +194,9 @@ class Client:
         Args:
             history: `{field: (L,) ids}` of the user's events, oldest first
                 (`time` too when the model uses it), and each item feature's
-                `(L, M|D)` values.
+                `(L, M|D)` values (but those of `held_item_features`).
             candidates: `{field: (C,) ids}` of the candidates, and each item
-                feature's `(C, M|D)` values.
+                feature's `(C, M|D)` values (but those of `held_item_features`).
             features: the request's per-row features (user, context), one
                 value each: a scalar id, or an `(M,)` bag or `(D,)` vector.
         """

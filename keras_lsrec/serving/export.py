@@ -9,13 +9,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 import keras
 
+from keras_lsrec.serving import _item_tables
 from keras_lsrec.serving._dependencies import require_serving
-from keras_lsrec.serving._model_file import check_keras_file
-from keras_lsrec.serving._tf_export import CANNOT_LOAD
+from keras_lsrec.serving._model_file import check_keras_file, read_schema
+from keras_lsrec.serving._tf_export import CANNOT_LOAD, REFUSED
 from keras_lsrec.serving.check import check
 
 CONFIG_FILE = "models.config"
@@ -32,6 +34,7 @@ def export(
     version: int | None = None,
     serving_root: str = "/models",
     check_gpu: bool = True,
+    item_tables: Mapping[str, Any] | None = None,
 ) -> str:
     """Exports `model` as `<base_dir>/<version>/`, a SavedModel for TF Serving.
 
@@ -50,6 +53,14 @@ def export(
     - `assets.extra/tf_serving_warmup_requests`: PredictionLog records (batches
       of 1 and 64 at `max_len`) that TF Serving replays before serving.
 
+    With `item_tables`, the SavedModel holds those item features' tables
+    (non-trainable variables) and its signatures take the ids only for them:
+    no `target_<f>` / `history_<f>` input for a held feature `f`; the graph
+    gathers them by `target_item` / `history_item`, zeros at padding and at
+    missing candidates (id 0). A new version exported with new tables
+    replaces them, without retraining. Clients say which features the server
+    holds: `Client(..., held_item_features=("image_emb",))`.
+
     The version directory is written under a temporary name in `base_dir`
     and renamed when complete, so TF Serving never sees half a model.
     `<parent of base_dir>/models.config` (TF Serving's `--model_config_file`)
@@ -63,6 +74,14 @@ def export(
         serving_root: where `base_dir`'s parent is mounted in the server.
         check_gpu: run `check()` on the result before publishing it (and
             refuse a graph that could not run on a GPU server).
+        item_tables: `{item feature name: table}` to hold in the SavedModel,
+            a table having one row per item id (at least
+            `schema.vocab_sizes["item"]` rows) of the feature's width (`D`
+            floats, or a bag of `M` ids padded with 0), as
+            `SyntheticData.item_tables` or a `SequenceDataset`'s. Checked
+            before anything is written: a `ValueError` names the table and
+            the bad value (an unknown feature, too few rows, a wrong width,
+            NaN/inf, an id outside the feature's vocabulary).
 
     Returns:
         The path of the version directory.
@@ -76,12 +95,22 @@ def export(
     if isinstance(model, str):
         check_keras_file(model)
         name = os.path.splitext(os.path.basename(model))[0]
+        schema = read_schema(model)
     else:
         if not hasattr(model, "schema"):
             raise ValueError(
                 f"`model` must be a keras_lsrec model (with a schema). Received: {type(model).__name__}"
             )
         name = model.name
+        schema = model.schema
+    tables: dict[str, Any] = {}
+    if item_tables is not None:
+        if schema is not None:
+            tables = _item_tables.check_item_tables(schema, item_tables)
+        elif not isinstance(item_tables, Mapping):  # (the schema is read, and the tables checked, below)
+            raise ValueError(f"`item_tables` must be a dict. Received: {type(item_tables).__name__}")
+        else:
+            tables = {key: item_tables[key] for key in item_tables}
     base_dir = base_dir or os.path.join("saved_models", name.lower())
     name = os.path.basename(os.path.normpath(base_dir))
     if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
@@ -106,12 +135,16 @@ def export(
             if not isinstance(model, str) and keras.backend.backend() == "tensorflow":
                 from keras_lsrec.serving import _tf_export
 
-                _tf_export.write(model, target, name)
+                _tf_export.write(model, target, name, item_tables=tables)
             else:
                 model_file = model if isinstance(model, str) else os.path.join(staging, "model.keras")
                 if not isinstance(model, str):
                     model.save(model_file)
-                _export_in_tensorflow(model_file, target, name)
+                tables_file = None
+                if tables:
+                    tables_file = os.path.join(staging, "item_tables.npz")
+                    _item_tables.save(tables_file, tables)
+                _export_in_tensorflow(model_file, target, name, tables_file)
             if check_gpu:
                 check(target)
             _publish(target, final, config_path, name, serving_root)
@@ -171,15 +204,16 @@ def _publish(target: str, final: str, config_path: str, name: str, serving_root:
         raise
 
 
-def _export_in_tensorflow(model_file: str, target: str, name: str) -> None:
+def _export_in_tensorflow(model_file: str, target: str, name: str, tables_file: str | None = None) -> None:
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+    tables = [tables_file] if tables_file else []
     proc = subprocess.run(
-        [sys.executable, "-m", "keras_lsrec.serving._tf_export", model_file, target, name],
+        [sys.executable, "-m", "keras_lsrec.serving._tf_export", model_file, target, name, *tables],
         env=env,
         capture_output=True,
         text=True,
     )
-    if proc.returncode == CANNOT_LOAD:  # one line: the file and why
+    if proc.returncode in (CANNOT_LOAD, REFUSED):  # one line: what and why
         raise ValueError(proc.stderr.strip().splitlines()[-1])
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
