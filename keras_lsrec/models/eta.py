@@ -14,6 +14,7 @@ from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
 from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
 from keras_lsrec.models.wiring import (
+    item_content,
     item_embedding,
     make_tower,
     predict_clicks,
@@ -47,6 +48,12 @@ class ETA(SequenceModel):
         num_bits: bits of the SimHash code.
         num_heads: heads of the target attention.
         seed: seed of the hash projections.
+        hash_position: whether the SimHash reads the whole event embedding,
+            its `time` block (reverse position / time gap) included; `False`
+            (default) hashes the item's content only (`item_content`: its
+            ids and item features); the attention over the retrieved events
+            reads the whole embeddings. A `.keras` file saved before this
+            argument existed loads with `True`, as it was trained.
         mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
             (see `DIN`).
 
@@ -74,6 +81,7 @@ class ETA(SequenceModel):
         num_bits: int = 32,
         num_heads: int = 1,
         seed: int = 0,
+        hash_position: bool = False,
         mlp_units: Sequence[int] = (200, 80),
         mlp_activation: str = "prelu",
         input_batch_norm: bool = False,
@@ -88,8 +96,14 @@ class ETA(SequenceModel):
         target = embedding(target_ids)
         history = embedding(history_ids)
         simhash = SimHash(num_bits, seed=seed, name="hash")
-        target_codes = ops.squeeze(simhash(target), -2)  # (B, [C,] bits)
-        history_codes = ops.squeeze(simhash(history), -2)  # (B, L, bits): once per event
+        query, keys = target, history
+        if not hash_position:
+            query, keys = (
+                item_content(target, schema, embedding_dim),
+                item_content(history, schema, embedding_dim),
+            )
+        target_codes = ops.squeeze(simhash(query), -2)  # (B, [C,] bits)
+        history_codes = ops.squeeze(simhash(keys), -2)  # (B, L, bits): once per event
         if schema.has_candidates:
             agreement = ops.einsum("bcn,bln->bcl", target_codes, history_codes)
         else:
@@ -105,3 +119,8 @@ class ETA(SequenceModel):
         tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
         outputs = predict_clicks(make_tower(*tower), tower_input(target, interest, True), inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]):
+        # Saved before `hash_position` existed: the hashes read the whole embedding.
+        return super().from_config({"hash_position": True, **config} if cls is ETA else config)

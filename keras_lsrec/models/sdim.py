@@ -10,6 +10,7 @@ from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.layers.sim_hash import CollisionPooling
 from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
 from keras_lsrec.models.wiring import (
+    item_content,
     item_embedding,
     make_tower,
     predict_clicks,
@@ -37,6 +38,12 @@ class SDIM(SequenceModel):
         num_hashes: hash functions (the paper: 48).
         num_bits: bits per hash (the paper: 3).
         seed: seed of the hash projections.
+        hash_position: whether the hashes read the whole event embedding,
+            its `time` block (reverse position / time gap) included; `False`
+            (default) hashes the item's content only (`item_content`: its
+            ids and item features), as the paper hashes the behaviour's item,
+            and averages the whole embeddings. A `.keras` file saved before
+            this argument existed loads with `True`, as it was trained.
         mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
             (see `DIN`).
 
@@ -62,6 +69,7 @@ class SDIM(SequenceModel):
         num_hashes: int = 48,
         num_bits: int = 3,
         seed: int = 0,
+        hash_position: bool = False,
         mlp_units: Sequence[int] = (200, 80),
         mlp_activation: str = "prelu",
         input_batch_norm: bool = False,
@@ -74,9 +82,21 @@ class SDIM(SequenceModel):
         target_ids, history_ids, mask = split_inputs(inputs, schema)
         embedding = item_embedding(schema, embedding_dim)
         target = embedding(target_ids)
+        history = embedding(history_ids)
+        query, keys = target, history
+        if not hash_position:
+            query, keys = (
+                item_content(target, schema, embedding_dim),
+                item_content(history, schema, embedding_dim),
+            )
         interest = CollisionPooling(num_bits, num_hashes, seed, name="sampling")(
-            target, embedding(history_ids), mask=mask
+            query, keys, history, mask=mask
         )
         tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
         outputs = predict_clicks(make_tower(*tower), tower_input(target, interest, True), inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]):
+        # Saved before `hash_position` existed: the hashes read the whole embedding.
+        return super().from_config({"hash_position": True, **config} if cls is SDIM else config)

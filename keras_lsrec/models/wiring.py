@@ -33,6 +33,21 @@ def item_embedding(schema: SequenceSchema, embedding_dim: int, name: str = "embe
     )
 
 
+def item_content(embedded, schema: SequenceSchema, embedding_dim: int):
+    """The item's content in an embedding from `item_embedding`: its id fields
+    and item features, without the `time` block (the event's position or time
+    gap, which says where the item sits, not what it is). What a hash-based
+    search (SDIM, ETA) should hash: the same item collides with itself at any
+    position."""
+    if not schema.has_time:
+        return embedded
+    start = len(schema.fields) * embedding_dim  # blocks: id fields, time, item features
+    parts = [embedded[..., :start]]
+    if schema.item_features:
+        parts.append(embedded[..., start + embedding_dim :])
+    return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+
+
 def split_inputs(inputs: Mapping[str, Any], schema: SequenceSchema, window: int | None = None):
     """Returns `(target_ids, history_ids, mask)` keyed by field (and by item
     feature name: the item features of the target and of the events).
