@@ -182,9 +182,22 @@ def quickstart(args: argparse.Namespace) -> int:
 
 def export(args: argparse.Namespace) -> int:
     from keras_lsrec import serving
+    from keras_lsrec.serving import _item_tables
 
+    tables = None
+    if args.item_tables is not None:
+        try:
+            tables = _item_tables.load(args.item_tables)
+        except (OSError, ValueError) as error:  # missing, not an .npz, pickled objects
+            raise ValueError(
+                f"--item-tables {args.item_tables}: not a readable .npz file ({error})"
+            ) from None
     path = serving.export(
-        args.model_file, base_dir=args.base_dir, version=args.version, serving_root=args.serving_root
+        args.model_file,
+        base_dir=args.base_dir,
+        version=args.version,
+        serving_root=args.serving_root,
+        item_tables=tables,
     )
     report = serving.check(path)
     verdict = "GPU check passed" if report.kernels_checked else "GPU check passed, kernel look-up skipped"
@@ -251,6 +264,12 @@ def main(argv: list[str] | None = None) -> int:
         "--version", type=_positive_int, default=None, help="version number (default: next)"
     )
     exporter.add_argument("--serving-root", default="/models", help="where the server mounts saved_models/")
+    exporter.add_argument(
+        "--item-tables",
+        default=None,
+        help="an .npz of item-feature tables (name -> one row per item id) for the SavedModel to hold: "
+        "requests then send ids only for those features (docs/serving.md)",
+    )
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
     if args.command == "quickstart" and args.models:

@@ -8,6 +8,7 @@ import sys
 import warnings
 
 import keras
+import numpy as np
 import pytest
 
 from keras_lsrec import cli
@@ -248,3 +249,21 @@ def test_export_to_an_existing_version_is_one_line(tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [f"lsrec export: error: Version 1 already exists: {base / '1'}"], lines
     assert os.listdir(base) == ["1"]
+
+
+def test_export_item_tables_that_do_not_fit_are_one_line(tmp_path, capsys):
+    """`--item-tables`: an unreadable file, or a table the model has no item feature for, is one
+    line naming it; nothing is written."""
+    pytest.importorskip("tensorflow_serving")
+    model_file = small_model_file(tmp_path)
+    base = tmp_path / "saved_models" / "din"
+    broken = tmp_path / "tables.npz"
+    broken.write_text("not a zip")
+    assert cli.main(["export", str(model_file), "--base-dir", str(base), "--item-tables", str(broken)]) == 1
+    assert capsys.readouterr().err.startswith(f"lsrec export: error: --item-tables {broken}: not a readable")
+    np.savez(tmp_path / "other.npz", image_emb=np.zeros((3, 2), "float32"))
+    args = ["export", str(model_file), "--base-dir", str(base), "--item-tables", str(tmp_path / "other.npz")]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "image_emb" in err[0], err
+    assert not os.path.exists(base)
