@@ -4,6 +4,7 @@ from keras_lsrec.data import synthetic
 from keras_lsrec.data.clustering import attribute_vectors, cluster_histories
 from keras_lsrec.data.dataset import ArrayDataset, SequenceDataset
 from keras_lsrec.data.features import Categorical, Dense
+from keras_lsrec.data.longctr import load_longctr
 from keras_lsrec.data.protocol import dare_protocol, leave_last_out, prepare
 from keras_lsrec.data.readers import (
     LoadReport,
@@ -39,6 +40,7 @@ __all__ = [
     "history_key",
     "leave_last_out",
     "load_amazon",
+    "load_longctr",
     "load_movielens",
     "load_taobao",
     "load_tmall",

@@ -1,0 +1,264 @@
+"""`load_longctr` on tiny files in reczoo LongCTR's published layout (MicroVideo1.7M_x2 / KuaiVideo_x2
+and Ebnerd_small_x1 column sets), checked against a direct numpy reading of the same files."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from keras_lsrec.data import Categorical, Dense, load_longctr
+from keras_lsrec.models import DIN
+
+# EBNeRD's per-impression columns (LongCTR's Ebnerd_small_x1 dataset_config: no `source: item`).
+EBNERD_ROWS = {
+    "user_id": 30,
+    "trigger_id": 12,
+    "device_type": 5,
+    "is_sso_user": 4,
+    "gender": 4,
+    "postcode": 7,
+    "age": 11,
+    "is_subscriber": 4,
+    "premium": 4,
+    "article_type": 12,
+    "sentiment_label": 5,
+    "publish_days": 33,
+    "publish_hours": 27,
+    "impression_hour": 26,
+    "impression_weekday": 9,
+}
+EBNERD_BAGS = {"topics": 80, "ner_clusters": 50}
+
+
+def _write(path, columns):
+    pq.write_table(pa.table(columns), path)
+
+
+def make_files(directory, ebnerd=False, users=7, items=25, seed=0):
+    """Writes the five files; returns what was written, as numpy, for the direct reading."""
+    rng = np.random.default_rng(seed)
+    item_cols = {"item_index": pa.array(np.arange(items, dtype="int64"))}
+    if ebnerd:
+        item_cols["article_id"] = pa.array(np.arange(items, dtype="int64"))
+        category = np.r_[0, rng.integers(1, 16, items - 1)]
+        item_cols["category"] = pa.array(category)
+        sub = [[0] * 5] + [
+            list(np.r_[rng.integers(1, 91, k), np.zeros(5 - k, int)]) for k in rng.integers(1, 4, items - 1)
+        ]
+        item_cols["subcategory"] = pa.array(sub, pa.list_(pa.int64()))
+    else:
+        item_cols["item_id"] = pa.array(np.arange(items, dtype="int64"))
+        category = np.r_[0, rng.integers(1, 20, items - 1)]
+        item_cols["cate_id"] = pa.array(category)
+        emb = rng.normal(size=(items, 64)).astype("float32")
+        emb[0] = 0
+        item_cols["image_emb_dim64"] = pa.array(list(emb), pa.list_(pa.float32()))
+    _write(directory / "item_info.parquet", item_cols)
+    seqs = [list(rng.integers(1, items, rng.integers(0, 15))) for _ in range(users)]
+    _write(
+        directory / "user_info.parquet",
+        {"user_index": pa.array(np.arange(users)), "full_item_seq": pa.array(seqs, pa.list_(pa.int64()))},
+    )
+    splits = {}
+    for name, n in (("train", 40), ("valid", 9), ("test", 11)):
+        user = rng.integers(0, users, n)
+        cols = {
+            "user_index": user,
+            "item_index": rng.integers(1, items, n),
+            "seq_len": np.array([rng.integers(0, len(seqs[u]) + 1) for u in user]),
+        }
+        if ebnerd:
+            cols["click"] = rng.integers(0, 2, n).astype("int64")
+            for c, v in EBNERD_ROWS.items():
+                cols[c] = rng.integers(0, v - 1, n)
+        else:
+            cols["is_click"] = rng.integers(0, 2, n).astype("float64")
+        table = {c: pa.array(v) for c, v in cols.items()}
+        if ebnerd:
+            for c, v in EBNERD_BAGS.items():
+                bags = rng.integers(0, v - 1, (n, 5))
+                cols[c] = bags
+                table[c] = pa.array(list(bags), pa.list_(pa.int64()))
+        _write(directory / f"{name}.parquet", table)
+        splits[name] = cols
+    return {"items": item_cols, "seqs": seqs, "splits": splits, "category": category}
+
+
+def direct_history(seqs, users, lengths, max_len):
+    out = np.zeros((len(users), max_len), "int64")
+    for r, (u, n) in enumerate(zip(users, lengths, strict=True)):
+        h = seqs[u][:n][-max_len:]
+        if len(h):
+            out[r, -len(h) :] = h
+    return out
+
+
+@pytest.mark.parametrize("ebnerd", [False, True], ids=["microvideo", "ebnerd"])
+def test_batches_equal_direct_reading(tmp_path, ebnerd):
+    written = make_files(tmp_path, ebnerd=ebnerd)
+    max_len = 6
+    splits = load_longctr(tmp_path, max_len=max_len, batch_size=8)
+    assert list(splits) == ["train", "validation", "test"]
+    schema = splits["train"].schema
+    assert all(s.schema == schema for s in splits.values())
+    assert not splits["validation"].shuffle and splits["train"].shuffle
+    for split, file in (("train", "train"), ("validation", "valid"), ("test", "test")):
+        cols = written["splits"][file]
+        x, y = splits[split].arrays()
+        history = direct_history(written["seqs"], cols["user_index"], cols["seq_len"], max_len)
+        np.testing.assert_array_equal(x["history_item"], history)
+        np.testing.assert_array_equal(x["target_item"], cols["item_index"])
+        np.testing.assert_array_equal(x["history_category"], written["category"][history])
+        np.testing.assert_array_equal(x["target_category"], written["category"][cols["item_index"]])
+        np.testing.assert_array_equal(y, cols["click" if ebnerd else "is_click"])
+        np.testing.assert_array_equal(splits[split].users, cols["user_index"])
+        if ebnerd:
+            sub = np.array(written["items"]["subcategory"].to_pylist())
+            np.testing.assert_array_equal(x["history_subcategory"], sub[history])
+            np.testing.assert_array_equal(x["target_subcategory"], sub[cols["item_index"]])
+            for c in [*EBNERD_ROWS, *EBNERD_BAGS]:
+                np.testing.assert_array_equal(x[c], cols[c])
+        else:
+            emb = np.array(written["items"]["image_emb_dim64"].to_pylist(), "float32")
+            np.testing.assert_array_equal(x["history_image_emb_dim64"], emb[history])
+            np.testing.assert_array_equal(x["target_image_emb_dim64"], emb[cols["item_index"]])
+    if ebnerd:
+        assert set(schema.features) == {*EBNERD_ROWS, *EBNERD_BAGS}
+        assert schema.features["topics"] == Categorical(schema.features["topics"].vocab_size, max_values=5)
+        assert schema.item_features["subcategory"].max_values == 5
+    else:
+        assert schema.item_features == {"image_emb_dim64": Dense(64)}
+        assert schema.features == {}
+    assert set(schema.vocab_sizes) == {"item", "category"}
+    assert schema.vocab_sizes["item"] == 25
+    # one copy of the user sequences, shared by the splits
+    assert splits["train"].sequences["item"] is splits["test"].sequences["item"]
+
+
+def test_din_runs_on_the_schema(tmp_path):
+    make_files(tmp_path, ebnerd=True)
+    splits = load_longctr(tmp_path, max_len=5, batch_size=4)
+    model = DIN(splits["train"].schema, embedding_dim=8, mlp_units=(8,), attention_units=(8,))
+    batch, _ = splits["train"][0]
+    assert tuple(model(batch).shape)[0] == 4
+
+
+def test_config_vocab_sizes_and_columns(tmp_path):
+    make_files(tmp_path, ebnerd=True)
+    config = {
+        "Ebnerd_small_x1": {
+            "feature_cols": [
+                {"name": "user_index", "active": True, "dtype": "int", "type": "meta"},
+                {"name": "item_index", "active": True, "dtype": "int", "type": "meta"},
+                {"name": "seq_len", "active": True, "dtype": "int", "type": "meta"},
+                {"name": "user_id", "active": True, "type": "categorical", "vocab_size": 40},
+                {
+                    "name": "article_id",
+                    "active": True,
+                    "type": "categorical",
+                    "vocab_size": 30,
+                    "source": "item",
+                },
+                {"name": "topics", "active": True, "type": "sequence", "max_len": 5, "vocab_size": 80},
+                {
+                    "name": "category",
+                    "active": True,
+                    "type": "categorical",
+                    "vocab_size": 16,
+                    "source": "item",
+                },
+                {
+                    "name": "subcategory",
+                    "active": True,
+                    "type": "sequence",
+                    "max_len": 5,
+                    "vocab_size": 91,
+                    "source": "item",
+                },
+                {"name": "gender", "active": False, "type": "categorical", "vocab_size": 4},
+            ],
+            "label_col": {"name": "click", "dtype": "float"},
+        }
+    }
+    splits = load_longctr(tmp_path, max_len=4, config=config)
+    schema = splits["test"].schema
+    assert set(schema.features) == {"user_id", "topics"}
+    assert schema.features["user_id"].vocab_size == 40
+    assert schema.vocab_sizes == {"item": 30, "category": 16}
+    assert schema.item_features["subcategory"] == Categorical(91, max_values=5)
+    x, _ = splits["test"][0]
+    assert x["history_subcategory"].shape[1:] == (4, 5)
+
+
+def _rewrite(path, column, values):
+    table = pq.read_table(path)
+    index = table.column_names.index(column)
+    pq.write_table(table.set_column(index, column, values), path)
+
+
+def test_bad_files_are_refused_by_name(tmp_path):
+    written = make_files(tmp_path)
+    train = tmp_path / "train.parquet"
+    # seq_len beyond the user's sequence
+    cols = written["splits"]["train"]
+    lengths = cols["seq_len"].copy()
+    lengths[3] = len(written["seqs"][cols["user_index"][3]]) + 1
+    _rewrite(train, "seq_len", pa.array(lengths))
+    with pytest.raises(ValueError, match=r"train\.parquet: `seq_len` = \d+ at row 3"):
+        load_longctr(tmp_path, max_len=4)
+    _rewrite(train, "seq_len", pa.array(cols["seq_len"]))
+    # target item outside item_info
+    items = cols["item_index"].copy()
+    items[5] = 25
+    _rewrite(train, "item_index", pa.array(items))
+    with pytest.raises(ValueError, match=r"train\.parquet: column 'item_index' holds 25 at row 5"):
+        load_longctr(tmp_path, max_len=4)
+    _rewrite(train, "item_index", pa.array(cols["item_index"]))
+    # history item outside item_info
+    seqs = [list(s) for s in written["seqs"]]
+    user = next(u for u, s in enumerate(seqs) if s)
+    seqs[user][0] = 99
+    _rewrite(tmp_path / "user_info.parquet", "full_item_seq", pa.array(seqs, pa.list_(pa.int64())))
+    with pytest.raises(ValueError, match=rf"user_info\.parquet: `full_item_seq` of user {user} .* item 99"):
+        load_longctr(tmp_path, max_len=4)
+    _rewrite(tmp_path / "user_info.parquet", "full_item_seq", pa.array(written["seqs"], pa.list_(pa.int64())))
+    # NaN in an embedding
+    emb = np.array(written["items"]["image_emb_dim64"].to_pylist(), "float32")
+    emb[7, 3] = np.nan
+    _rewrite(tmp_path / "item_info.parquet", "image_emb_dim64", pa.array(list(emb), pa.list_(pa.float32())))
+    with pytest.raises(
+        ValueError, match=r"item_info\.parquet: column 'image_emb_dim64' holds .*nan.* row 7, position 3"
+    ):
+        load_longctr(tmp_path, max_len=4)
+    emb[7, 3] = 0
+    _rewrite(tmp_path / "item_info.parquet", "image_emb_dim64", pa.array(list(emb), pa.list_(pa.float32())))
+    # a missing column, a missing file
+    pq.write_table(pq.read_table(train).drop_columns(["seq_len"]), train)
+    with pytest.raises(ValueError, match=r"train\.parquet has no column 'seq_len'"):
+        load_longctr(tmp_path, max_len=4)
+    (tmp_path / "user_info.parquet").unlink()
+    with pytest.raises(ValueError, match=r"user_info\.parquet is missing"):
+        load_longctr(tmp_path, max_len=4)
+
+
+def test_id_beyond_a_given_vocabulary(tmp_path):
+    make_files(tmp_path)
+    with pytest.raises(
+        ValueError, match=r"item_info\.parquet: column 'cate_id' holds id \d+ .*\(vocab_size 3\)"
+    ):
+        load_longctr(tmp_path, max_len=4, vocab_sizes={"cate_id": 3})
+
+
+def test_item_id_other_than_the_row_is_its_own_field(tmp_path):
+    make_files(tmp_path)
+    path = tmp_path / "item_info.parquet"
+    ids = np.r_[0, np.arange(1, 25) + 100]
+    _rewrite(path, "item_id", pa.array(ids))
+    splits = load_longctr(tmp_path, max_len=4)
+    x, _ = splits["train"].arrays()
+    np.testing.assert_array_equal(
+        x["history_item_id"], np.where(x["history_item"] > 0, ids[x["history_item"]], 0)
+    )
+    assert splits["train"].schema.vocab_sizes["item_id"] == 125
+    assert len(pd.read_parquet(path)) == 25
