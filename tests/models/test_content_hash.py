@@ -38,8 +38,9 @@ def test_the_hash_reads_the_content_unless_asked(cls, layer, row_data):
         hashing = model.get_layer(layer)
         kernel = next(w for w in hashing.weights if len(w.shape) >= 2)
         width[hash_position] = kernel.shape[-2] if len(kernel.shape) == 2 else kernel.shape[0]
-        x, _ = small_batch(row_data, 4)
-        assert np.all(np.isfinite(to_numpy(model(x))))
+        if not hash_position:  # (one call: the content path; the other is the model of before)
+            x, _ = small_batch(row_data, 4)
+            assert np.all(np.isfinite(to_numpy(model(x))))
     assert width == {False: 4 * len(schema.fields), True: 4 * (len(schema.fields) + 1)}
     # A `.keras` config from before the argument existed: hashes the whole embedding, as trained.
     config = cls(schema, embedding_dim=4, hash_position=True).get_config()
