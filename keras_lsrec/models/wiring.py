@@ -48,6 +48,14 @@ def item_content(embedded, schema: SequenceSchema, embedding_dim: int):
     return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
 
 
+def hash_inputs(target, history, schema: SequenceSchema, embedding_dim: int, hash_position: bool):
+    """`(query, keys)` a hash-based search (SDIM, ETA) hashes: the item's
+    content (`item_content`), or the whole embeddings with `hash_position`."""
+    if hash_position:
+        return target, history
+    return item_content(target, schema, embedding_dim), item_content(history, schema, embedding_dim)
+
+
 def split_inputs(inputs: Mapping[str, Any], schema: SequenceSchema, window: int | None = None):
     """Returns `(target_ids, history_ids, mask)` keyed by field (and by item
     feature name: the item features of the target and of the events).
