@@ -25,8 +25,8 @@ from typing import Any
 from keras_lsrec._quiet import RETRACING, configure_logging  # noqa: F401  (RETRACING: re-exported)
 
 
-def _int_at_least(low: int, kind: str) -> Callable[[str], int]:
-    """An argparse type: an int >= `low`, refused as "must be a `kind` integer"."""
+def _int_at_least(low: int, requirement: str) -> Callable[[str], int]:
+    """An argparse type: an int >= `low`, refused as "must be `requirement`"."""
 
     def parse(text: str) -> int:
         try:
@@ -34,14 +34,18 @@ def _int_at_least(low: int, kind: str) -> Callable[[str], int]:
         except ValueError:
             value = low - 1
         if value < low:
-            raise argparse.ArgumentTypeError(f"must be a {kind} integer. Received: {text!r}")
+            raise argparse.ArgumentTypeError(f"must be {requirement}. Received: {text!r}")
         return value
 
     return parse
 
 
-_positive_int = _int_at_least(1, "positive")
-_non_negative_int = _int_at_least(0, "non-negative")
+_positive_int = _int_at_least(1, "a positive integer")
+_non_negative_int = _int_at_least(0, "a non-negative integer")
+# The synthetic data keeps each history's last 50 events recent and needs 30 older ones.
+_history_length = _int_at_least(
+    80, "an integer >= 80 (the synthetic histories: 50 recent events and 30 older)"
+)
 
 
 def _positive_float(text: str) -> float:
@@ -224,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     quick.add_argument("--full", action="store_true", help="more users, L=500, 5 epochs")
     quick.add_argument("--users", type=_positive_int, default=None, help="number of synthetic users")
     quick.add_argument("--epochs", type=_positive_int, default=None, help="training epochs")
-    quick.add_argument("--max-len", type=_positive_int, default=None, help="history length L")
+    quick.add_argument("--max-len", type=_history_length, default=None, help="history length L (>= 80)")
     quick.add_argument("--batch-size", type=_positive_int, default=256)
     quick.add_argument("--learning-rate", type=_positive_float, default=0.005)
     quick.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the synthetic data")

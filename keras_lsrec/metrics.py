@@ -143,8 +143,9 @@ def ndcg(labels: Any, scores: Any, k: int = 10) -> float:
     s = np.asarray(scores, dtype="float64")
     if y.ndim != 2 or y.shape != s.shape:
         raise ValueError(f"labels and scores must both have shape (N, C). Received {y.shape} and {s.shape}")
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"`k` must be a positive integer. Received: k={k!r}")
+    if not _is_int(k) or k < 1:
+        raise ValueError(f"`k` must be a positive integer. Received: `k={k!r}`")
+    k = int(k)
     _check_scores(s, where=y >= 0)
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     values = []
@@ -184,6 +185,22 @@ def evaluate(
     return evaluate_scores(y, probabilities, groups, ndcg_at)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_cutoffs(ndcg_at: Any) -> tuple[int, ...]:
+    """`ndcg_at` as a tuple of positive ints (one int accepted)."""
+    cutoffs = (ndcg_at,) if _is_int(ndcg_at) else ndcg_at
+    valid = not isinstance(cutoffs, (str, bytes)) and hasattr(cutoffs, "__iter__")
+    if valid:
+        cutoffs = tuple(cutoffs)
+        valid = all(_is_int(k) and k >= 1 for k in cutoffs)
+    if not valid:
+        raise ValueError(f"`ndcg_at` must be positive integers (cut-offs k). Received: `ndcg_at={ndcg_at!r}`")
+    return tuple(int(k) for k in cutoffs)
+
+
 def evaluate_scores(
     y: Any, probabilities: Any, groups: Any = None, ndcg_at: tuple[int, ...] = (10,)
 ) -> dict[str, float]:
@@ -198,6 +215,14 @@ def evaluate_scores(
             )
         probabilities = probabilities.reshape(y.shape)
     candidate_sets = y.ndim == 2
+    ndcg_at = _check_cutoffs(ndcg_at)
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != y.shape[:1]:  # one group (user) per row, never broadcast
+            raise ValueError(
+                f"`groups` must hold one group per row of the labels: shape ({len(y)},). "
+                f"Received: `groups` of shape {groups.shape}"
+            )
     y = _check_labels(y, allow_missing=candidate_sets)
     probabilities = _check_scores(probabilities, "predictions", where=y >= 0)
     outside = ((probabilities < 0) | (probabilities > 1)) & (y >= 0)

@@ -6,6 +6,7 @@ refusal reads the same way: ``ValueError("`name` must be ... Received: `name=val
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -66,3 +67,35 @@ def check_units(name: str, units: Any, allow_empty: bool = True) -> tuple[int, .
         requirement = "a sequence of positive integers" + ("" if allow_empty else ", not empty")
         raise _refuse(name, requirement, units)
     return tuple(int(u) for u in units)
+
+
+def check_integer(name: str, value: Any, low: int, high: int | None = None, requirement: str = "") -> int:
+    """`value` as a Python int, or a `ValueError` naming `name` unless it is an
+    integer in `[low, high]`: numpy integers are accepted (they come out of
+    arrays and configs), bools refused. For the data side and the entry
+    points; layer and model sizes go through `check_positive`."""
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, np.integer))
+        or value < low
+        or (high is not None and value > high)
+    ):
+        default = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+        raise _refuse(name, requirement or default, value)
+    return int(value)
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """`value` as a bool, or a `ValueError` naming `name` unless it is a bool
+    (Python's or numpy's): a string such as `"no"` is not read as `True`."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise _refuse(name, "True or False", value)
+    return bool(value)
+
+
+def check_finite(name: str, value: Any) -> float:
+    """`value` as a float, or a `ValueError` naming `name` unless it is a
+    finite real number (not a bool)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise _refuse(name, "a finite number", value)
+    return float(value)

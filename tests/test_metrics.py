@@ -182,3 +182,25 @@ def test_numpy_metrics_refuse_nan_scores_and_bad_labels(name):
 def test_logloss_refuses_logits():
     with pytest.raises(ValueError, match=r"`probabilities` must be in \[0, 1\].*1 of 2 .*index 0: 2.5"):
         metrics.logloss([1, 0], [2.5, 0.1])
+
+
+def test_groups_and_cutoffs_are_checked_by_name():
+    """Issue 32: one group for two candidate-set rows was broadcast (a GAUC over a made-up
+    grouping); `ndcg_at=3` failed in Python's words and `ndcg_at=(True,)` reported `ndcg@True`."""
+    labels = np.array([[1, 0, -1.0], [0, 1, 0]])
+    scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.8, 0.3]])
+    with pytest.raises(
+        ValueError, match=r"`groups` must hold one group per row .* \(2,\)\. Received: .*\(1,\)"
+    ):
+        metrics.evaluate_scores(labels, scores, groups=[7])
+    with pytest.raises(
+        ValueError, match=r"`groups` must hold one group per row .* \(4,\)\. Received: .*\(4, 2\)"
+    ):
+        metrics.evaluate_scores(np.array([0, 1, 0, 1.0]), np.full(4, 0.5), groups=np.ones((4, 2)))
+    for cutoffs in [(0,), (True,), ("x",), "10"]:
+        with pytest.raises(ValueError, match=r"`ndcg_at` must be positive integers"):
+            metrics.evaluate_scores(labels, scores, ndcg_at=cutoffs)
+    assert set(metrics.evaluate_scores(labels, scores, ndcg_at=np.int64(3))) >= {"ndcg@3"}
+    with pytest.raises(ValueError, match=r"`k` must be a positive integer\. Received: `k=True`"):
+        metrics.ndcg(labels, scores, k=True)
+    assert metrics.ndcg(labels, scores, k=np.int64(1)) == 1.0

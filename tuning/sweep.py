@@ -67,9 +67,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import math
 import os
 import sys
+import tempfile
 from types import SimpleNamespace
 from typing import Any
 
@@ -103,8 +105,13 @@ class SweepError(ValueError):
 def load_config(path: str) -> dict[str, Any]:
     import yaml
 
-    with open(path) as f:
-        config = yaml.safe_load(f) or {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = yaml.safe_load(f) or {}
+    except OSError as error:  # missing, a directory, unreadable
+        raise SweepError(f"{path}: cannot read the config: {error.strerror or error}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise SweepError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
     if not isinstance(config, dict):
         raise SweepError(f"{path}: must be a mapping of {sorted(KEYS)}. Received: {type(config).__name__}")
     unknown = sorted(set(config) - KEYS)
@@ -308,15 +315,34 @@ def write_results(tuner: Any, output: str) -> list[dict[str, Any]]:
         for t in others
     ]
     header = ["rank", "trial", objective.name, "status"] + knobs
-    with open(os.path.join(output, "results.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=header)
+    writer.writeheader()
+    writer.writerows(rows)
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     lines += ["| " + " | ".join(str(row[h]).replace("|", "/") for h in header) + " |" for row in rows]
-    with open(os.path.join(output, "results.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_atomically({"results.csv": table.getvalue(), "results.md": "\n".join(lines) + "\n"}, output)
     return rows
+
+
+def write_atomically(files: dict[str, str], folder: str) -> None:
+    """Each file whole or not at all: written beside its place, flushed, then renamed over the
+    previous version (a sweep killed or out of disk space mid-write leaves the previous table)."""
+    staged = []
+    try:
+        for name, text in files.items():
+            handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
+            staged.append((temporary, os.path.join(folder, name)))
+            with os.fdopen(handle, "w", newline="") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+        for temporary, path in staged:
+            os.replace(temporary, path)
+    finally:
+        for temporary, _ in staged:
+            if os.path.exists(temporary):
+                os.remove(temporary)
 
 
 def check_before_search(config: dict[str, Any], hypermodel: Any) -> None:

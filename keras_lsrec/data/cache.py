@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from keras_lsrec.data.dataset import SequenceDataset
+from keras_lsrec.validation import check_flag
 
 CACHE_FORMAT = 2
 MARKER = ".keras_lsrec_cache"
@@ -108,6 +109,12 @@ def prepare(
         raise ValueError(f"No such file: path={path!r}")
     if not cache_dir:
         raise ValueError("`cache_dir` must name a directory. Received: `cache_dir=''`")
+    for name, arguments in (("load_args", load_args), ("protocol_args", protocol_args)):
+        if arguments is not None and not isinstance(arguments, Mapping):
+            raise ValueError(
+                f"`{name}` must be a dict of keyword arguments or None. Received: `{name}={arguments!r}`"
+            )
+    verify = check_flag("verify", verify)
     load_args, protocol_args = dict(load_args or {}), dict(protocol_args or {})
     identity = {
         "format": CACHE_FORMAT,

@@ -26,6 +26,7 @@ from keras_lsrec.data.schema import (
     history_key,
     target_key,
 )
+from keras_lsrec.validation import check_flag, check_integer
 
 
 class ShuffledBatches(keras.utils.PyDataset):
@@ -47,11 +48,9 @@ class ShuffledBatches(keras.utils.PyDataset):
 
     def __init__(self, batch_size: int, shuffle: bool, seed: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
-        self.batch_size = batch_size
-        self.shuffle = bool(shuffle)
-        self.seed = seed
+        self.batch_size = check_integer("batch_size", batch_size, 1, requirement="a positive integer")
+        self.shuffle = check_flag("shuffle", shuffle)
+        self.seed = check_integer("seed", seed, 0)
         self._epoch = 0
         self._order = self._draw_order()
 
@@ -559,21 +558,46 @@ class SequenceDataset(ShuffledBatches):
 
     @classmethod
     def load(cls, directory: str, mmap: bool = True, **overrides: Any) -> SequenceDataset:
-        """Reads a dataset written by `save`; arrays are memory-mapped by default."""
-        with open(os.path.join(directory, "dataset.json")) as f:
-            config = json.load(f)
+        """Reads a dataset written by `save`; arrays are memory-mapped by default.
+
+        A missing, damaged or inconsistent file is refused naming it (or the
+        directory, for contents that do not agree with each other)."""
+        description = os.path.join(os.fspath(directory), "dataset.json")
+        if not os.path.isfile(description):
+            raise FileNotFoundError(
+                f"{description} is missing: `directory` must be a folder written by SequenceDataset.save."
+            )
+        try:
+            with open(description, encoding="utf-8") as f:
+                config = json.load(f)
+            shared = os.path.join(directory, config.pop("sequences"))
+            fields, names = config.pop("fields"), config.pop("examples")
+            specs = config.pop("item_features", {})
+        except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSONDecodeError is a ValueError
+            raise ValueError(
+                f"{description} is not a description written by SequenceDataset.save: {error!r}"
+            ) from None
         mode: Literal["r"] | None = "r" if mmap else None
 
         def read(name: str, folder: str = directory) -> np.ndarray:
-            return np.load(os.path.join(folder, name + ".npy"), mmap_mode=mode)
+            path = os.path.normpath(os.path.join(folder, name + ".npy"))
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"{path} is missing ({description} lists it).")
+            try:
+                return np.load(path, mmap_mode=mode)
+            except (ValueError, OSError, EOFError) as error:
+                raise ValueError(f"{path} is not a readable .npy array: {error}") from None
 
-        shared = os.path.join(directory, config.pop("sequences"))
-        sequences = {f: read(f"sequence_{f}", shared) for f in config.pop("fields")}
-        examples = {k: read(f"example_{k}") for k in config.pop("examples")}
-        specs = config.pop("item_features", {})
+        sequences = {f: read(f"sequence_{f}", shared) for f in fields}
+        examples = {k: read(f"example_{k}") for k in names}
         config["item_features"] = {n: (spec, read(f"item_{n}", shared)) for n, spec in specs.items()}
-        config.update(overrides)
-        return cls(sequences, read("offsets", shared), examples, **config)
+        offsets = read("offsets", shared)
+        try:
+            return cls(sequences, offsets, examples, **{**config, **overrides})
+        except ValueError as error:
+            if any(f"`{name}" in str(error) for name in overrides):
+                raise  # an override of the caller's, named by the message
+            raise ValueError(f"The dataset in {directory} is not consistent: {error}") from None
 
     def __repr__(self) -> str:
         return (

@@ -10,6 +10,7 @@ import numpy as np
 from keras_lsrec.data.cache import CACHE_FORMAT, file_sha256, prepare
 from keras_lsrec.data.dataset import SequenceDataset, concatenate_users
 from keras_lsrec.data.schema import target_key
+from keras_lsrec.validation import check_flag, check_integer
 
 __all__ = ["CACHE_FORMAT", "dare_protocol", "file_sha256", "leave_last_out", "prepare"]
 
@@ -54,6 +55,7 @@ def dare_protocol(
         `{"train", "validation", "test"}`: `SequenceDataset`s (training
         shuffled) whose items are `(batch_dict, labels)`.
     """
+    check_integer("min_events", min_events, 1)
     _check_int("validation_offset", validation_offset, 0)
     _check_int("test_offset", test_offset, 0)
     for offset in train_offsets:
@@ -129,6 +131,13 @@ def _check_int(name: str, value: Any, low: int, requirement: str | None = None) 
 
 
 def _build(events, offsets, min_events, max_len, negatives, fields, batch_size, seed, time, item_features):
+    # Every argument before the work: the datasets are built last.
+    if isinstance(fields, str) or not isinstance(fields, Sequence) or not fields:
+        raise ValueError(f"`fields` must be a list of column names. Received: `fields={fields!r}`")
+    check_integer("batch_size", batch_size, 1, requirement="a positive integer")
+    check_integer("seed", seed, 0)
+    check_flag("time", time)
+    check_flag("item_features", item_features)
     fields = list(fields)
     missing = [f for f in ["user", "timestamp"] + fields if f not in events]
     if missing:

@@ -61,6 +61,7 @@ from keras_lsrec.data.clustering import DEFAULT_MAX_CLUSTER_SIZE, attribute_vect
 from keras_lsrec.data.dataset import SequenceDataset
 from keras_lsrec.data.features import Categorical, Dense
 from keras_lsrec.data.schema import TARGET_PREFIX, SequenceSchema, history_key, target_key
+from keras_lsrec.validation import check_finite, check_flag, check_integer
 
 
 @dataclass
@@ -158,6 +159,16 @@ class SyntheticData:
         )
 
 
+SPLIT_NAMES = ("train", "validation", "test")
+
+
+def _users_per_split(num_users: int, splits: Any) -> tuple[int, int, int]:
+    """How many users each split gets (the rounding `generate` uses)."""
+    n_train = int(round(splits[0] * num_users))
+    n_val = int(round(splits[1] * num_users))
+    return n_train, n_val, num_users - n_train - n_val
+
+
 def generate(
     num_users: int = 2000,
     examples_per_user: int = 8,
@@ -185,6 +196,26 @@ def generate(
     reverse-position `history_time`, vocabulary `max_len + 1`; `candidates=C`
     when given) and the three splits. Deterministic for a given `seed`.
     """
+    positive = "a positive integer"
+    num_users = check_integer("num_users", num_users, 1, requirement=positive)
+    examples_per_user = check_integer("examples_per_user", examples_per_user, 1, requirement=positive)
+    max_len = check_integer("max_len", max_len, 1, requirement=positive)
+    num_items = check_integer("num_items", num_items, 1, requirement=positive)
+    num_categories = check_integer("num_categories", num_categories, 1, requirement=positive)
+    recent_window = check_integer("recent_window", recent_window, 1, requirement=positive)
+    long_interests = check_integer("long_interests", long_interests, 0)
+    recent_interests = check_integer("recent_interests", recent_interests, 0)
+    seed = check_integer("seed", seed, 0)
+    features = check_flag("features", features)
+    item_features = check_flag("item_features", item_features)
+    for name, value in [
+        ("signal", signal),
+        ("bias", bias),
+        ("long_weight", long_weight),
+        ("recent_weight", recent_weight),
+        ("feature_weight", feature_weight),
+    ]:
+        check_finite(name, value)
     if max_len < recent_window + 30:
         raise ValueError(
             f"`max_len` must be >= recent_window + 30 = {recent_window + 30} so the "
@@ -199,14 +230,22 @@ def generate(
         raise ValueError(f"`num_items` ({num_items}) must be >= `num_categories` ({num_categories}).")
     if len(splits) != 3 or abs(sum(splits) - 1.0) > 1e-6 or min(splits) < 0:
         raise ValueError(f"`splits` must be 3 fractions summing to 1. Received: {splits}")
+    counts = _users_per_split(num_users, splits)
+    empty = [name for name, n, share in zip(SPLIT_NAMES, counts, splits, strict=True) if share > 0 and n == 0]
+    if empty:
+        more = (n for n in range(num_users, num_users + 10_000) if min(_users_per_split(n, splits)) > 0)
+        enough = next(more, "more")
+        raise ValueError(
+            f"`num_users={num_users}` leaves the {' and '.join(empty)} split(s) without a user "
+            f"(`splits={tuple(splits)}` gives {' / '.join(map(str, counts))} users): "
+            f"pass at least `num_users={enough}`, or a zero fraction for a split you do not want."
+        )
     fewest = 0  # with candidates: the fewest a request keeps
     if candidates is not None:
-        if not isinstance(candidates, int) or candidates < 1:
-            raise ValueError(
-                f"`candidates` must be None or a positive integer. Received: candidates={candidates!r}"
-            )
+        candidates = check_integer("candidates", candidates, 1, requirement="None or a positive integer")
         fewest = candidates if min_candidates is None else min_candidates
-        if not 1 <= fewest <= candidates:
+        integral = isinstance(fewest, (int, np.integer)) and not isinstance(fewest, bool)
+        if not integral or not 1 <= fewest <= candidates:
             raise ValueError(
                 f"`min_candidates` must be in [1, candidates={candidates}]. "
                 f"Received: min_candidates={fewest!r}"
@@ -295,8 +334,7 @@ def generate(
             prob_without[missing] = np.nan
     users = np.repeat(np.arange(num_users), examples_per_user)
     order = rng.permutation(num_users)
-    n_train = int(round(splits[0] * num_users))
-    n_val = int(round(splits[1] * num_users))
+    n_train, n_val, _ = _users_per_split(num_users, splits)
     user_parts = (order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :])
 
     def make_split(part: np.ndarray) -> Split:

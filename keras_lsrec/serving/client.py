@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -10,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from keras_lsrec.data.schema import HISTORY_PREFIX, TARGET_PREFIX, history_key, target_key
+from keras_lsrec.data.schema import HISTORY_PREFIX, TARGET_PREFIX, SequenceSchema, history_key, target_key
 from keras_lsrec.serving._dependencies import require_serving
 from keras_lsrec.serving._item_tables import held_keys
 from keras_lsrec.serving._tf_export import REQUEST_SIGNATURE
+from keras_lsrec.validation import check_finite, check_integer
 
 
 class ServingError(RuntimeError):
@@ -76,8 +78,30 @@ class Client:
         pad_to: int | None = None,
         held_item_features: Sequence[str] = (),
     ) -> None:
-        if not target:
-            raise ValueError("`target` must be 'http://host:port' (REST) or 'host:port' (gRPC).")
+        if not isinstance(target, str) or not target:
+            raise ValueError(
+                "`target` must be 'http://host:port' (REST) or 'host:port' (gRPC). "
+                f"Received: `target={target!r}`"
+            )
+        # Every argument now, not at the first request (numpy integers as Python's).
+        for name, text in (("model_name", model_name), ("signature_name", signature_name)):
+            if not isinstance(text, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", text):
+                raise ValueError(
+                    f"`{name}` must be a TF Serving name (letters, digits, '_', '.', '-'). "
+                    f"Received: `{name}={text!r}`"
+                )
+        if version is not None:
+            version = check_integer("version", version, 1, requirement="None or a positive integer")
+        if check_finite("timeout", timeout) <= 0:
+            raise ValueError(
+                f"`timeout` must be a positive number of seconds. Received: `timeout={timeout!r}`"
+            )
+        if pad_to is not None:
+            pad_to = check_integer("pad_to", pad_to, 1, requirement="None or a positive integer")
+        if schema is not None and not isinstance(schema, SequenceSchema):
+            raise ValueError(
+                f"`schema` must be None or the model's SequenceSchema. Received: `schema={schema!r}`"
+            )
         self.protocol = "rest" if target.startswith(("http://", "https://")) else "grpc"
         if self.protocol == "grpc":
             require_serving("A gRPC `Client`", ("tensorflow", "tensorflow_serving", "grpc"))

@@ -19,6 +19,7 @@ from keras_lsrec.serving._dependencies import require_serving
 from keras_lsrec.serving._model_file import check_keras_file, read_schema
 from keras_lsrec.serving._tf_export import CANNOT_LOAD, REFUSED
 from keras_lsrec.serving.check import check
+from keras_lsrec.validation import check_flag, check_integer
 
 CONFIG_FILE = "models.config"
 
@@ -29,7 +30,7 @@ def _next_version(base_dir: str) -> int:
 
 
 def export(
-    model: keras.Model | str,
+    model: keras.Model | str | os.PathLike[str],
     base_dir: str | None = None,
     version: int | None = None,
     serving_root: str = "/models",
@@ -92,6 +93,17 @@ def export(
             the package and `pip install "keras-lsrec[serving]"`.
     """
     require_serving("`keras_lsrec.serving.export`")
+    # Every argument before the work (numpy integers as Python's; a path as a string).
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    if version is not None:
+        version = check_integer("version", version, 1, requirement="a positive integer")
+    check_gpu = check_flag("check_gpu", check_gpu)
+    if not isinstance(serving_root, str) or not serving_root:
+        raise ValueError(
+            f"`serving_root` must be the path where the models are mounted in the server. "
+            f"Received: `serving_root={serving_root!r}`"
+        )
     if isinstance(model, str):
         check_keras_file(model)
         name = os.path.splitext(os.path.basename(model))[0]
@@ -115,8 +127,6 @@ def export(
     name = os.path.basename(os.path.normpath(base_dir))
     if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
         raise ValueError(f"The model directory name {name!r} is not a valid TF Serving model name.")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
-        raise ValueError(f"`version` must be a positive integer. Received: `version={version!r}`")
     config_path = os.path.join(os.path.dirname(os.path.abspath(base_dir)), CONFIG_FILE)
     # Everything that could refuse the publication is checked before the (long) export.
     old_config, new_config = _config_text(config_path, name, serving_root)  # refuses a corrupt file

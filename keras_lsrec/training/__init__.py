@@ -3,7 +3,8 @@
 One home for what happens between a batch and a weight update, so that no
 model (and nothing under `keras_lsrec/models`) knows which backend runs it.
 `Trainer` is the `keras.Model` every keras_lsrec model derives from: entry
-point validation (`inputs`), row-sparse table training (`tables`, with the
+point validation (`inputs`; under a `keras.distribution`, placement and batch
+rows: `distributed`), row-sparse table training (`tables`, with the
 row rules `RowSGD`, `RowAdagrad`, `RowAdam`), the backend's train step
 (`steps`, one file per backend) and the auxiliary head (`AuxiliaryHead`).
 The private Keras members it reads are listed in `keras_private`.

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 
 from keras_lsrec.data.schema import SequenceSchema
+from keras_lsrec.training.distributed import check_batch_rows
 
 
 def check_batch(schema: SequenceSchema, x: Any, y: Any = None) -> None:
@@ -44,19 +45,23 @@ def check_batch(schema: SequenceSchema, x: Any, y: Any = None) -> None:
     schema.validate_labels(x["target_item"], labels)
 
 
-def _check_element(schema: SequenceSchema, element: Any) -> Any:
-    """Checks a `(x,)`, `(x, y)` or `(x, y, sample_weight)` element; returns it unchanged."""
+def _check_element(schema: SequenceSchema, element: Any, divisor: int = 1, where: str = "A batch") -> Any:
+    """Checks a `(x,)`, `(x, y)` or `(x, y, sample_weight)` element; returns it
+    unchanged. Under a distribution that splits a batch in `divisor` parts,
+    its rows must be a multiple of `divisor` (`keras_lsrec.training.distributed`)."""
+    x = element[0] if isinstance(element, tuple) else element
     if isinstance(element, tuple):
-        check_batch(schema, element[0], element[1] if len(element) > 1 else None)
+        check_batch(schema, x, element[1] if len(element) > 1 else None)
     else:
-        check_batch(schema, element)
+        check_batch(schema, x)
+    check_batch_rows(len(x["target_item"]), divisor, where)
     return element
 
 
 class _ValidatedPyDataset(keras.utils.PyDataset):
     """A `PyDataset` whose batches are checked before the model sees them."""
 
-    def __init__(self, dataset: keras.utils.PyDataset, schema: SequenceSchema) -> None:
+    def __init__(self, dataset: keras.utils.PyDataset, schema: SequenceSchema, divisor: int = 1) -> None:
         super().__init__(
             workers=dataset.workers,
             use_multiprocessing=dataset.use_multiprocessing,
@@ -64,6 +69,7 @@ class _ValidatedPyDataset(keras.utils.PyDataset):
         )
         self.dataset = dataset
         self.schema = schema
+        self.divisor = divisor
 
     @property
     def num_batches(self) -> int | None:
@@ -73,7 +79,8 @@ class _ValidatedPyDataset(keras.utils.PyDataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> Any:
-        return _check_element(self.schema, self.dataset[index])
+        where = f"Batch {index} of this {type(self.dataset).__name__}"
+        return _check_element(self.schema, self.dataset[index], self.divisor, where)
 
     def on_epoch_begin(self) -> None:
         self.dataset.on_epoch_begin()
@@ -82,18 +89,19 @@ class _ValidatedPyDataset(keras.utils.PyDataset):
         self.dataset.on_epoch_end()
 
 
-def _validated_generator(generator: Iterator[Any], schema: SequenceSchema) -> Iterator[Any]:
-    first = _check_element(schema, next(generator))  # now, before Keras starts (see `validated`)
+def _validated_generator(generator: Iterator[Any], schema: SequenceSchema, divisor: int = 1) -> Iterator[Any]:
+    # the first batch now, before Keras starts (see `validated`)
+    first = _check_element(schema, next(generator), divisor, "Batch 0 of the generator")
 
     def checked() -> Iterator[Any]:
         yield first
-        for element in generator:
-            yield _check_element(schema, element)
+        for index, element in enumerate(generator, 1):
+            yield _check_element(schema, element, divisor, f"Batch {index} of the generator")
 
     return checked()
 
 
-def _validated_tf_dataset(dataset: Any, schema: SequenceSchema) -> Any:
+def _validated_tf_dataset(dataset: Any, schema: SequenceSchema, divisor: int = 1) -> Any:
     """The names, dtypes and ranks of a `tf.data.Dataset` are checked now, from
     its `element_spec`; the id values of every batch as it streams (a numpy
     check inside the pipeline)."""
@@ -112,12 +120,14 @@ def _validated_tf_dataset(dataset: Any, schema: SequenceSchema) -> Any:
     }
     schema.validate(example)  # names, dtypes and ranks, before any data is read
     for element in dataset.take(1):  # the first batch's values, before Keras starts
-        _check_element(schema, tf.nest.map_structure(lambda t: t.numpy(), element))
+        first = tf.nest.map_structure(lambda t: t.numpy(), element)
+        _check_element(schema, first, divisor, "Batch 0 of the tf.data.Dataset")
 
     def check(*element: Any) -> Any:
         def numpy_check(*flat: Any) -> bool:
             arrays = tf.nest.pack_sequence_as(element, [np.asarray(a) for a in flat])
-            _check_element(schema, tuple(arrays) if isinstance(arrays, (tuple, list)) else arrays)
+            batch = tuple(arrays) if isinstance(arrays, (tuple, list)) else arrays
+            _check_element(schema, batch, divisor, "A batch of the tf.data.Dataset")
             return True
 
         ok = tf.numpy_function(numpy_check, tf.nest.flatten(element), tf.bool, stateful=True)
@@ -128,7 +138,7 @@ def _validated_tf_dataset(dataset: Any, schema: SequenceSchema) -> Any:
     return dataset.map(check)
 
 
-def validated(x: Any, schema: SequenceSchema, y: Any = None) -> Any:
+def validated(x: Any, schema: SequenceSchema, y: Any = None, divisor: int = 1) -> Any:
     """`x` checked (a dict) or wrapped so that every batch is checked (a
     `PyDataset`, a `tf.data.Dataset`, a generator); see the module docstring.
 
@@ -137,6 +147,9 @@ def validated(x: Any, schema: SequenceSchema, y: Any = None) -> Any:
     epoch begins and does not restore them when a batch raises, so an error
     from a later batch leaves the model unusable there (reload a checkpoint).
     A wrong key or a mapping bug shows in the first batch, with the model intact.
+    `divisor`: under a distribution, the number every batch's rows must be a
+    multiple of (`keras_lsrec.training.distributed`; checked per batch here
+    for streams, at once for arrays and keras_lsrec datasets by the caller).
     """
     from keras_lsrec.data.dataset import ShuffledBatches
 
@@ -147,10 +160,11 @@ def validated(x: Any, schema: SequenceSchema, y: Any = None) -> Any:
         return x  # every batch follows the schema: checked when built, or just now, whole
     if isinstance(x, keras.utils.PyDataset):
         if x.num_batches is None or x.num_batches > 0:
-            _check_element(schema, x[0])  # now, before Keras starts (see above)
-        return _ValidatedPyDataset(x, schema)
+            # now, before Keras starts (see above)
+            _check_element(schema, x[0], divisor, f"Batch 0 of this {type(x).__name__}")
+        return _ValidatedPyDataset(x, schema, divisor)
     if type(x).__module__.startswith("tensorflow") and hasattr(x, "element_spec"):
-        return _validated_tf_dataset(x, schema)
+        return _validated_tf_dataset(x, schema, divisor)
     if isinstance(x, Iterator):
-        return _validated_generator(x, schema)
+        return _validated_generator(x, schema, divisor)
     return x

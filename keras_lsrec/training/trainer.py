@@ -25,12 +25,15 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_lsrec.training import steps
+from keras_lsrec.training import distributed, steps
 from keras_lsrec.training.auxiliary import AuxiliaryHead
 from keras_lsrec.training.inputs import check_batch, validated
 from keras_lsrec.training.tables import DEFAULT_MIN_ROWS, TableTraining, save_slots_unpadded
 
 _COMPILE = inspect.signature(keras.Model.compile)
+_FIT = inspect.signature(keras.Model.fit)
+_EVALUATE = inspect.signature(keras.Model.evaluate)
+_PREDICT = inspect.signature(keras.Model.predict)
 
 
 class Trainer(keras.Model):
@@ -170,35 +173,66 @@ class Trainer(keras.Model):
     # Every entry point checks its input by name against the schema before
     # Keras sees it (`keras_lsrec.training.inputs`): a dict at once, a
     # PyDataset / tf.data.Dataset / generator batch by batch. A direct
-    # `model(x)` call is not checked: it is also the traced path.
+    # `model(x)` call is not checked: it is also the traced path. Under a
+    # `keras.distribution`, the model's placement and the batches' rows too
+    # (`keras_lsrec.training.distributed`).
     def fit(self, x=None, y=None, *args, **kwargs):
-        x = validated(x, self.schema, y)
-        validation = kwargs.get("validation_data")
+        divisor = distributed.check_placement(self)
+        bound = _FIT.bind_partial(self, x, y, *args, **kwargs)  # every argument by name, however passed
+        arguments = bound.arguments
+        batch_size = arguments.get("batch_size")
+        split = arguments.get("validation_split") or 0.0
+        validation = arguments.get("validation_data")
+        validation_batch_size = arguments.get("validation_batch_size") or batch_size
+        checked = validated(x, self.schema, y, divisor)
+        if isinstance(x, Mapping) and split and isinstance(split, (int, float)):
+            rows = len(x["target_item"])
+            train_rows = int(np.floor(rows * (1.0 - split)))  # Keras' cut (`train_validation_split`)
+            source = f"`x`'s training part (`validation_split={split}`)"
+            distributed.check_batches({"target_item": range(train_rows)}, batch_size, divisor, source)
+            validation_rows = {"target_item": range(rows - train_rows)}
+            source = f"`x`'s validation part (`validation_split={split}`)"
+            distributed.check_batches(validation_rows, validation_batch_size, divisor, source)
+        else:
+            distributed.check_batches(x, batch_size, divisor)
+        arguments["x"] = checked
         if isinstance(validation, (tuple, list)) and validation:
             validated(validation[0], self.schema, validation[1] if len(validation) > 1 else None)
+            distributed.check_batches(validation[0], validation_batch_size, divisor, "`validation_data`")
         elif validation is not None:
-            kwargs["validation_data"] = validated(validation, self.schema)
-        return super().fit(x, y, *args, **kwargs)
+            distributed.check_batches(validation, validation_batch_size, divisor, "`validation_data`")
+            arguments["validation_data"] = validated(validation, self.schema, divisor=divisor)
+        return super().fit(*bound.args[1:], **bound.kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        return super().evaluate(validated(x, self.schema, y), y, *args, **kwargs)
+        divisor = distributed.check_placement(self)
+        checked = validated(x, self.schema, y, divisor)
+        batch_size = _EVALUATE.bind_partial(self, x, y, *args, **kwargs).arguments.get("batch_size")
+        distributed.check_batches(x, batch_size, divisor)
+        return super().evaluate(checked, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        x = validated(x, self.schema)
+        divisor = distributed.check_placement(self)
+        x = validated(x, self.schema, divisor=divisor)
         if isinstance(x, Mapping) and len(x["target_item"]) == 0:
             return np.zeros(np.shape(x["target_item"]), "float32")  # no rows, no predictions
+        batch_size = _PREDICT.bind_partial(self, x, *args, **kwargs).arguments.get("batch_size")
+        distributed.check_batches(x, batch_size, divisor)
         return super().predict(x, *args, **kwargs)
 
     def train_on_batch(self, x=None, y=None, *args, **kwargs):
         check_batch(self.schema, x, y)
+        distributed.check_batch_rows(len(x["target_item"]), distributed.check_placement(self), "`x`")
         return super().train_on_batch(x, y, *args, **kwargs)
 
     def test_on_batch(self, x=None, y=None, *args, **kwargs):
         check_batch(self.schema, x, y)
+        distributed.check_batch_rows(len(x["target_item"]), distributed.check_placement(self), "`x`")
         return super().test_on_batch(x, y, *args, **kwargs)
 
     def predict_on_batch(self, x):
         check_batch(self.schema, x)
         if len(x["target_item"]) == 0:
             return np.zeros(np.shape(x["target_item"]), "float32")
+        distributed.check_batch_rows(len(x["target_item"]), distributed.check_placement(self), "`x`")
         return super().predict_on_batch(x)

@@ -69,6 +69,11 @@ class SequenceHyperModel(keras_tuner.HyperModel):
         fixed: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        if not isinstance(schema, SequenceSchema):
+            raise ValueError(
+                f"`schema` must be a keras_lsrec.data.SequenceSchema (e.g. `data.schema`). "
+                f"Received: `schema={schema!r}`"
+            )
         model_class = get_model(model_name)
         space = search_space(model_name)
         fixed = dict(fixed or {})

@@ -1,10 +1,12 @@
 """ArrayDataset and SequenceDataset: seeded order, batches in the library's format, save/load, fit."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
 
-from keras_lsrec.data import ArrayDataset, SequenceDataset, SequenceSchema, dare_protocol
+from keras_lsrec.data import ArrayDataset, SequenceDataset, SequenceSchema, dare_protocol, leave_last_out
 
 
 def test_array_dataset_seeded_order_covers_every_row_once_per_epoch():
@@ -246,3 +248,61 @@ def test_sequence_dataset_validates_its_storage_at_construction(change, match):
     sequences, offsets, examples, vocab = change(*sequence_parts())
     with pytest.raises(ValueError, match=match):
         SequenceDataset(sequences, offsets, examples, max_len=3, vocab_sizes=vocab)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="backend-independent")
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"batch_size": True}, "`batch_size` must be a positive integer. Received: `batch_size=True`"),
+        ({"batch_size": 2.0}, "`batch_size` must be a positive integer. Received: `batch_size=2.0`"),
+        ({"batch_size": 0}, "`batch_size` must be a positive integer. Received: `batch_size=0`"),
+        ({"shuffle": "no"}, "`shuffle` must be True or False. Received: `shuffle='no'`"),
+        ({"seed": -1}, "`seed` must be an integer >= 0. Received: `seed=-1`"),
+        ({"seed": "a"}, "`seed` must be an integer >= 0. Received: `seed='a'`"),
+    ],
+)
+def test_dataset_arguments_are_refused_by_name(kwargs, message):
+    """Issue 32: `batch_size=True` made batches of one row, `shuffle="no"` shuffled, and a bad
+    `seed` failed in numpy's words; numpy integers are taken as Python's."""
+    x, y = array_data()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ArrayDataset(x, y, **{"batch_size": 2, **kwargs})
+    dataset = ArrayDataset(x, y, batch_size=np.int64(4), shuffle=np.bool_(True), seed=np.int64(3))
+    assert (dataset.batch_size, dataset.shuffle, dataset.seed, len(dataset)) == (4, True, 3, 2)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="backend-independent")
+def test_a_damaged_saved_dataset_is_refused_naming_the_file(tmp_path, make_events):
+    """Issue 32: a damaged `dataset.json` or `.npy` file failed in json's or numpy's words
+    without the path; arrays that disagree did not say which dataset."""
+    dataset = leave_last_out(make_events(num_users=3, length=12), max_len=5)["train"]
+
+    def saved(name):
+        dataset.save(str(tmp_path / name))
+        return tmp_path / name
+
+    assert SequenceDataset.load(str(saved("good"))).num_examples == dataset.num_examples
+    nothing = tmp_path / "nothing" / "dataset.json"
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{nothing} is missing")):
+        SequenceDataset.load(str(tmp_path / "nothing"))
+    (saved("json") / "dataset.json").write_text("{garbage")
+    with pytest.raises(
+        ValueError, match=re.escape(f"{tmp_path / 'json' / 'dataset.json'} is not a description")
+    ):
+        SequenceDataset.load(str(tmp_path / "json"))
+    (saved("npy") / "offsets.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(
+        ValueError, match=re.escape(f"{tmp_path / 'npy' / 'offsets.npy'} is not a readable .npy")
+    ):
+        SequenceDataset.load(str(tmp_path / "npy"))
+    (saved("gone") / "offsets.npy").unlink()
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path / 'gone' / 'offsets.npy'} is missing")):
+        SequenceDataset.load(str(tmp_path / "gone"))
+    np.save(saved("short") / "offsets.npy", np.zeros(2, "int64"))
+    with pytest.raises(
+        ValueError, match=re.escape(f"The dataset in {tmp_path / 'short'} is not consistent: `offs")
+    ):
+        SequenceDataset.load(str(tmp_path / "short"))
+    with pytest.raises(ValueError, match=re.escape("`batch_size` must be a positive integer")):
+        SequenceDataset.load(str(tmp_path / "good"), batch_size=0)  # the caller's override, named as such

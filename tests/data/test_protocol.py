@@ -1,6 +1,7 @@
 """The DARE protocol and leave-last-out (positions, leakage, negatives) and the `prepare` cache."""
 
 import os
+import re
 from typing import Any
 
 import keras
@@ -174,3 +175,23 @@ def test_protocols_carry_the_loaders_item_features(make_events):
         np.testing.assert_array_equal(x["target_genres"], table[x["target_item"]])
         np.testing.assert_array_equal(x["history_genres"], table[x["history_item"]])
     assert "target_genres" not in leave_last_out(events, max_len=20, item_features=False)["test"][0][0]
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="backend-independent")
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"batch_size": 0}, "`batch_size` must be a positive integer. Received: `batch_size=0`"),
+        ({"seed": -1}, "`seed` must be an integer >= 0. Received: `seed=-1`"),
+        ({"time": "no"}, "`time` must be True or False. Received: `time='no'`"),
+        ({"item_features": 1}, "`item_features` must be True or False. Received: `item_features=1`"),
+        ({"fields": "item"}, "`fields` must be a list of column names. Received: `fields='item'`"),
+        ({"min_events": "210"}, "`min_events` must be an integer >= 1. Received: `min_events='210'`"),
+    ],
+)
+def test_protocol_arguments_are_refused_before_the_work(make_events, kwargs, message):
+    """Issue 32: `batch_size=0` and a negative `seed` failed after the examples were drawn
+    (the seed in numpy's words), `fields="item"` looked for columns 'i', 't', 'e', 'm'."""
+    protocol = leave_last_out if "min_events" not in kwargs else dare_protocol
+    with pytest.raises(ValueError, match=re.escape(message)):
+        protocol(make_events(num_users=2, length=20), **kwargs)

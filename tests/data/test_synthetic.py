@@ -1,5 +1,7 @@
 """The synthetic generator's documented ground truth, and that its long-range signal is real."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -99,3 +101,29 @@ def test_sam_reaches_full_din_and_beats_din50():
         scores[name] = auc(data.test.y, model.predict(data.test.x, batch_size=1024, verbose=0))
     assert scores["sam"] >= scores["din"] - 0.01, scores
     assert scores["sam"] > scores["din@50"] + 0.05, scores
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="backend-independent")
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_users": 0}, "`num_users` must be a positive integer. Received: `num_users=0`"),
+        ({"num_users": True}, "`num_users` must be a positive integer. Received: `num_users=True`"),
+        ({"examples_per_user": 0}, "`examples_per_user` must be a positive integer"),
+        ({"seed": -1}, "`seed` must be an integer >= 0. Received: `seed=-1`"),
+        ({"features": "yes"}, "`features` must be True or False. Received: `features='yes'`"),
+        ({"signal": float("nan")}, "`signal` must be a finite number. Received: `signal=nan`"),
+        ({"candidates": 2.0}, "`candidates` must be None or a positive integer. Received: `candidates=2.0`"),
+        ({"num_users": 5}, "`num_users=5` leaves the validation split(s) without a user"),
+    ],
+)
+def test_synthetic_arguments_are_refused_by_name(kwargs, message):
+    """Issue 32: 0 users (or 5: an empty validation split) gave empty splits without a word,
+    `True` and a negative seed failed in numpy's words, `features="yes"` was read as True.
+    numpy integers are accepted."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        synthetic.generate(max_len=80, **kwargs)
+    data = synthetic.generate(
+        num_users=np.int64(8), examples_per_user=np.int64(2), max_len=80, seed=np.int64(1)
+    )
+    assert [len(split.y) for split in (data.train, data.validation, data.test)] == [12, 2, 2]

@@ -1,5 +1,6 @@
 """keras_lsrec.serving.Client over REST and gRPC, against the TF Serving stand-in of serving.testing."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -95,3 +96,33 @@ def test_client_reports_unreachable_server_and_unknown_model(server, data):
         serving.Client(server.rest_url, "nope").predict(x)
     with pytest.raises(serving.ServingError, match="NOT_FOUND"):
         serving.Client(server.grpc_target, "nope").predict(x)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="backend-independent")
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            {"target": 8501},
+            "(REST) or 'host:port' (gRPC). Received: `target=8501`",
+        ),
+        ({"model_name": ""}, "`model_name` must be a TF Serving name"),
+        ({"model_name": "my model"}, "Received: `model_name='my model'`"),
+        ({"version": 0}, "`version` must be None or a positive integer. Received: `version=0`"),
+        ({"version": True}, "`version` must be None or a positive integer. Received: `version=True`"),
+        ({"timeout": 0}, "`timeout` must be a positive number of seconds. Received: `timeout=0`"),
+        ({"timeout": float("nan")}, "`timeout` must be a finite number. Received: `timeout=nan`"),
+        ({"pad_to": 0}, "`pad_to` must be None or a positive integer. Received: `pad_to=0`"),
+        ({"schema": {"item": 10}}, "`schema` must be None or the model's SequenceSchema"),
+    ],
+)
+def test_client_arguments_are_refused_when_it_is_made(kwargs, message):
+    """Issue 32: these were accepted and failed at the first request (an `AttributeError` for a
+    port number, a 404 for an empty name, a request that never times out for `timeout=0`)."""
+    import re
+
+    arguments = {"target": "http://localhost:8501", "model_name": "dare", **kwargs}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        serving.Client(**arguments)
+    client = serving.Client("http://localhost:8501", "dare", version=np.int64(2), pad_to=np.int64(8))
+    assert (client.version, client.pad_to) == (2, 8)

@@ -249,6 +249,28 @@ def test_export_refuses_a_directory_or_another_file_as_the_model(tmp_path):
     assert not os.path.exists(tmp_path / "saved_models")
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"version": True}, "`version` must be a positive integer. Received: `version=True`"),
+        ({"version": 2.0}, "`version` must be a positive integer. Received: `version=2.0`"),
+        ({"version": 0}, "`version` must be a positive integer. Received: `version=0`"),
+        ({"check_gpu": "no"}, "`check_gpu` must be True or False. Received: `check_gpu='no'`"),
+        ({"serving_root": ""}, "`serving_root` must be the path where the models are mounted"),
+    ],
+)
+def test_export_arguments_are_refused_before_anything_is_read_or_written(kwargs, message, tmp_path):
+    """Issue 32: `check_gpu="no"` ran the check, `version=np.int64(3)` was refused and a
+    `pathlib.Path` model was "not a keras_lsrec model"; now one rule for every argument."""
+    import re
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        serving.export(tmp_path / "missing.keras", str(tmp_path / "saved_models" / "x"), **kwargs)
+    with pytest.raises(FileNotFoundError, match="missing.keras: no such file"):  # a Path is a path
+        serving.export(tmp_path / "missing.keras", str(tmp_path / "saved_models" / "x"), version=np.int64(3))
+    assert not os.path.exists(tmp_path / "saved_models")
+
+
 def test_a_keras_file_keras_cannot_load_is_one_line_naming_it(train, tmp_path):
     import json
     import zipfile

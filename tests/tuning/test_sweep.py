@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -197,6 +198,44 @@ def test_failed_or_unscored_trials_never_become_best(direction, tmp_path):
     # Only the failed and the diverged trial: no best, and the message says why.
     with pytest.raises(sweep.SweepError, match=r"'val_auc'.*no metrics.*trial 0: FAILED: RuntimeError.*nan"):
         sweep.best_trial(fake_tuner(failed, diverged, direction=direction))
+
+
+def test_a_config_file_that_cannot_be_read_is_one_line_naming_it(tmp_path):
+    """Issue 32: a missing config, a directory or broken YAML ended in a traceback."""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: din\n  data: [\n")
+    cases = [
+        (tmp_path / "none.yaml", "none.yaml: cannot read the config: No such file or directory"),
+        (tmp_path, ": cannot read the config: Is a directory"),
+        (broken, 'broken.yaml: not valid YAML: mapping values are not allowed here in "'),
+    ]
+    for path, message in cases:
+        with pytest.raises(sweep.SweepError, match=re.escape(message)):
+            sweep.load_config(str(path))
+
+
+def test_results_are_replaced_whole_or_left_as_they_were(tmp_path, monkeypatch):
+    """Issue 32: results.csv and results.md were rewritten in place; a sweep killed (or out of
+    space) mid-write left a truncated table. Now each is staged and renamed over the old one."""
+    first = fake_tuner(make_trial("0", "COMPLETED", 0.7))
+    sweep.write_results(first, str(tmp_path))
+    before = {name: (tmp_path / name).read_text() for name in ["results.csv", "results.md"]}
+    replace = os.replace
+
+    def full_disk(source, target):
+        if str(target).endswith("results.md"):
+            raise OSError(28, "No space left on device")
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    second = fake_tuner(make_trial("0", "COMPLETED", 0.7), make_trial("1", "COMPLETED", 0.8))
+    with pytest.raises(OSError, match="No space left"):
+        sweep.write_results(second, str(tmp_path))
+    assert (tmp_path / "results.md").read_text() == before["results.md"]  # the previous table, whole
+    assert sorted(os.listdir(tmp_path)) == ["results.csv", "results.md"]  # no staged file left
+    monkeypatch.setattr(os, "replace", replace)
+    sweep.write_results(second, str(tmp_path))
+    assert len((tmp_path / "results.csv").read_text().splitlines()) == 3
 
 
 def test_missing_serving_api_is_refused_before_the_sweep(tmp_path, capsys, monkeypatch):

@@ -174,6 +174,12 @@ def test_a_model_made_for_clustered_histories_is_refused_on_raw_ones(data):
     tuning.hypermodel("twinv2", data.clustered(max_cluster_size=5).schema, mlp_units=(8,))
 
 
+def test_a_schema_that_is_not_one_is_refused_by_name():
+    """Issue 32: `hypermodel("din", "schema")` was accepted; every trial then failed."""
+    with pytest.raises(ValueError, match=r"`schema` must be a keras_lsrec.data.SequenceSchema.*`schema='s'`"):
+        tuning.hypermodel("din", "s")
+
+
 def test_a_numeric_string_for_a_float_knob_is_the_number(data):
     # YAML 1.1 (PyYAML) reads `1e-3` and `1e-5`, without a dot, as strings.
     hypermodel = tuning.hypermodel("din", data.schema, mlp_units=(8,), learning_rate="1e-3", l2="1E-5")

@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import keras
+import numpy as np
 from keras.utils import unpack_x_y_sample_weight
 
 from keras_lsrec.training import keras_private
@@ -100,3 +101,36 @@ def unsupported() -> str | None:
 
 def process_place() -> tuple[int, int]:
     return jax.process_index(), jax.process_count()
+
+
+def placed_elsewhere(variable: keras.Variable, distribution: Any) -> str | None:
+    """Where `variable` lives when that is not the mesh of `distribution`
+    (a model built before it, or under another mesh); `None` when it is."""
+    sharding = getattr(variable.value, "sharding", None)
+    if sharding is None:
+        return None
+    mesh = distribution.device_mesh.backend_mesh
+    on = getattr(sharding, "mesh", None)
+    if on is not None:  # laid out on a mesh: it must be this one
+        if on == mesh:
+            return None
+        return f"a mesh of shape {dict(on.shape)} (the distribution's: {dict(mesh.shape)})"
+    devices = set(sharding.device_set)
+    if devices == set(mesh.devices.flat):
+        return None
+    return f"{len(devices)} device(s) ({sorted(str(d) for d in devices)[:4]})"
+
+
+def local_batch_divisor(distribution: Any) -> int:
+    """How many parts this process's batch is split into: the places along the
+    batch axis of the mesh that hold a device of this process (the whole axis
+    in one process). Keras lays a batch out over that axis
+    (`Distribution.get_data_layout`), and jax refuses a split that is not even."""
+    name = distribution.batch_dim_name
+    mesh = distribution.device_mesh
+    if name is None or name not in mesh.axis_names:
+        return 1
+    devices = np.moveaxis(np.asarray(mesh.backend_mesh.devices), list(mesh.axis_names).index(name), 0)
+    places = devices.reshape(devices.shape[0], -1)  # a row per place along the batch axis
+    process = jax.process_index()
+    return sum(any(d.process_index == process for d in place) for place in places)
