@@ -58,3 +58,42 @@ def left_padded_ids(rng, vocab: dict, batch: int = 4, length: int = 7) -> dict:
     lengths[0], lengths[min(2, batch - 1)] = 0, length
     padding = np.arange(length)[None, :] < (length - lengths)[:, None]
     return {f: np.where(padding, 0, x) for f, x in ids.items()}
+
+
+def np_dense_stack(x, layers, activation=lambda t: np.maximum(t, 0)):
+    """`(kernel, bias)` pairs applied in turn, `activation` between them (not after the last)."""
+    for i, (kernel, bias) in enumerate(layers):
+        x = x @ kernel + bias
+        if i < len(layers) - 1:
+            x = activation(x)
+    return x
+
+
+def np_cross_network(x, kernels, biases):
+    """DCNv2: `x_{l+1} = x_0 * (x_l W_l + b_l) + x_l`; `kernels[l]` holds the
+    factors whose product is `W_l` (one `(D, D)` matrix, or `U (D, r)`, `V (r, D)`)."""
+    x0 = xl = x
+    for factors, bias in zip(kernels, biases, strict=True):
+        w = factors[0]
+        for factor in factors[1:]:
+            w = w @ factor
+        xl = x0 * (xl @ w + bias) + xl
+    return xl
+
+
+def np_feature_gating(x, gate_logits):
+    """FinalMLP's feature selection: `2 * sigmoid(gate_logits) * x`."""
+    return 2.0 * np_sigmoid(gate_logits) * x
+
+
+def np_interaction_aggregation(x, y, w_x, w_y, w_xy, bias):
+    """FinalMLP's fusion: `x w_x + y w_y + b + sum_h x_h^T W_h y_h`, heads split
+    along the last axis (`w_xy` `(H, D_x / H, D_y / H, O)`), one pair at a time."""
+    heads = w_xy.shape[0]
+    out = x @ w_x + y @ w_y + bias
+    x_heads, y_heads = np.split(x, heads, axis=-1), np.split(y, heads, axis=-1)
+    for index in np.ndindex(*x.shape[:-1]):
+        for h in range(heads):
+            for o in range(w_xy.shape[-1]):
+                out[index + (o,)] += x_heads[h][index] @ w_xy[h, :, :, o] @ y_heads[h][index]
+    return out

@@ -12,12 +12,16 @@ from typing import Any, Protocol
 from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
 from keras_lsrec.models.dare import DARE
+from keras_lsrec.models.dcnv2 import DCNv2
+from keras_lsrec.models.dien import DIEN
 from keras_lsrec.models.din import DIN
 from keras_lsrec.models.eta import ETA
+from keras_lsrec.models.finalmlp import FinalMLP
 from keras_lsrec.models.ifa import IFA
 from keras_lsrec.models.sam import SAM
 from keras_lsrec.models.sdim import SDIM
 from keras_lsrec.models.sim import SIM
+from keras_lsrec.models.transact import TransAct
 from keras_lsrec.models.twin import TWIN
 from keras_lsrec.models.twinv2 import TWINV2
 
@@ -50,7 +54,8 @@ class ModelClass(Protocol):
 
 
 _MODELS: dict[str, ModelClass] = {
-    cls.__name__.lower(): cls for cls in (DIN, TWIN, DARE, SAM, IFA, SIM, ETA, SDIM, TWINV2)
+    cls.__name__.lower(): cls
+    for cls in (DIN, TWIN, DARE, SAM, IFA, SIM, ETA, SDIM, TWINV2, DIEN, DCNv2, FinalMLP, TransAct)
 }
 
 QUICKSTART_MODELS: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -86,8 +91,11 @@ def names() -> list[str]:
 __all__ = [
     "CANDIDATES",
     "DARE",
+    "DCNv2",
+    "DIEN",
     "DIN",
     "ETA",
+    "FinalMLP",
     "IFA",
     "QUICKSTART_MODELS",
     "ROW",
@@ -97,6 +105,7 @@ __all__ = [
     "TWIN",
     "TWINV2",
     "ModelClass",
+    "TransAct",
     "SequenceModel",
     "get",
     "names",

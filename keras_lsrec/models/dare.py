@@ -80,7 +80,7 @@ class DARE(SequenceModel):
         k: behaviours kept by the search (20 in the released scripts).
         score_scaling: `"per_field"` or `"joint"` (see `query_scale`).
         auxiliary_loss_weight: weight of the auxiliary loss; 0 disables it.
-        mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
+        mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower: the tower
             (see `DIN`); the auxiliary tower has the same shape.
 
     Example:
@@ -119,6 +119,7 @@ class DARE(SequenceModel):
         input_batch_norm: bool = False,
         dropout: float = 0.0,
         l2: float = 0.0,
+        tower: str = "mlp",
         **kwargs: Any,
     ) -> None:
         check_positive(attention_dim=attention_dim, representation_dim=representation_dim, k=k)
@@ -142,15 +143,17 @@ class DARE(SequenceModel):
         )
         attention = TargetAttention(scorer="dot", scale=1.0, name="attention")
         interest = attention(query, retrieved_att, retrieved_rep, mask=retrieved_mask)
-        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = predict_clicks(make_tower(*tower), tower_input(target_rep, interest, True), inputs, schema)
+        tower_args = (mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower)
+        outputs = predict_clicks(
+            make_tower(*tower_args), tower_input(target_rep, interest, True), inputs, schema
+        )
 
         auxiliary = None
         if auxiliary_loss_weight:
             pooled = TargetAttention(scorer="dot", scale=1.0, name="auxiliary_attention")(
                 query, history_att, history_rep, mask=mask
             )
-            aux_tower = make_tower(*tower, name="auxiliary_tower")
+            aux_tower = make_tower(*tower_args, name="auxiliary_tower")
             auxiliary = (
                 predict_clicks(aux_tower, tower_input(target_rep, pooled, True), inputs, schema),
                 auxiliary_loss_weight,

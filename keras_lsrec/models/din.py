@@ -55,6 +55,9 @@ class DIN(SequenceModel):
         dropout: dropout in the tower.
         l2: L2 penalty on every non-embedding kernel.
         target_representation: add `target * interest` to the tower input.
+        tower: `"mlp"` (default), `"dcnv2"` (DCNv2's cross network beside
+            the MLP) or `"finalmlp"` (FinalMLP's two gated MLP streams with
+            bilinear fusion); see `keras_lsrec.models.wiring.make_tower`.
 
     Example:
 
@@ -93,6 +96,7 @@ class DIN(SequenceModel):
         dropout: float = 0.0,
         l2: float = 0.0,
         target_representation: bool = True,
+        tower: str = "mlp",
         **kwargs: Any,
     ) -> None:
         check_positive(embedding_dim=embedding_dim)
@@ -111,8 +115,8 @@ class DIN(SequenceModel):
             kernel_regularizer=kernel_regularizer(l2),
             name="attention",
         )(target, history, mask=mask)
-        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        tower_args = (mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower)
         outputs = predict_clicks(
-            make_tower(*tower), tower_input(target, interest, target_representation), inputs, schema
+            make_tower(*tower_args), tower_input(target, interest, target_representation), inputs, schema
         )
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)

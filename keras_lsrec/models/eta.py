@@ -54,7 +54,7 @@ class ETA(SequenceModel):
             ids and item features); the attention over the retrieved events
             reads the whole embeddings. A `.keras` file saved before this
             argument existed loads with `True`, as it was trained.
-        mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
+        mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower: the tower
             (see `DIN`).
 
     Reference:
@@ -87,6 +87,7 @@ class ETA(SequenceModel):
         input_batch_norm: bool = False,
         dropout: float = 0.0,
         l2: float = 0.0,
+        tower: str = "mlp",
         **kwargs: Any,
     ) -> None:
         check_positive(embedding_dim=embedding_dim, k=k, num_bits=num_bits, num_heads=num_heads)
@@ -111,8 +112,8 @@ class ETA(SequenceModel):
         interest = TargetAttention(scorer="dot", num_heads=num_heads, name="attention")(
             target, retrieved, mask=retrieved_mask
         )
-        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = predict_clicks(make_tower(*tower), tower_input(target, interest, True), inputs, schema)
+        tower_args = (mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower)
+        outputs = predict_clicks(make_tower(*tower_args), tower_input(target, interest, True), inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)
 
     @classmethod

@@ -63,7 +63,7 @@ class IFA(SequenceModel):
             through random features).
         candidate_attention: relate the candidates with `CandidateSetAttention`.
         candidate_heads, candidate_key_dim: its heads and head size.
-        mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
+        mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower: the tower
             (see `DIN`), applied to every candidate.
         target_representation: add `e_j * o_j` to the candidate feature.
         match_fields: the id fields read by an `IdMatchAttention` each
@@ -116,6 +116,7 @@ class IFA(SequenceModel):
         target_representation: bool = True,
         match_fields: Sequence[str] = ("category",),
         match_buckets: int = 4096,
+        tower: str = "mlp",
         **kwargs: Any,
     ) -> None:
         check_positive(embedding_dim=embedding_dim, match_buckets=match_buckets)
@@ -155,8 +156,8 @@ class IFA(SequenceModel):
                 kernel_regularizer=regularizer,
                 name="candidate_attention",
             )(features, mask=candidate_mask)
-        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = predict_clicks(make_tower(*tower), features, inputs, schema)
+        tower_args = (mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower)
+        outputs = predict_clicks(make_tower(*tower_args), features, inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)
 
     @classmethod

@@ -54,7 +54,7 @@ class SAM(SequenceModel):
         feed_memory: query each pass with the previous pass's memory (the
             paper); `False` reproduces the released code's default mode.
         enhance_steps: steps of the memory enhancement; 0 turns it off.
-        mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
+        mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower: the tower
             (see `DIN`).
 
     Example:
@@ -95,6 +95,7 @@ class SAM(SequenceModel):
         input_batch_norm: bool = False,
         dropout: float = 0.0,
         l2: float = 0.0,
+        tower: str = "mlp",
         **kwargs: Any,
     ) -> None:
         check_positive(embedding_dim=embedding_dim, num_passes=num_passes)
@@ -112,8 +113,8 @@ class SAM(SequenceModel):
             kernel_regularizer=kernel_regularizer(l2),
             name="memory",
         )(target, embedding(history_ids), mask=mask)
-        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
+        tower_args = (mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower)
         outputs = predict_clicks(
-            make_tower(*tower), keras.ops.concatenate([target, memories], axis=-1), inputs, schema
+            make_tower(*tower_args), keras.ops.concatenate([target, memories], axis=-1), inputs, schema
         )
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)

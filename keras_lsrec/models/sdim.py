@@ -44,7 +44,7 @@ class SDIM(SequenceModel):
             ids and item features), as the paper hashes the behaviour's item,
             and averages the whole embeddings. A `.keras` file saved before
             this argument existed loads with `True`, as it was trained.
-        mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
+        mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower: the tower
             (see `DIN`).
 
     Reference:
@@ -75,6 +75,7 @@ class SDIM(SequenceModel):
         input_batch_norm: bool = False,
         dropout: float = 0.0,
         l2: float = 0.0,
+        tower: str = "mlp",
         **kwargs: Any,
     ) -> None:
         check_positive(embedding_dim=embedding_dim, num_hashes=num_hashes, num_bits=num_bits)
@@ -87,8 +88,8 @@ class SDIM(SequenceModel):
         interest = CollisionPooling(num_bits, num_hashes, seed, name="sampling")(
             query, keys, history, mask=mask
         )
-        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = predict_clicks(make_tower(*tower), tower_input(target, interest, True), inputs, schema)
+        tower_args = (mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower)
+        outputs = predict_clicks(make_tower(*tower_args), tower_input(target, interest, True), inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)
 
     @classmethod

@@ -64,7 +64,7 @@ class SIM(SequenceModel):
         search_field: the id field of the hard search.
         num_heads: heads of the target attention.
         normalizer: `"sigmoid"` or `"softmax"` (the paper's) attention weights.
-        mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
+        mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower: the tower
             (see `DIN`).
 
     Reference:
@@ -98,6 +98,7 @@ class SIM(SequenceModel):
         input_batch_norm: bool = False,
         dropout: float = 0.0,
         l2: float = 0.0,
+        tower: str = "mlp",
         **kwargs: Any,
     ) -> None:
         check_positive(embedding_dim=embedding_dim, k=k, num_heads=num_heads)
@@ -131,6 +132,6 @@ class SIM(SequenceModel):
             scorer="dot", normalizer=normalizer, num_heads=num_heads, name="attention"
         )
         interest = attention(target, retrieved, mask=retrieved_mask)
-        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = predict_clicks(make_tower(*tower), tower_input(target, interest, True), inputs, schema)
+        tower_args = (mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower)
+        outputs = predict_clicks(make_tower(*tower_args), tower_input(target, interest, True), inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)

@@ -62,7 +62,7 @@ class TWIN(SequenceModel):
             alone fell under the short window as the issue reported on
             Taobao; on the synthetic long-range data it costs 0.005 (0.768
             against 0.773).
-        mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
+        mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower: the tower
             (see `DIN`).
 
     Reference:
@@ -92,6 +92,7 @@ class TWIN(SequenceModel):
         input_batch_norm: bool = False,
         dropout: float = 0.0,
         l2: float = 0.0,
+        tower: str = "mlp",
         **kwargs: Any,
     ) -> None:
         check_positive(embedding_dim=embedding_dim, k=k, num_heads=num_heads)
@@ -117,8 +118,8 @@ class TWIN(SequenceModel):
                 target, history, mask=most_recent(mask, short_window), logit_bias=log_size
             )
             features = ops.concatenate([features, short, target * short], axis=-1)
-        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = predict_clicks(make_tower(*tower), features, inputs, schema)
+        tower_args = (mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower)
+        outputs = predict_clicks(make_tower(*tower_args), features, inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)
 
     @classmethod

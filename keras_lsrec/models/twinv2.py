@@ -49,7 +49,7 @@ class TWINV2(TWIN):
         short_window: as `TWIN`'s (here in clusters, with their `log n_j` on
             the logits); off by default: not yet measured on clustered
             histories.
-        mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
+        mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower: the tower
             (see `DIN`).
 
     Reference:
@@ -78,6 +78,7 @@ class TWINV2(TWIN):
         input_batch_norm: bool = False,
         dropout: float = 0.0,
         l2: float = 0.0,
+        tower: str = "mlp",
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -91,5 +92,6 @@ class TWINV2(TWIN):
             input_batch_norm=input_batch_norm,
             dropout=dropout,
             l2=l2,
+            tower=tower,
             **kwargs,
         )

@@ -10,10 +10,13 @@ import keras
 from keras import ops
 
 from keras_lsrec.data.schema import TIME, SequenceSchema, history_key, target_key
+from keras_lsrec.layers.bag_pooling import BagPooling
+from keras_lsrec.layers.dcnv2_tower import DCNv2Tower
 from keras_lsrec.layers.field_embedding import FieldEmbedding
+from keras_lsrec.layers.final_mlp_tower import FinalMLPTower
 from keras_lsrec.layers.mlp import MLP
 from keras_lsrec.layers.row_features import RowFeatures
-from keras_lsrec.validation import check_range, check_units
+from keras_lsrec.validation import check_choice, check_range, check_units
 
 
 def field_vocab_sizes(schema: SequenceSchema) -> dict[str, int]:
@@ -74,18 +77,24 @@ def split_inputs(inputs: Mapping[str, Any], schema: SequenceSchema, window: int 
     return target, history, mask
 
 
-# The five tower arguments every model takes, with the defaults every model
-# shares (the contract tests hold each model's signature to them). No input
-# BatchNorm by default: measured with bench/quality.py on the synthetic data
-# and MovieLens (leave-last-out, DARE protocol), 3 seeds, it lowered the test
-# AUC of 8 of the 9 models, by up to 0.10 (docs/benchmarks.md, "Tower").
+# The tower arguments every model takes, with the defaults every model
+# shares (the contract tests hold each model's signature to them; a model
+# named after a tower, `dcnv2` or `finalmlp`, defaults to its own tower). No
+# input BatchNorm by default: measured with bench/quality.py on the synthetic
+# data and MovieLens (leave-last-out, DARE protocol), 3 seeds, it lowered the
+# test AUC of 8 of the 9 models, by up to 0.10 (docs/benchmarks.md, "Tower").
 TOWER_DEFAULTS: dict[str, Any] = {
     "mlp_units": (200, 80),
     "mlp_activation": "prelu",
     "input_batch_norm": False,
     "dropout": 0.0,
     "l2": 0.0,
+    "tower": "mlp",
 }
+
+# The towers `make_tower` builds (`tower=`): the MLP, DCNv2's cross network
+# beside the MLP, FinalMLP's two gated MLP streams with bilinear fusion.
+TOWERS = ("mlp", "dcnv2", "finalmlp")
 
 
 def kernel_regularizer(l2: float) -> keras.regularizers.Regularizer | None:
@@ -99,23 +108,38 @@ def make_tower(
     input_batch_norm: bool,
     dropout: float,
     l2: float,
+    tower: str = "mlp",
     name: str = "tower",
-) -> MLP:
-    """The prediction tower from the five tower arguments every model takes:
-    hidden layers, then one logit. Refuses bad values under the models'
-    argument names."""
+    options: Mapping[str, Any] | None = None,
+) -> keras.layers.Layer:
+    """The prediction tower from the tower arguments every model takes; it
+    ends in one logit and takes `(features, mask=...)`. Refuses bad values
+    under the models' argument names.
+
+    `tower` picks it: `"mlp"` (an `MLP`: `mlp_units`, then the logit),
+    `"dcnv2"` (a `DCNv2Tower`: a 3-layer full-rank `CrossNetwork` in
+    parallel with the `mlp_units` MLP) or `"finalmlp"` (a `FinalMLPTower`:
+    two streams of `mlp_units`, each behind its own feature gate, fused by a
+    one-head bilinear `InteractionAggregation`). `options` overrides the
+    chosen tower's own arguments (`num_cross_layers`, `low_rank`,
+    `structure`; `stream2_units`, `gate_units`, `num_heads`): the `DCNv2`
+    and `FinalMLP` models pass theirs."""
     mlp_units = check_units("mlp_units", mlp_units)
     check_range("dropout", dropout, 0.0, 1.0, high_inclusive=False)
     check_range("l2", l2, 0.0, math.inf, high_inclusive=False)
-    return MLP(
-        hidden_units=mlp_units,
+    check_choice("tower", tower, TOWERS)
+    shared: dict[str, Any] = dict(
         activation=mlp_activation,
         input_batch_norm=input_batch_norm,
         dropout=dropout,
-        output_units=1,
         kernel_regularizer=kernel_regularizer(l2),
         name=name,
     )
+    if tower == "dcnv2":
+        return DCNv2Tower(hidden_units=mlp_units, **shared, **(options or {}))
+    if tower == "finalmlp":
+        return FinalMLPTower(stream1_units=mlp_units, **shared, **(options or {}))
+    return MLP(hidden_units=mlp_units, output_units=1, **shared)
 
 
 def tower_input(target, interest, target_representation: bool):
@@ -124,6 +148,16 @@ def tower_input(target, interest, target_representation: bool):
     if target_representation:
         parts.append(target * interest)
     return ops.concatenate(parts, axis=-1)
+
+
+def pooled_history(schema: SequenceSchema, target, history, mask):
+    """The masked mean of the history's embeddings (0 for an empty history),
+    shaped as `target`: `(B, D)`, or broadcast over a candidate set
+    `(B, C, D)` (computed once per row)."""
+    pooled = ops.cast(BagPooling(name="history_pooling")(history, mask=mask), target.dtype)
+    if schema.has_candidates:
+        pooled = ops.expand_dims(pooled, 1) + ops.zeros_like(target[..., :1])
+    return pooled
 
 
 def click_probability(tower: keras.layers.Layer, features, mask=None):

@@ -13,7 +13,7 @@ from keras_lsrec.data import SequenceSchema
 from keras_lsrec.layers import EmbeddingTable
 from keras_lsrec.losses import CandidateSetLoss
 from keras_lsrec.models import base
-from keras_lsrec.models.wiring import TOWER_DEFAULTS
+from keras_lsrec.models.wiring import TOWER_DEFAULTS, TOWERS
 from keras_lsrec.training import keras_private
 
 NAMES = keras_lsrec.models.names()
@@ -42,8 +42,11 @@ class TestModelContract(TestCase):
         assert cls.__doc__ and "Args:" in cls.__doc__
 
     def test_takes_the_tower_arguments_with_the_shared_defaults(self, name):
+        """A model named after a tower (`dcnv2`, `finalmlp`) defaults to its own tower."""
         parameters = inspect.signature(keras_lsrec.models.get(name).__init__).parameters
         for argument, default in TOWER_DEFAULTS.items():
+            if argument == "tower" and name in TOWERS:
+                default = name
             assert argument in parameters, argument
             assert parameters[argument].default == default, argument
 
@@ -151,7 +154,7 @@ class TestRequestForm:
 def test_names_lists_every_model():
     assert NAMES == sorted(NAMES) and {"din", "twin", "dare", "sam", "ifa"} <= set(NAMES)
     with pytest.raises(ValueError, match="Unknown model"):
-        keras_lsrec.models.get("dien")
+        keras_lsrec.models.get("no_such_model")
 
 
 def test_a_new_registered_model_is_enrolled(monkeypatch, row_data):
