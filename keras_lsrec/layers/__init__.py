@@ -11,11 +11,14 @@ from keras_lsrec.layers.embedding_table import EmbeddingTable
 from keras_lsrec.layers.feature_gating import FeatureGating
 from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.final_mlp_tower import FinalMLPTower
+from keras_lsrec.layers.hstu_block import HSTUBlock
 from keras_lsrec.layers.id_match_attention import IdMatchAttention
 from keras_lsrec.layers.interaction_aggregation import InteractionAggregation
 from keras_lsrec.layers.linear_cross_attention import LinearCrossAttention
+from keras_lsrec.layers.mfalcon_mask import MFalconMask
 from keras_lsrec.layers.mlp import MLP
 from keras_lsrec.layers.next_event_loss import NextEventLoss
+from keras_lsrec.layers.relative_attention_bias import RelativeAttentionBias
 from keras_lsrec.layers.row_features import RowFeatures
 from keras_lsrec.layers.sim_hash import CollisionPooling, SimHash
 from keras_lsrec.layers.sparse_attentive_memory import SparseAttentiveMemory
@@ -37,10 +40,13 @@ __all__ = [
     "FeatureGating",
     "FieldEmbedding",
     "FinalMLPTower",
+    "HSTUBlock",
     "IdMatchAttention",
     "InteractionAggregation",
     "LinearCrossAttention",
     "NextEventLoss",
+    "MFalconMask",
+    "RelativeAttentionBias",
     "RowFeatures",
     "SimHash",
     "SparseAttentiveMemory",

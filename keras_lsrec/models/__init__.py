@@ -17,6 +17,7 @@ from keras_lsrec.models.dien import DIEN
 from keras_lsrec.models.din import DIN
 from keras_lsrec.models.eta import ETA
 from keras_lsrec.models.finalmlp import FinalMLP
+from keras_lsrec.models.hstu import HSTU
 from keras_lsrec.models.ifa import IFA
 from keras_lsrec.models.sam import SAM
 from keras_lsrec.models.sdim import SDIM
@@ -55,7 +56,7 @@ class ModelClass(Protocol):
 
 _MODELS: dict[str, ModelClass] = {
     cls.__name__.lower(): cls
-    for cls in (DIN, TWIN, DARE, SAM, IFA, SIM, ETA, SDIM, TWINV2, DIEN, DCNv2, FinalMLP, TransAct)
+    for cls in (DIN, TWIN, DARE, SAM, IFA, SIM, ETA, SDIM, TWINV2, DIEN, DCNv2, FinalMLP, TransAct, HSTU)
 }
 
 QUICKSTART_MODELS: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -96,6 +97,7 @@ __all__ = [
     "DIN",
     "ETA",
     "FinalMLP",
+    "HSTU",
     "IFA",
     "QUICKSTART_MODELS",
     "ROW",

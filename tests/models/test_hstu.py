@@ -1,0 +1,115 @@
+"""HSTU's own properties: M-FALCON scores equal single-candidate passes, query
+blocks change no number, contextual tokens, positions alone without times."""
+
+import keras
+import numpy as np
+import pytest
+from test_case import small_batch, to_numpy
+
+from keras_lsrec.data import synthetic
+from keras_lsrec.models import HSTU
+
+SMALL = dict(embedding_dim=4, key_dim=4, mlp_units=(8,))
+
+
+def scores(model, x):
+    return np.asarray(model.predict_on_batch(x))
+
+
+def assert_one_pass_equals_single_passes(model, x):
+    """The (B, C) scores of one pass equal C passes with one candidate each (1e-5)."""
+    together = scores(model, x)
+    present = x["target_item"] != 0
+    for c in range(x["target_item"].shape[1]):
+        alone = {k: (v[:, c : c + 1] if k.startswith("target_") else v) for k, v in x.items()}
+        single = scores(model, alone)[:, 0]
+        np.testing.assert_allclose(together[present[:, c], c], single[present[:, c]], atol=1e-5)
+    np.testing.assert_array_equal(together[~present], 0.0)
+
+
+def test_candidates_in_one_pass_equal_single_candidate_passes(candidate_data):
+    x, _ = small_batch(candidate_data, 8)
+    model = HSTU(candidate_data.schema.replace(candidates="variable"), **SMALL)
+    keras.utils.set_random_seed(1)
+    for block in (layer for layer in model.layers if layer.name.startswith("hstu_block")):  # a non-zero bias
+        for weight in block.relative_bias.weights:
+            weight.assign(np.random.default_rng(2).normal(size=weight.shape).astype("float32"))
+    assert (~(x["target_item"] != 0)).any()  # missing candidates in the batch
+    assert_one_pass_equals_single_passes(model, x)
+
+
+def test_contextual_token_from_row_features():
+    data = synthetic.generate(
+        num_users=8, examples_per_user=2, max_len=80, num_items=30, num_categories=8,
+        candidates=4, min_candidates=2, features=True, seed=5,
+    )  # fmt: skip
+    model = HSTU(data.schema.replace(candidates="variable"), **SMALL)
+    assert model.get_layer("context_projection") is not None
+    x, _ = small_batch(data, 6)
+    # The candidates' output tokens: one pass equals single-candidate passes with
+    # the contextual token in front, and that token reaches them through the blocks.
+    tokens = keras.Model(model.inputs, model.get_layer("candidate_tokens").output)
+    together = tokens.predict_on_batch(x)
+    present = x["target_item"] != 0
+    for c in range(x["target_item"].shape[1]):
+        alone = tokens.predict_on_batch(
+            {k: (v[:, c : c + 1] if k.startswith("target_") else v) for k, v in x.items()}
+        )
+        np.testing.assert_allclose(together[present[:, c], c], alone[present[:, c], 0], atol=1e-5)
+    name = next(iter(data.schema.features))
+    changed = {**x, name: x[name][::-1].copy()}
+    assert not np.allclose(tokens.predict_on_batch(changed), together)
+    none = {k: (v[:, :0] if k.startswith("history_") else v) for k, v in x.items()}  # a new user
+    assert np.all(np.isfinite(scores(model, none)))
+
+
+def test_query_blocks_give_the_same_scores(row_data):
+    x, _ = small_batch(row_data, 8)
+    whole = HSTU(row_data.schema, query_block_size=None, **SMALL)
+    blocked = HSTU(row_data.schema, query_block_size=16, **SMALL)
+    blocked.set_weights(whole.get_weights())
+    np.testing.assert_allclose(scores(blocked, x), scores(whole, x), atol=1e-6)
+
+
+def test_runs_on_positions_alone_without_times(row_data):
+    schema = row_data.schema.replace(time_vocab_size=None)
+    x, y = small_batch(row_data, 8)
+    x.pop("history_time")
+    model = HSTU(schema, **SMALL)
+    blocks = [layer for layer in model.layers if layer.name.startswith("hstu_block")]
+    assert blocks and all(block.relative_bias.time_buckets is None for block in blocks)
+    model.compile("adam", "binary_crossentropy")
+    assert np.isfinite(float(model.train_on_batch(x, y)))
+    # Without the position bias too: the order then enters through the causal pattern only.
+    plain = HSTU(schema, position_bias=False, time_buckets=None, **SMALL)
+    assert np.all(np.isfinite(scores(plain, x)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(num_blocks=0), "num_blocks"),
+        (dict(block_dropout=1.0), "block_dropout"),
+        (dict(max_distance=0), "max_distance"),
+        (dict(query_block_size=0), "query_block_size"),
+        (dict(num_heads=0), "num_heads"),
+    ],
+)
+def test_rejects_bad_arguments(row_data, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        HSTU(row_data.schema, **kwargs)
+
+
+def test_rematerialised_blocks_train_as_kept_ones(row_data):
+    """`remat=True` recomputes the attention of each query block in the
+    backward pass: the same step as keeping the scores."""
+    x, y = small_batch(row_data, 8)
+    weights = []
+    for remat in (True, False):
+        keras.utils.set_random_seed(0)
+        model = HSTU(row_data.schema, query_block_size=32, remat=remat, **SMALL)
+        model.compile(keras.optimizers.SGD(0.5), "binary_crossentropy")
+        model.train_on_batch(x, y)
+        weights.append([to_numpy(v) for v in model.weights])
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
