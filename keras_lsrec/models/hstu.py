@@ -57,7 +57,9 @@ class HSTU(SequenceModel):
         schema: the `SequenceSchema` of the data.
         embedding_dim: size of each field's embedding (the token width is
             the number of embedded fields times this).
-        num_blocks: HSTU layers.
+        num_blocks: HSTU layers (1 by default: on the synthetic long-range
+            data one layer learned faster than two at half the cost,
+            docs/benchmarks.md "HSTU quality").
         num_heads: heads per layer.
         key_dim: size of each head's queries and keys.
         value_dim: size of each head's values and gates (default `key_dim`).
@@ -100,7 +102,7 @@ class HSTU(SequenceModel):
         self,
         schema: SequenceSchema,
         embedding_dim: int = 16,
-        num_blocks: int = 2,
+        num_blocks: int = 1,
         num_heads: int = 2,
         key_dim: int = 16,
         value_dim: int | None = None,
