@@ -72,8 +72,8 @@ class HSTU(SequenceModel):
         query_block_size: queries per attention block (memory), or `None`.
         remat: recompute each block's scores in the backward pass (training
             memory bounded by one query block, for one more attention forward).
-        mlp_units, mlp_activation, input_batch_norm, dropout, l2: the tower
-            (see `DIN`); `l2` also applies to the blocks' kernels.
+        mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower: the
+            tower (see `DIN`); `l2` also applies to the blocks' kernels.
 
     Example:
 
@@ -117,6 +117,7 @@ class HSTU(SequenceModel):
         input_batch_norm: bool = False,
         dropout: float = 0.0,
         l2: float = 0.0,
+        tower: str = "mlp",
         **kwargs: Any,
     ) -> None:
         check_positive(embedding_dim=embedding_dim, num_blocks=num_blocks)
@@ -171,8 +172,8 @@ class HSTU(SequenceModel):
         interest = LastTokens(name="candidate_tokens")(output, candidates)
         if not schema.has_candidates:
             interest = ops.squeeze(interest, 1)
-        tower = (mlp_units, mlp_activation, input_batch_norm, dropout, l2)
-        outputs = predict_clicks(make_tower(*tower), tower_input(target, interest, True), inputs, schema)
+        tower_args = (mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower)
+        outputs = predict_clicks(make_tower(*tower_args), tower_input(target, interest, True), inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)
 
 
