@@ -20,6 +20,7 @@ from keras_lsrec.models.wiring import (
     field_vocab_sizes,
     make_tower,
     predict_clicks,
+    search_inputs,
     split_inputs,
     tower_input,
 )
@@ -80,6 +81,9 @@ class DARE(SequenceModel):
         k: behaviours kept by the search (20 in the released scripts).
         score_scaling: `"per_field"` or `"joint"` (see `query_scale`).
         auxiliary_loss_weight: weight of the auxiliary loss; 0 disables it.
+        search_position: whether the search scores read the whole attention
+            embeddings (the `time` block included) or the item's content only
+            (see `TWIN`); the attention reads the whole embeddings either way.
         mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower: the tower
             (see `DIN`); the auxiliary tower has the same shape.
 
@@ -114,6 +118,7 @@ class DARE(SequenceModel):
         k: int = 20,
         score_scaling: str = "per_field",
         auxiliary_loss_weight: float = 1.0,
+        search_position: bool = True,
         mlp_units: Sequence[int] = (200, 80),
         mlp_activation: str = "prelu",
         input_batch_norm: bool = False,
@@ -139,7 +144,9 @@ class DARE(SequenceModel):
         scale = query_scale(schema, attention_dim, score_scaling)
         query = ops.multiply(target_att, ops.convert_to_tensor(scale, target_att.dtype))
         (retrieved_att, retrieved_rep), retrieved_mask = TopKRetrieval(k, name="search")(
-            dot_scores(query, history_att), (history_att, history_rep), mask=mask
+            dot_scores(*search_inputs(query, history_att, schema, attention_dim, search_position)),
+            (history_att, history_rep),
+            mask=mask,
         )
         attention = TargetAttention(scorer="dot", scale=1.0, name="attention")
         interest = attention(query, retrieved_att, retrieved_rep, mask=retrieved_mask)

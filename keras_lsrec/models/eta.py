@@ -14,11 +14,11 @@ from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
 from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
 from keras_lsrec.models.wiring import (
-    hash_inputs,
     item_embedding,
     make_tower,
     predict_clicks,
     recency,
+    search_inputs,
     split_inputs,
     tower_input,
 )
@@ -97,7 +97,7 @@ class ETA(SequenceModel):
         target = embedding(target_ids)
         history = embedding(history_ids)
         simhash = SimHash(num_bits, seed=seed, name="hash")
-        query, keys = hash_inputs(target, history, schema, embedding_dim, hash_position)
+        query, keys = search_inputs(target, history, schema, embedding_dim, hash_position)
         target_codes = ops.squeeze(simhash(query), -2)  # (B, [C,] bits)
         history_codes = ops.squeeze(simhash(keys), -2)  # (B, L, bits): once per event
         if schema.has_candidates:

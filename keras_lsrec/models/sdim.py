@@ -10,10 +10,10 @@ from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.layers.sim_hash import CollisionPooling
 from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
 from keras_lsrec.models.wiring import (
-    hash_inputs,
     item_embedding,
     make_tower,
     predict_clicks,
+    search_inputs,
     split_inputs,
     tower_input,
 )
@@ -84,7 +84,7 @@ class SDIM(SequenceModel):
         embedding = item_embedding(schema, embedding_dim)
         target = embedding(target_ids)
         history = embedding(history_ids)
-        query, keys = hash_inputs(target, history, schema, embedding_dim, hash_position)
+        query, keys = search_inputs(target, history, schema, embedding_dim, hash_position)
         interest = CollisionPooling(num_bits, num_hashes, seed, name="sampling")(
             query, keys, history, mask=mask
         )

@@ -18,6 +18,7 @@ from keras_lsrec.models.wiring import (
     make_tower,
     predict_clicks,
     recency,
+    search_inputs,
     split_inputs,
     tower_input,
 )
@@ -62,6 +63,9 @@ class SIM(SequenceModel):
         k: behaviours kept by the search.
         search: `"hard"` or `"soft"`.
         search_field: the id field of the hard search.
+        search_position: the soft search's scores read the whole event
+            embeddings (the `time` block included), or the item's content
+            only (see `TWIN`). The hard search ignores it.
         num_heads: heads of the target attention.
         normalizer: `"sigmoid"` or `"softmax"` (the paper's) attention weights.
         mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower: the tower
@@ -91,6 +95,7 @@ class SIM(SequenceModel):
         k: int = 50,
         search: str = "hard",
         search_field: str = "category",
+        search_position: bool = True,
         num_heads: int = 1,
         normalizer: str = "sigmoid",
         mlp_units: Sequence[int] = (200, 80),
@@ -126,7 +131,8 @@ class SIM(SequenceModel):
             else:
                 scores, search_mask = newest, ops.logical_and(same, mask)
         else:
-            scores, search_mask = dot_scores(target, history), mask
+            query, keys = search_inputs(target, history, schema, embedding_dim, search_position)
+            scores, search_mask = dot_scores(query, keys), mask
         retrieved, retrieved_mask = TopKRetrieval(k, name="search")(scores, history, mask=search_mask)
         attention = TargetAttention(
             scorer="dot", normalizer=normalizer, num_heads=num_heads, name="attention"

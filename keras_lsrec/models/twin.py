@@ -18,6 +18,7 @@ from keras_lsrec.models.wiring import (
     make_tower,
     most_recent,
     predict_clicks,
+    search_inputs,
     split_inputs,
     tower_input,
 )
@@ -62,6 +63,11 @@ class TWIN(SequenceModel):
             alone fell under the short window as the issue reported on
             Taobao; on the synthetic long-range data it costs 0.005 (0.768
             against 0.773).
+        search_position: whether the search scores read the whole event
+            embeddings (with the schema's `time` block: a learned term per
+            position added to each score) or the item's content only
+            (`wiring.item_content`); the attention reads the whole embeddings
+            either way.
         mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower: the tower
             (see `DIN`).
 
@@ -87,6 +93,7 @@ class TWIN(SequenceModel):
         k: int = 20,
         num_heads: int = 1,
         short_window: int | None = 50,
+        search_position: bool = True,
         mlp_units: Sequence[int] = (200, 80),
         mlp_activation: str = "prelu",
         input_batch_norm: bool = False,
@@ -102,7 +109,8 @@ class TWIN(SequenceModel):
         embedding = item_embedding(schema, embedding_dim)
         target = embedding(target_ids)
         history = embedding(history_ids)
-        scores, values, log_size = dot_scores(target, history), history, None
+        query, keys = search_inputs(target, history, schema, embedding_dim, search_position)
+        scores, values, log_size = dot_scores(query, keys), history, None
         if schema.cluster_sizes:
             log_size = cluster_log_sizes(inputs, history.dtype)
             scores = scores + (ops.expand_dims(log_size, 1) if schema.has_candidates else log_size)

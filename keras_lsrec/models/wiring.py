@@ -51,10 +51,12 @@ def item_content(embedded, schema: SequenceSchema, embedding_dim: int):
     return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
 
 
-def hash_inputs(target, history, schema: SequenceSchema, embedding_dim: int, hash_position: bool):
-    """`(query, keys)` a hash-based search (SDIM, ETA) hashes: the item's
-    content (`item_content`), or the whole embeddings with `hash_position`."""
-    if hash_position:
+def search_inputs(target, history, schema: SequenceSchema, embedding_dim: int, position: bool):
+    """`(query, keys)` a search reads: the item's content (`item_content`),
+    or with `position` the whole embeddings, whose `time` blocks then add a
+    learned term per position to a dot-product score (TWIN, SIM's soft search,
+    DARE) or move a hash code (SDIM, ETA)."""
+    if position:
         return target, history
     return item_content(target, schema, embedding_dim), item_content(history, schema, embedding_dim)
 

@@ -1,13 +1,16 @@
 """SDIM and ETA hash the item's content, not its position (issue 34): `item_content`
-drops the `time` block; old `.keras` files keep hashing the whole embedding."""
+drops the `time` block; old `.keras` files keep hashing the whole embedding. The
+dot-product searches (TWIN, DARE, SIM's soft search) read it with
+`search_position=False`."""
 
+import keras
 import numpy as np
 import pytest
 from test_case import small_batch, to_numpy
 
 from keras_lsrec.data import Categorical, Dense
 from keras_lsrec.layers import FieldEmbedding
-from keras_lsrec.models import ETA, SDIM
+from keras_lsrec.models import DARE, ETA, SDIM, SIM, TWIN
 from keras_lsrec.models.wiring import field_vocab_sizes, item_content, split_inputs
 
 
@@ -46,3 +49,17 @@ def test_the_hash_reads_the_content_unless_asked(cls, layer, row_data):
     config = cls(schema, embedding_dim=4, hash_position=True).get_config()
     del config["hash_position"]
     assert cls.from_config(config).hyperparameters["hash_position"] is True
+
+
+@pytest.mark.parametrize("cls, kwargs", [(TWIN, {}), (DARE, {}), (SIM, {"search": "soft"})])
+def test_search_scores_read_positions_only_when_asked(cls, kwargs, row_data):
+    x, _ = small_batch(row_data, 4)
+    time = x["history_time"]
+    moved = {**x, "history_time": np.where(time > 0, time % 7 + 1, 0)}  # other positions, same events
+    changed = {}
+    for search_position in (False, True):
+        model = cls(row_data.schema, search_position=search_position, mlp_units=(8,), **kwargs)
+        scores = keras.Model(model.inputs, model.get_layer("search").input[0])
+        before, after = scores.predict_on_batch(x), scores.predict_on_batch(moved)
+        changed[search_position] = not np.allclose(before, after)
+    assert changed == {False: False, True: True}
