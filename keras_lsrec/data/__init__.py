@@ -4,7 +4,7 @@ from keras_lsrec.data import synthetic
 from keras_lsrec.data.clustering import attribute_vectors, cluster_histories
 from keras_lsrec.data.dataset import ArrayDataset, SequenceDataset
 from keras_lsrec.data.features import Categorical, Dense
-from keras_lsrec.data.longctr import load_longctr
+from keras_lsrec.data.longctr import load_longctr, write_longctr_files
 from keras_lsrec.data.protocol import dare_protocol, leave_last_out, prepare
 from keras_lsrec.data.readers import (
     LoadReport,
@@ -49,4 +49,5 @@ __all__ = [
     "synthetic",
     "target_key",
     "vocab_sizes",
+    "write_longctr_files",
 ]

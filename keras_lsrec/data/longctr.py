@@ -19,6 +19,9 @@ The layout, as reczoo/LongCTR's `longctr_dataloader.py` reads it:
 
 The history of an impression is `full_item_seq[:seq_len]` of its user, its
 most recent `max_len` items kept and left-padded with 0.
+
+`write_longctr_files` writes generated data with a planted long-range signal
+in the same layout (tests, `bench/longctr.py --generate`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 
 from keras_lsrec.data.dataset import SequenceDataset
 from keras_lsrec.data.features import Categorical, Dense
+from keras_lsrec.validation import check_choice, check_finite, check_integer
 
 SPLITS = (("train", "train.parquet"), ("validation", "valid.parquet"), ("test", "test.parquet"))
 META = ("user_index", "item_index", "seq_len")
@@ -483,3 +487,261 @@ def _read_config(config: str | os.PathLike[str] | Mapping[str, Any] | None) -> d
         spec["rows"] = rows
         spec["item_or_rows"] = True
     return spec
+
+
+# -- a generator of files in the same layout -------------------------------------------------------
+
+COLUMN_SETS = ("microvideo", "kuaivideo", "ebnerd")
+# EBNeRD's per-impression context ids (LongCTR's Ebnerd_small_x1 dataset_config) and their sizes here.
+EBNERD_CONTEXT = {
+    "user_id": 0,  # the user's own id, written as user_index + 1
+    "trigger_id": 12,
+    "device_type": 5,
+    "is_sso_user": 4,
+    "gender": 4,
+    "postcode": 7,
+    "age": 11,
+    "is_subscriber": 4,
+    "premium": 4,
+    "article_type": 12,
+    "sentiment_label": 5,
+    "publish_days": 33,
+    "publish_hours": 27,
+    "impression_hour": 26,
+    "impression_weekday": 9,
+}
+EBNERD_LISTS = {"topics": 80, "ner_clusters": 50}  # fixed-width lists of 5 ids per impression
+EBNERD_SUBCATEGORIES = 91
+LIST_WIDTH = 5
+
+
+def write_longctr_files(
+    directory: str | os.PathLike[str],
+    num_impressions: int = 20_000,
+    *,
+    columns: str = "microvideo",
+    impressions_per_user: int = 10,
+    num_items: int = 2_000,
+    num_categories: int = 40,
+    max_history: int = 300,
+    recent_window: int = 50,
+    spread: int = 10,
+    long_interests: int = 2,
+    recent_interests: int = 2,
+    signal: float = 0.6,
+    bias: float = -1.5,
+    long_weight: float = 3.0,
+    recent_weight: float = 2.5,
+    splits: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Writes a LongCTR dataset directory of generated data with a planted long-range signal.
+
+    The five files have LongCTR's names, columns and types (`load_longctr`
+    and LongCTR's own data loader read them as they read the published ones):
+
+    - `train.parquet`, `valid.parquet`, `test.parquet`: `user_index`,
+      `item_index`, `seq_len` (int64) and the label, `is_click` (int64 0/1;
+      `click` for `columns="ebnerd"`, with EBNeRD's context columns: the ids
+      of `EBNERD_CONTEXT` and the lists of `LIST_WIDTH` ids of
+      `EBNERD_LISTS`, as parquet lists);
+    - `user_info.parquet`: `user_index` and `full_item_seq` (a parquet list
+      of int64 item indices), row u = user u;
+    - `item_info.parquet`: row i = item i, row 0 = padding (all zeros):
+      `item_index`, then by column set: `"microvideo"` `item_id`, `cate_id`
+      and `image_emb_dim64` (a list of 64 float32); `"kuaivideo"` `item_id`
+      and `image_emb_dim64` (no category column); `"ebnerd"` `article_id`,
+      `category` and `subcategory` (a list of `LIST_WIDTH` ids).
+
+    Ground truth: item i (1..`num_items`) has category
+    `1 + (i - 1) % num_categories`; its `image_emb_dim64` is its category's
+    random unit vector plus N(0, 0.5^2) noise, so the embedding carries the
+    category where no category column is written. Each user has
+    `long_interests` categories A and `recent_interests` categories R
+    (disjoint) and a sequence of `n` items, `n` uniform in
+    `[recent_window + spread + 30, max_history]`. The user's impressions have
+    `seq_len` uniform in `[n - spread, n]`; an event older than the last
+    `recent_window + spread` of the sequence is of a category in A with
+    probability `signal` (else another category), a later one of a category in
+    R with probability `signal`. So A shows only beyond the last
+    `recent_window` events of every impression's history: a model reading 50
+    events at `recent_window=50` cannot see it. The target's category is drawn
+    from A, R or the rest with equal probability and the click from
+    `P = sigmoid(bias + long_weight [c in A] + recent_weight [c in R])`.
+    Impressions are assigned to the splits at random (`splits`), so a user
+    has impressions in every split, as in LongCTR's files.
+
+    Args:
+        directory: where to write (created if missing; files replaced).
+        num_impressions: rows over the three splits.
+        columns: `"microvideo"` (MicroVideo1.7M_x2's columns), `"kuaivideo"`
+            (KuaiVideo_x2's) or `"ebnerd"` (Ebnerd_small_x1's).
+        impressions_per_user: rows per user (the last user may have fewer).
+        num_items, num_categories: the item and category vocabularies.
+        max_history: the longest user sequence.
+        recent_window, spread, long_interests, recent_interests, signal, bias,
+            long_weight, recent_weight: the planted signal (above).
+        splits: fractions of the impressions in train, valid, test.
+        seed: the random seed (the files are a function of the arguments).
+
+    Returns:
+        `{"train": p, "valid": p, "test": p}`: the true click probability of
+        every row of each file, in file order (for the Bayes AUC).
+    """
+    pa, pq = _pyarrow()
+    num_impressions = check_integer("num_impressions", num_impressions, 1)
+    check_choice("columns", columns, COLUMN_SETS)
+    per_user = check_integer("impressions_per_user", impressions_per_user, 1)
+    num_categories = check_integer("num_categories", num_categories, 2)
+    num_items = check_integer("num_items", num_items, num_categories)
+    recent_window = check_integer("recent_window", recent_window, 1)
+    spread = check_integer("spread", spread, 0)
+    long_interests = check_integer("long_interests", long_interests, 0)
+    recent_interests = check_integer("recent_interests", recent_interests, 0)
+    seed = check_integer("seed", seed, 0)
+    shortest = recent_window + spread + 30
+    max_history = check_integer(
+        "max_history",
+        max_history,
+        shortest,
+        requirement=f"an integer >= recent_window + spread + 30 = {shortest}",
+    )
+    chosen_count = long_interests + recent_interests
+    if chosen_count >= num_categories:
+        raise ValueError(
+            "`long_interests + recent_interests` must leave other categories. "
+            f"Received: {long_interests} + {recent_interests} >= num_categories={num_categories}"
+        )
+    for name, value in [("signal", signal), ("bias", bias), ("long_weight", long_weight)]:
+        check_finite(name, value)
+    check_finite("recent_weight", recent_weight)
+    if len(splits) != 3 or abs(sum(splits) - 1.0) > 1e-6 or min(splits) < 0:
+        raise ValueError(f"`splits` must be 3 fractions summing to 1. Received: `splits={splits!r}`")
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    rng = np.random.default_rng(seed)
+
+    # -- items: category, image embedding (row 0 = padding) -----------------------------------------
+    items = np.arange(num_items + 1)
+    category = np.where(items > 0, 1 + (items - 1) % num_categories, 0)
+    per_category = (num_items - np.arange(1, num_categories + 1)) // num_categories + 1
+
+    def draw_items(cats: np.ndarray) -> np.ndarray:
+        """A uniform item of each category in `cats`."""
+        return cats + num_categories * (rng.random(cats.shape) * per_category[cats - 1]).astype("int64")
+
+    # -- users: interests, sequences ----------------------------------------------------------------
+    num_users = -(-num_impressions // per_user)
+    chosen = np.argsort(rng.random((num_users, num_categories)), axis=1)[:, :chosen_count] + 1
+    long_set, recent_set = chosen[:, :long_interests], chosen[:, long_interests:]
+    ordered = np.sort(chosen, axis=1)
+
+    def others(owner: np.ndarray) -> np.ndarray:
+        """A uniform category outside the owner's A and R, per entry."""
+        out = rng.integers(1, num_categories - chosen_count + 1, owner.shape)
+        for j in range(chosen_count):  # skip the owner's chosen categories in increasing order
+            out = out + (out >= ordered[owner, j])
+        return out
+
+    def pick(sets: np.ndarray, owner: np.ndarray) -> np.ndarray:
+        if sets.shape[1] == 0:
+            return others(owner)
+        return sets[owner, rng.integers(0, sets.shape[1], owner.shape)]
+
+    lengths = rng.integers(shortest, max_history + 1, num_users)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    owner = np.repeat(np.arange(num_users), lengths)
+    position = np.arange(offsets[-1]) - offsets[owner]
+    far = position < (lengths[owner] - recent_window - spread)
+    planted = rng.random(len(owner)) < signal
+    event_category = np.where(
+        planted,
+        np.where(far, pick(long_set, owner), pick(recent_set, owner)),
+        others(owner),
+    )
+    sequence = draw_items(event_category)
+
+    # -- impressions --------------------------------------------------------------------------------
+    user = np.minimum(np.arange(num_impressions) // per_user, num_users - 1)
+    seq_len = lengths[user] - rng.integers(0, spread + 1, num_impressions)
+    kind = rng.integers(0, 3, num_impressions)
+    target_category = np.where(
+        kind == 0, pick(long_set, user), np.where(kind == 1, pick(recent_set, user), others(user))
+    )
+    if long_interests == 0:
+        kind = np.where(kind == 0, 2, kind)
+    if recent_interests == 0:
+        kind = np.where(kind == 1, 2, kind)
+    target = draw_items(target_category)
+    logit = bias + long_weight * (kind == 0) + recent_weight * (kind == 1)
+    probability = 1.0 / (1.0 + np.exp(-logit))
+    label = (rng.random(num_impressions) < probability).astype("int64")
+    part = rng.choice(3, num_impressions, p=np.asarray(splits, "float64") / sum(splits))
+
+    # -- the five files -----------------------------------------------------------------------------
+    def write(name: str, table: dict[str, Any]) -> None:
+        path = os.path.join(directory, name)
+        pq.write_table(pa.table(table), path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+    def int_list(values: np.ndarray, offsets: np.ndarray) -> Any:
+        return pa.ListArray.from_arrays(pa.array(offsets.astype("int32")), pa.array(values.astype("int64")))
+
+    def fixed_lists(values: np.ndarray) -> Any:
+        rows, width = values.shape
+        return int_list(values.reshape(-1), np.arange(rows + 1) * width)
+
+    item_table: dict[str, Any] = {"item_index": pa.array(items.astype("int64"))}
+    if columns == "ebnerd":
+        item_table["article_id"] = pa.array(items.astype("int64"))
+        item_table["category"] = pa.array(category.astype("int64"))
+        sub = rng.integers(1, EBNERD_SUBCATEGORIES, (num_items + 1, LIST_WIDTH))
+        sub[np.arange(LIST_WIDTH)[None, :] >= rng.integers(1, LIST_WIDTH + 1, (num_items + 1, 1))] = 0
+        sub[0] = 0
+        item_table["subcategory"] = fixed_lists(sub)
+    else:
+        item_table["item_id"] = pa.array(items.astype("int64"))
+        if columns == "microvideo":
+            item_table["cate_id"] = pa.array(category.astype("int64"))
+        centroids = rng.normal(size=(num_categories + 1, 64))
+        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+        emb = (centroids[category] + rng.normal(0.0, 0.5, (num_items + 1, 64))).astype("float32")
+        emb[0] = 0.0
+        values = pa.array(emb.reshape(-1), pa.float32())
+        item_table["image_emb_dim64"] = pa.ListArray.from_arrays(
+            pa.array((np.arange(num_items + 2) * 64).astype("int32")), values
+        )
+    write("item_info.parquet", item_table)
+    write(
+        "user_info.parquet",
+        {
+            "user_index": pa.array(np.arange(num_users, dtype="int64")),
+            "full_item_seq": int_list(sequence, offsets),
+        },
+    )
+    label_name = "click" if columns == "ebnerd" else "is_click"
+    truth = {}
+    for index, (_, filename) in enumerate(SPLITS):
+        rows = np.flatnonzero(part == index)
+        table: dict[str, Any] = {
+            "user_index": pa.array(user[rows].astype("int64")),
+            "item_index": pa.array(target[rows].astype("int64")),
+            "seq_len": pa.array(seq_len[rows].astype("int64")),
+            label_name: pa.array(label[rows]),
+        }
+        if columns == "ebnerd":
+            context = np.random.default_rng([seed, index, 1])
+            for name, size in EBNERD_CONTEXT.items():
+                ids = user[rows] + 1 if name == "user_id" else context.integers(1, size, len(rows))
+                table[name] = pa.array(ids.astype("int64"))
+            for name, size in EBNERD_LISTS.items():
+                table[name] = fixed_lists(context.integers(0, size, (len(rows), LIST_WIDTH)))
+        write(filename, table)
+        truth[filename.split(".")[0]] = probability[rows]
+    return truth
+
+
+def _pyarrow() -> tuple[Any, Any]:
+    import pyarrow as pa
+
+    return pa, _pyarrow_parquet()

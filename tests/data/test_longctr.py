@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from keras_lsrec.data import Categorical, Dense, load_longctr
+from keras_lsrec.data import Categorical, Dense, load_longctr, write_longctr_files
 from keras_lsrec.models import DIN
 
 # EBNeRD's per-impression columns (LongCTR's Ebnerd_small_x1 dataset_config: no `source: item`).
@@ -266,3 +266,81 @@ def test_item_id_other_than_the_row_is_its_own_field(tmp_path):
     )
     assert splits["train"].schema.vocab_sizes["item_id"] == 125
     assert len(pd.read_parquet(path)) == 25
+
+
+@pytest.mark.parametrize("columns", ["microvideo", "kuaivideo", "ebnerd"])
+def test_generated_files_have_the_layout_and_read_back(tmp_path, columns):
+    truth = write_longctr_files(tmp_path, 300, columns=columns, num_items=60, max_history=120, seed=3)
+    item_cols = {
+        "microvideo": ["item_index", "item_id", "cate_id", "image_emb_dim64"],
+        "kuaivideo": ["item_index", "item_id", "image_emb_dim64"],
+        "ebnerd": ["item_index", "article_id", "category", "subcategory"],
+    }[columns]
+    label = "click" if columns == "ebnerd" else "is_click"
+    items = pq.read_table(tmp_path / "item_info.parquet")
+    assert items.column_names == item_cols and items.num_rows == 61
+    assert pa.types.is_list(pq.read_schema(tmp_path / "user_info.parquet").field("full_item_seq").type)
+    for name in item_cols[1:]:
+        first = items.column(name).to_pylist()[0]
+        assert not np.any(first), name  # row 0 is padding
+    seqs = pq.read_table(tmp_path / "user_info.parquet").column("full_item_seq").to_pylist()
+    splits = load_longctr(tmp_path, max_len=100)
+    total = 0
+    for split, file in (("train", "train"), ("validation", "valid"), ("test", "test")):
+        table = pq.read_table(tmp_path / f"{file}.parquet")
+        assert table.column_names[:4] == ["user_index", "item_index", "seq_len", label]
+        assert all(table.schema.field(c).type == pa.int64() for c in table.column_names[:4])
+        cols = {c: table.column(c).to_numpy() for c in ("user_index", "item_index", "seq_len", label)}
+        x, y = splits[split].arrays()
+        history = direct_history(seqs, cols["user_index"], cols["seq_len"], 100)
+        np.testing.assert_array_equal(x["history_item"], history)
+        np.testing.assert_array_equal(x["target_item"], cols["item_index"])
+        np.testing.assert_array_equal(y, cols[label])
+        assert len(truth[file]) == len(y)
+        total += len(y)
+    assert total == 300
+    if columns == "ebnerd":
+        assert set(EBNERD_ROWS) | set(EBNERD_BAGS) <= set(splits["train"].schema.features)
+    else:
+        assert splits["train"].schema.item_features == {"image_emb_dim64": Dense(64)}
+
+
+def test_generated_signal_lies_beyond_the_last_50_events(tmp_path):
+    truth = write_longctr_files(tmp_path, 4000, num_items=200, seed=1)
+    test = pq.read_table(tmp_path / "test.parquet")
+    labels = test.column("is_click").to_numpy()
+    assert roc_auc(labels, truth["test"]) > 0.7  # the Bayes AUC is high
+    # The target's category in the user's far history (beyond the last 50 events) predicts the click;
+    # in the last 50 events it does not.
+    seqs = pq.read_table(tmp_path / "user_info.parquet").column("full_item_seq").to_pylist()
+    category = pq.read_table(tmp_path / "item_info.parquet").column("cate_id").to_numpy()
+    users, items, lengths = (test.column(c).to_numpy() for c in ("user_index", "item_index", "seq_len"))
+    far, near = [], []
+    for u, i, n in zip(users, items, lengths, strict=True):
+        history = category[np.asarray(seqs[u][:n])]
+        far.append(np.mean(history[:-50] == category[i]))
+        near.append(np.mean(history[-50:] == category[i]))
+    assert roc_auc(labels, np.array(far)) > 0.6
+    long_only = truth["test"] > 1 / (1 + np.exp(1.5 - 2.75))  # the far interests' targets
+    assert np.mean(np.array(near)[long_only]) < 0.1 < np.mean(np.array(far)[long_only])
+
+
+def test_generator_refuses_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="`columns` must be one of"):
+        write_longctr_files(tmp_path, 10, columns="taobao")
+    with pytest.raises(ValueError, match="`max_history` must be an integer >= recent_window"):
+        write_longctr_files(tmp_path, 10, max_history=60)
+    with pytest.raises(ValueError, match="`splits` must be 3 fractions"):
+        write_longctr_files(tmp_path, 10, splits=(0.5, 0.5, 0.5))
+
+
+def roc_auc(labels, scores):
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for value in np.unique(scores):  # ties share their mean rank
+        tied = scores == value
+        ranks[tied] = ranks[tied].mean()
+    positives = labels == 1
+    n_pos, n_neg = positives.sum(), (~positives).sum()
+    return (ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
