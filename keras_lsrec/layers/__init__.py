@@ -11,6 +11,7 @@ from keras_lsrec.layers.embedding_table import EmbeddingTable
 from keras_lsrec.layers.feature_gating import FeatureGating
 from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.final_mlp_tower import FinalMLPTower
+from keras_lsrec.layers.fourier_filter import FourierFilter
 from keras_lsrec.layers.hstu_block import HSTUBlock
 from keras_lsrec.layers.id_match_attention import IdMatchAttention
 from keras_lsrec.layers.interaction_aggregation import InteractionAggregation
@@ -40,6 +41,7 @@ __all__ = [
     "FeatureGating",
     "FieldEmbedding",
     "FinalMLPTower",
+    "FourierFilter",
     "HSTUBlock",
     "IdMatchAttention",
     "InteractionAggregation",

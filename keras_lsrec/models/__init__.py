@@ -19,6 +19,7 @@ from keras_lsrec.models.eta import ETA
 from keras_lsrec.models.finalmlp import FinalMLP
 from keras_lsrec.models.hstu import HSTU
 from keras_lsrec.models.ifa import IFA
+from keras_lsrec.models.mirrn import MIRRN
 from keras_lsrec.models.sam import SAM
 from keras_lsrec.models.sdim import SDIM
 from keras_lsrec.models.sim import SIM
@@ -56,7 +57,23 @@ class ModelClass(Protocol):
 
 _MODELS: dict[str, ModelClass] = {
     cls.__name__.lower(): cls
-    for cls in (DIN, TWIN, DARE, SAM, IFA, SIM, ETA, SDIM, TWINV2, DIEN, DCNv2, FinalMLP, TransAct, HSTU)
+    for cls in (
+        DIN,
+        TWIN,
+        DARE,
+        SAM,
+        IFA,
+        SIM,
+        ETA,
+        SDIM,
+        TWINV2,
+        DIEN,
+        DCNv2,
+        FinalMLP,
+        TransAct,
+        MIRRN,
+        HSTU,
+    )
 }
 
 QUICKSTART_MODELS: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -99,6 +116,7 @@ __all__ = [
     "FinalMLP",
     "HSTU",
     "IFA",
+    "MIRRN",
     "QUICKSTART_MODELS",
     "ROW",
     "SAM",
