@@ -19,9 +19,7 @@ def load_script(monkeypatch):
     return module
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() not in ("tensorflow", "jax"), reason="CI time: one backend path is enough"
-)
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="CI time: one backend path is enough")
 def test_longctr_protocol_runs_on_generated_files(tmp_path, monkeypatch, capsys):
     backend = keras.backend.backend()
     save = tmp_path / "results.jsonl"
