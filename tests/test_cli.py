@@ -14,6 +14,10 @@ import pytest
 from keras_lsrec import cli
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() == "jax",
+    reason="CI time: every quickstart model on tensorflow and torch; the CLI trains on jax below",
+)
 def test_quickstart_runs_and_prints_the_table(capsys):
     assert cli.main(["quickstart", "--users", "60", "--epochs", "1", "--batch-size", "64"]) == 0
     out = capsys.readouterr().out

@@ -14,10 +14,10 @@ from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
 from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
 from keras_lsrec.models.wiring import (
+    hamming_scores,
     item_embedding,
     make_tower,
     predict_clicks,
-    recency,
     search_inputs,
     split_inputs,
     tower_input,
@@ -100,14 +100,7 @@ class ETA(SequenceModel):
         query, keys = search_inputs(target, history, schema, embedding_dim, hash_position)
         target_codes = ops.squeeze(simhash(query), -2)  # (B, [C,] bits)
         history_codes = ops.squeeze(simhash(keys), -2)  # (B, L, bits): once per event
-        if schema.has_candidates:
-            agreement = ops.einsum("bcn,bln->bcl", target_codes, history_codes)
-        else:
-            agreement = ops.einsum("bn,bln->bl", target_codes, history_codes)
-        # Integer agreements tie often: the most recent of equals wins (a fraction < 1).
-        order = recency(mask, agreement.dtype)
-        tie_break = order / (ops.max(order, axis=-1, keepdims=True, initial=0.0) + 1.0)
-        scores = agreement + (ops.expand_dims(tie_break, 1) if schema.has_candidates else tie_break)
+        scores = hamming_scores(target_codes, history_codes, mask)
         retrieved, retrieved_mask = TopKRetrieval(k, name="search")(scores, history, mask=mask)
         interest = TargetAttention(scorer="dot", num_heads=num_heads, name="attention")(
             target, retrieved, mask=retrieved_mask

@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from keras import ops
-
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
-from keras_lsrec.models.wiring import item_embedding, make_tower, pooled_history, predict_clicks, split_inputs
+from keras_lsrec.models.wiring import pooled_history_model
 from keras_lsrec.validation import check_positive
 
 
@@ -78,14 +76,9 @@ class FinalMLP(SequenceModel):
         **kwargs: Any,
     ) -> None:
         check_positive(embedding_dim=embedding_dim, num_heads=num_heads)
-        inputs = schema.inputs()
-        target_ids, history_ids, mask = split_inputs(inputs, schema)
-        embedding = item_embedding(schema, embedding_dim)
-        target = embedding(target_ids)
-        history = embedding(history_ids)
-        features = ops.concatenate([target, pooled_history(schema, target, history, mask)], axis=-1)
         options = {"stream2_units": stream2_units, "gate_units": gate_units, "num_heads": num_heads}
         tower_args = (mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower)
-        head = make_tower(*tower_args, options=options if tower == "finalmlp" else None)
-        outputs = predict_clicks(head, features, inputs, schema)
+        inputs, outputs = pooled_history_model(
+            schema, embedding_dim, tower_args, options if tower == "finalmlp" else None
+        )
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)

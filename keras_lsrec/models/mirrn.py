@@ -15,12 +15,14 @@ from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
 from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
 from keras_lsrec.models.wiring import (
+    hamming_scores,
     item_embedding,
     make_tower,
     most_recent,
     predict_clicks,
     recency,
     search_inputs,
+    short_term_interest,
     split_inputs,
     tower_input,
 )
@@ -146,16 +148,9 @@ class MIRRN(SequenceModel):
         }
         simhash = SimHash(num_bits, seed=seed, name="hash")
         history_codes = ops.squeeze(simhash(keys), -2)  # (B, L, bits): once per event
-        # Integer agreements tie often: the most recent of equals wins (a fraction < 1).
-        order = recency(mask, history_codes.dtype)
-        tie_break = order / (ops.max(order, axis=-1, keepdims=True, initial=0.0) + 1.0)
         interests = []
         for name in QUERIES:
-            codes = ops.squeeze(simhash(queries[name]), -2)
-            if len(codes.shape) == 3:  # a candidate set's targets
-                scores = ops.einsum("bcn,bln->bcl", codes, history_codes) + ops.expand_dims(tie_break, 1)
-            else:
-                scores = ops.einsum("bn,bln->bl", codes, history_codes) + tie_break
+            scores = hamming_scores(ops.squeeze(simhash(queries[name]), -2), history_codes, mask)
             (events, ranks), events_mask = TopKRetrieval(k, name=f"{name}_search")(
                 scores, (history, recency(mask, "int32")), mask=mask
             )
@@ -171,10 +166,8 @@ class MIRRN(SequenceModel):
         )
         features = tower_input(target, interest, True)
         if short_window is not None:
-            short = TargetAttention(scorer="dot", name="short_attention")(
-                target, history, mask=most_recent(mask, short_window)
-            )
-            features = ops.concatenate([features, short, target * short], axis=-1)
+            short = short_term_interest(target, history, mask, short_window)
+            features = ops.concatenate([features, short], axis=-1)
         tower_args = (mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower)
         outputs = predict_clicks(make_tower(*tower_args), features, inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)

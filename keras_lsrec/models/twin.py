@@ -16,9 +16,9 @@ from keras_lsrec.models.wiring import (
     dot_scores,
     item_embedding,
     make_tower,
-    most_recent,
     predict_clicks,
     search_inputs,
+    short_term_interest,
     split_inputs,
     tower_input,
 )
@@ -122,10 +122,8 @@ class TWIN(SequenceModel):
         )
         features = tower_input(target, interest, True)
         if short_window is not None:
-            short = TargetAttention(scorer="dot", name="short_attention")(
-                target, history, mask=most_recent(mask, short_window), logit_bias=log_size
-            )
-            features = ops.concatenate([features, short, target * short], axis=-1)
+            short = short_term_interest(target, history, mask, short_window, logit_bias=log_size)
+            features = ops.concatenate([features, short], axis=-1)
         tower_args = (mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower)
         outputs = predict_clicks(make_tower(*tower_args), features, inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)

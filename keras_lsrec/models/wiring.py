@@ -16,6 +16,7 @@ from keras_lsrec.layers.field_embedding import FieldEmbedding
 from keras_lsrec.layers.final_mlp_tower import FinalMLPTower
 from keras_lsrec.layers.mlp import MLP
 from keras_lsrec.layers.row_features import RowFeatures
+from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.validation import check_choice, check_range, check_units
 
 
@@ -162,6 +163,19 @@ def pooled_history(schema: SequenceSchema, target, history, mask):
     return pooled
 
 
+def pooled_history_model(schema: SequenceSchema, embedding_dim: int, tower_args: Sequence[Any], options):
+    """`(inputs, outputs)` of a feature-interaction baseline (`DCNv2`,
+    `FinalMLP`): the tower (`make_tower(*tower_args, options=options)`) over
+    `[target, pooled_history]`, plus the row features as for every model."""
+    inputs = schema.inputs()
+    target_ids, history_ids, mask = split_inputs(inputs, schema)
+    embedding = item_embedding(schema, embedding_dim)
+    target = embedding(target_ids)
+    history = embedding(history_ids)
+    features = ops.concatenate([target, pooled_history(schema, target, history, mask)], axis=-1)
+    return inputs, predict_clicks(make_tower(*tower_args, options=options), features, inputs, schema)
+
+
 def click_probability(tower: keras.layers.Layer, features, mask=None):
     """Applies a tower ending in one logit; returns P(click) as float32 `(B,)`
     (`(B, C)` for candidate sets, whose `mask` of present candidates keeps the
@@ -206,6 +220,30 @@ def recency(mask, dtype: str = "float32"):
     the padding: a search's tie-breaker or recency score that does not move
     with left or right padding."""
     return ops.cumsum(ops.cast(mask, dtype), axis=-1)
+
+
+def hamming_scores(query_codes, history_codes, mask):
+    """A SimHash search's scores: the agreement `<c_q, c_i>` of `query_codes`
+    `(B, bits)` or a candidate set's `(B, C, bits)` with each event's
+    `history_codes` `(B, L, bits)` (bits in {-1, 1}: `bits - 2 * Hamming`),
+    plus a fraction < 1 that grows with recency, so that among events at the
+    same distance (integer agreements tie often) the most recent wins.
+    `(B, L)`, or `(B, C, L)`."""
+    order = recency(mask, history_codes.dtype)
+    tie_break = order / (ops.max(order, axis=-1, keepdims=True, initial=0.0) + 1.0)
+    if len(query_codes.shape) == 3:
+        return ops.einsum("bcn,bln->bcl", query_codes, history_codes) + ops.expand_dims(tie_break, 1)
+    return ops.einsum("bn,bln->bl", query_codes, history_codes) + tie_break
+
+
+def short_term_interest(target, history, mask, window: int, logit_bias=None):
+    """The short-term part of a two-stage model (`TWIN`, `MIRRN`): a dot
+    target attention of `target` over the `window` most recent valid events,
+    `[h_short, e_t * h_short]`, to append to the tower's input."""
+    short = TargetAttention(scorer="dot", name="short_attention")(
+        target, history, mask=most_recent(mask, window), logit_bias=logit_bias
+    )
+    return ops.concatenate([short, target * short], axis=-1)
 
 
 def most_recent(mask, count: int):

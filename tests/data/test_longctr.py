@@ -9,27 +9,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from keras_lsrec.data import Categorical, Dense, load_longctr, write_longctr_files
+from keras_lsrec.data.longctr import EBNERD_CONTEXT, EBNERD_LISTS
 from keras_lsrec.models import DIN
 
-# EBNeRD's per-impression columns (LongCTR's Ebnerd_small_x1 dataset_config: no `source: item`).
-EBNERD_ROWS = {
-    "user_id": 30,
-    "trigger_id": 12,
-    "device_type": 5,
-    "is_sso_user": 4,
-    "gender": 4,
-    "postcode": 7,
-    "age": 11,
-    "is_subscriber": 4,
-    "premium": 4,
-    "article_type": 12,
-    "sentiment_label": 5,
-    "publish_days": 33,
-    "publish_hours": 27,
-    "impression_hour": 26,
-    "impression_weekday": 9,
-}
-EBNERD_BAGS = {"topics": 80, "ner_clusters": 50}
+# EBNeRD's per-impression columns (LongCTR's Ebnerd_small_x1 dataset_config: no `source: item`),
+# with a vocabulary for the user id of these tiny files.
+EBNERD_ROWS = {**EBNERD_CONTEXT, "user_id": 30}
+EBNERD_BAGS = EBNERD_LISTS
 
 
 def _write(path, columns):

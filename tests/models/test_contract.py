@@ -17,6 +17,9 @@ from keras_lsrec.models.wiring import TOWER_DEFAULTS, TOWERS
 from keras_lsrec.training import keras_private
 
 NAMES = keras_lsrec.models.names()
+# One table per field (`din`), DARE's two, a candidate set (`ifa`), DIEN's auxiliary loss reading
+# the tables a second time, HSTU's blocks: the routes tables are read by, checked on every backend.
+TABLE_ROUTES = ("din", "dare", "ifa", "dien", "hstu")
 
 
 def batch_for(cls, row_data, candidate_data):
@@ -69,7 +72,11 @@ class TestModelContract(TestCase):
 
     def test_row_sparse_tables_train_as_the_dense_route(self, name, row_data, candidate_data):
         """Every table the model looks up trains row-sparsely, and the result
-        equals the dense route: one Adam step (fresh moments), three SGD steps."""
+        equals the dense route: one Adam step (fresh moments), three SGD steps.
+        (Every model on torch; on tensorflow and jax, CI's longer lanes, the
+        models whose tables are read by distinct routes.)"""
+        if keras.backend.backend() != "torch" and name not in TABLE_ROUTES:
+            pytest.skip("CI time: this model's tables are checked under torch")
         cls = keras_lsrec.models.get(name)
         schema, x, y, loss = batch_for(cls, row_data, candidate_data)
         for optimizer, steps in [

@@ -143,6 +143,7 @@ class PruneTrialOne(BasePruner):
         return trial.number == 1
 
 
+@orchestration
 def test_pruning_per_epoch_and_the_best_model(data, tmp_path):
     hypermodel = tuning.hypermodel("din", data.schema, mlp_units=(8,), embedding_dim=4, batch_size=64)
     tuner = optuna_engine.OptunaTuner(
