@@ -1,4 +1,5 @@
-"""Times FuxiCTR's long-sequence models (DIN, SIM, ETA, SDIM, TWIN) at given sizes; run by bench/run.py.
+"""Times FuxiCTR's LongCTR models (DIN, SIM, ETA, SDIM, TWIN, DIEN, TransAct, MIRRN, DCNv2,
+FinalMLP) at given sizes; run by bench/run.py.
 
 Runs inside the isolated virtual environment that bench/run.py creates
 (fuxictr 2.3.10 and its dependencies; nothing of keras_lsrec is imported).
@@ -39,7 +40,18 @@ def feature_map(embedding_dim: int, root: str):
 
 
 def build(name: str, fmap, args, root: str):
-    from model_zoo.LongCTR import DIN, ETA, SDIM, SIM, TWIN  # the classes, from the wheel's model zoo
+    from model_zoo.LongCTR import (  # the classes, from the wheel's model zoo
+        DIEN,
+        DIN,
+        ETA,
+        MIRRN,
+        SDIM,
+        SIM,
+        TWIN,
+        DCNv2,
+        FinalMLP,
+        TransAct,
+    )
 
     common = dict(
         gpu=-1,
@@ -61,6 +73,24 @@ def build(name: str, fmap, args, root: str):
         return ETA(fmap, attention_dim=args.attention_dim, topk=args.k, hash_bits=32, **common)
     if name == "SDIM":
         return SDIM(fmap, attention_dim=args.attention_dim, num_hashes=48, hash_bits=3, **common)
+    if name == "DIEN":  # LongCTR's DIEN: GRU extractor, AUGRU evolution (no auxiliary loss)
+        return DIEN(fmap, gru_type="AUGRU", attention_type="bilinear_attention", **common)
+    if name == "TransAct":  # its own DCNv2 tower over [target, transformer output]; FFN 128 as ours
+        del common["dnn_hidden_units"], common["batch_norm"]
+        return TransAct(fmap, dcn_hidden_units=[200, 80], dim_feedforward=128, **common)
+    if name == "MIRRN":  # its table of retrieved positions spans the longest history
+        longest = max(int(v) for v in args.lengths.split(","))
+        return MIRRN(
+            fmap, attention_dim=args.attention_dim, topk=args.k, hash_bits=32, max_len=longest, **common
+        )
+    if name == "DCNv2":
+        del common["dnn_hidden_units"]
+        return DCNv2(fmap, parallel_dnn_hidden_units=[200, 80], num_cross_layers=3, **common)
+    if name == "FinalMLP":
+        del common["dnn_hidden_units"], common["batch_norm"]
+        return FinalMLP(
+            fmap, mlp1_hidden_units=[200, 80], mlp2_hidden_units=[200, 80], fs_hidden_units=[64], **common
+        )
     return TWIN(fmap, attention_dim=args.attention_dim, topk=args.k, **common)
 
 

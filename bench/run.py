@@ -18,19 +18,22 @@ IFA is timed on candidate sets: a training batch is `batch / 16` requests of
 16 candidates, so "samples" are candidates for it too.
 
 The peer is FuxiCTR 2.3.10 (PyTorch), whose `model_zoo.LongCTR` ships DIN,
-SIM, ETA, SDIM and TWIN. It is installed into an isolated virtual environment that this
-script creates (`bench/.venv-fuxictr`, git-ignored; FuxiCTR pulls ray and
-polars, which never become dependencies of keras_lsrec) and driven by
+SIM, ETA, SDIM, TWIN, DIEN, TransAct, MIRRN, DCNv2 and FinalMLP. It is
+installed into an isolated virtual environment that this script creates
+(`bench/.venv-fuxictr`, git-ignored; FuxiCTR pulls ray and polars, which
+never become dependencies of keras_lsrec) and driven by
 bench/fuxictr_driver.py at matched sizes: embedding 16 per field, the same
 two fields (item, category; `--time` adds keras_lsrec's time field, which the
 peer's LongCTR models do not have), attention 32 for SIM/TWIN/ETA/SDIM,
-top-k 20, SIM's soft search, ETA's 32-bit codes, SDIM's 48 hashes of 3 bits,
-tower 200-80, DIN attention unit 80-40. (The peer's ETA and SDIM add a
+top-k 20, SIM's soft search, ETA's and MIRRN's 32-bit codes, SDIM's 48 hashes of 3 bits,
+tower 200-80, DIN attention unit 80-40; TransAct with a DCNv2 tower (the peer's) and a
+feed-forward of 128; DIEN without the auxiliary loss on the peer's side (LongCTR's DIEN has
+none; keras_lsrec's adds it in training). (The peer's ETA and SDIM add a
 short-sequence attention over the last 50 events; keras_lsrec's do not.) Threads are matched: every
 process gets `--threads` (default: all cores) through OMP/MKL, TF and torch.
 
 Output: Markdown tables (absolute figures, then keras_lsrec / FuxiCTR ratios
-for DIN, TWIN, SIM, ETA and SDIM) and, with
+for every model both have) and, with
 `--plot PNG` (needs matplotlib), time per inference batch versus L, log-log.
 """
 
@@ -49,8 +52,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODELS = ("DIN", "TWIN", "DARE", "SAM", "IFA", "SIM", "ETA", "SDIM")  # also "DARE-noaux": no auxiliary head
-PEER_MODELS = ("DIN", "SIM", "TWIN", "ETA", "SDIM")
+# Also "DARE-noaux" (no auxiliary head) and "HSTU".
+MODELS = (
+    "DIN",
+    "TWIN",
+    "DARE",
+    "SAM",
+    "IFA",
+    "SIM",
+    "ETA",
+    "SDIM",
+    "DIEN",
+    "TransAct",
+    "MIRRN",
+    "DCNv2",
+    "FinalMLP",
+)
+PEER_MODELS = ("DIN", "SIM", "TWIN", "ETA", "SDIM", "DIEN", "TransAct", "MIRRN", "DCNv2", "FinalMLP")
 PEER_VENV = os.path.join(HERE, ".venv-fuxictr")
 PEER_PACKAGES = ("fuxictr==2.3.10", "torch==2.13.0")
 CANDIDATES = 16  # per IFA training request
@@ -81,6 +99,10 @@ def build(name: str, schema, dim: int):
         return models.SIM(schema, embedding_dim=dim, k=20, search="soft")
     if name == "ETA":
         return models.ETA(schema, embedding_dim=dim, k=20, num_bits=32)
+    if name == "MIRRN":
+        return models.MIRRN(schema, embedding_dim=dim, k=20, num_bits=32)
+    if name == "TransAct":  # the paper's (and the peer's) DCNv2 tower
+        return models.TransAct(schema, embedding_dim=dim, tower="dcnv2")
     return models.get(name)(schema, embedding_dim=dim)
 
 

@@ -163,7 +163,9 @@ def pooled_history(schema: SequenceSchema, target, history, mask):
     return pooled
 
 
-def pooled_history_model(schema: SequenceSchema, embedding_dim: int, tower_args: Sequence[Any], options):
+def pooled_history_model(
+    schema: SequenceSchema, embedding_dim: int, tower_args: tuple[Any, Any, Any, Any, Any, Any], options
+):
     """`(inputs, outputs)` of a feature-interaction baseline (`DCNv2`,
     `FinalMLP`): the tower (`make_tower(*tower_args, options=options)`) over
     `[target, pooled_history]`, plus the row features as for every model."""
