@@ -76,7 +76,7 @@ def build(name: str, fmap, args, root: str):
     if name == "DIEN":  # LongCTR's DIEN: GRU extractor, AUGRU evolution (no auxiliary loss)
         return DIEN(fmap, gru_type="AUGRU", attention_type="bilinear_attention", **common)
     if name == "TransAct":  # its own DCNv2 tower over [target, transformer output]; FFN 128 as ours
-        del common["dnn_hidden_units"], common["batch_norm"]
+        del common["dnn_hidden_units"]
         return TransAct(fmap, dcn_hidden_units=[200, 80], dim_feedforward=128, **common)
     if name == "MIRRN":  # its table of retrieved positions spans the longest history
         longest = max(int(v) for v in args.lengths.split(","))
@@ -87,9 +87,15 @@ def build(name: str, fmap, args, root: str):
         del common["dnn_hidden_units"]
         return DCNv2(fmap, parallel_dnn_hidden_units=[200, 80], num_cross_layers=3, **common)
     if name == "FinalMLP":
-        del common["dnn_hidden_units"], common["batch_norm"]
+        del common["dnn_hidden_units"], common["batch_norm"]  # its own names for them
         return FinalMLP(
-            fmap, mlp1_hidden_units=[200, 80], mlp2_hidden_units=[200, 80], fs_hidden_units=[64], **common
+            fmap,
+            mlp1_hidden_units=[200, 80],
+            mlp2_hidden_units=[200, 80],
+            mlp1_batch_norm=True,
+            mlp2_batch_norm=True,
+            fs_hidden_units=[64],
+            **common,
         )
     return TWIN(fmap, attention_dim=args.attention_dim, topk=args.k, **common)
 

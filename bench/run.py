@@ -24,7 +24,7 @@ installed into an isolated virtual environment that this script creates
 never become dependencies of keras_lsrec) and driven by
 bench/fuxictr_driver.py at matched sizes: embedding 16 per field, the same
 two fields (item, category; `--time` adds keras_lsrec's time field, which the
-peer's LongCTR models do not have), attention 32 for SIM/TWIN/ETA/SDIM,
+peer's LongCTR models do not have), attention 32 for SIM/TWIN/ETA/SDIM/MIRRN,
 top-k 20, SIM's soft search, ETA's and MIRRN's 32-bit codes, SDIM's 48 hashes of 3 bits,
 tower 200-80, DIN attention unit 80-40; TransAct with a DCNv2 tower (the peer's) and a
 feed-forward of 128; DIEN without the auxiliary loss on the peer's side (LongCTR's DIEN has

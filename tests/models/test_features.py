@@ -106,9 +106,11 @@ def test_every_model_reads_the_row_features(name, row_data, candidate_data, tmp_
 
 
 # The models whose features take distinct routes: one item table per field and `RowFeatures`
-# into the tower (`din`, as every model built on `wiring`), DARE's two tables, a candidate set
-# (`ifa`), HSTU's contextual token. Every model's reading of the features is checked above.
-FEATURE_ROUTES = ("din", "dare", "ifa", "hstu")
+# into the tower (`din`, as every model built on `wiring`), a search reading the item's content
+# cut out of the widened embedding (`eta`, as SIM, SDIM, TWIN and MIRRN), DARE's two tables, a
+# candidate set (`ifa`), HSTU's contextual token. Every model's reading of the features is
+# checked above.
+FEATURE_ROUTES = ("din", "eta", "dare", "ifa", "hstu")
 
 
 @pytest.mark.skipif(
