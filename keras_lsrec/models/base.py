@@ -95,6 +95,10 @@ class SequenceModel(Trainer):
     # The batch forms the model takes: "row" (`candidates=None`, one target per
     # row, output (B,)) and/or "candidates" (a candidate set per row, (B, C)).
     INPUT_FORMS: ClassVar[tuple[str, ...]] = (ROW,)
+    # The tower arguments whose default differs, for this model, from the ones
+    # every model shares (`wiring.TOWER_DEFAULTS`), each measured
+    # (docs/benchmarks.md); the contract tests hold the signature to both.
+    OWN_TOWER_DEFAULTS: ClassVar[dict[str, Any]] = {}
     # True for a model made for histories clustered in the data path
     # (`keras_lsrec.data.cluster_histories`, `SequenceSchema(cluster_sizes=True)`):
     # the quickstart and the benchmarks cluster its data.

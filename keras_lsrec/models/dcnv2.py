@@ -50,6 +50,7 @@ class DCNv2(SequenceModel):
     """
 
     INPUT_FORMS = (ROW, CANDIDATES)
+    OWN_TOWER_DEFAULTS = {"tower": "dcnv2"}
 
     SEARCH_SPACE = {
         **SequenceModel.SEARCH_SPACE,

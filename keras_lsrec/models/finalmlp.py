@@ -51,6 +51,7 @@ class FinalMLP(SequenceModel):
     """
 
     INPUT_FORMS = (ROW, CANDIDATES)
+    OWN_TOWER_DEFAULTS = {"tower": "finalmlp"}
 
     SEARCH_SPACE = {
         **SequenceModel.SEARCH_SPACE,

@@ -45,11 +45,14 @@ class TestModelContract(TestCase):
         assert cls.__doc__ and "Args:" in cls.__doc__
 
     def test_takes_the_tower_arguments_with_the_shared_defaults(self, name):
-        """A model named after a tower (`dcnv2`, `finalmlp`) defaults to its own tower."""
-        parameters = inspect.signature(keras_lsrec.models.get(name).__init__).parameters
-        for argument, default in TOWER_DEFAULTS.items():
-            if argument == "tower" and name in TOWERS:
-                default = name
+        """The shared defaults, but where the model declares its own
+        (`OWN_TOWER_DEFAULTS`: a model named after a tower defaults to it)."""
+        cls = keras_lsrec.models.get(name)
+        parameters = inspect.signature(cls.__init__).parameters
+        assert set(cls.OWN_TOWER_DEFAULTS) <= set(TOWER_DEFAULTS)
+        if name in TOWERS:
+            assert cls.OWN_TOWER_DEFAULTS.get("tower") == name
+        for argument, default in {**TOWER_DEFAULTS, **cls.OWN_TOWER_DEFAULTS}.items():
             assert argument in parameters, argument
             assert parameters[argument].default == default, argument
 
