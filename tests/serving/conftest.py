@@ -7,13 +7,15 @@ import pytest
 
 from keras_lsrec import cli, serving
 from keras_lsrec.data import synthetic
-from keras_lsrec.models import DARE, DIN, SAM, TWIN
+from keras_lsrec.models import DARE, DIN, HSTU, SAM, TWIN
 
 MODELS = {
     "din": (DIN, dict(embedding_dim=4, attention_units=(8,))),
     "twin": (TWIN, dict(embedding_dim=4, k=5)),
     "dare": (DARE, dict(attention_dim=2, representation_dim=4, k=5)),
     "sam": (SAM, dict(embedding_dim=4, num_passes=2, enhance_steps=1)),
+    # HSTU's request signature scores a whole candidate set in one pass (M-FALCON).
+    "hstu": (HSTU, dict(embedding_dim=4, num_heads=1, key_dim=4)),
 }
 
 
