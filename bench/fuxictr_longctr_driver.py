@@ -122,7 +122,67 @@ def settings(name: str, args) -> dict:
         return dict(search, num_hashes=32, hash_bits=4, reuse_hash=False, use_qkvo=True, l2_norm=False)
     if name == "TWIN":
         return dict(search, topk=args.k)
-    raise ValueError(f"FuxiCTR's LongCTR zoo here: DIN, SIM, ETA, SDIM, TWIN. Received: {name!r}")
+    # The five below: benchmark/<Model>_microvideo1.7m_x2/*_tuner_config_*_1000*.yaml of reczoo/LongCTR;
+    # where a grid is given, the point of the run LongCTR published for L=1000 (its expid in the CSV).
+    if name == "DIEN":  # DIEN_..._tuner_config_07_1000 (expid 003: batch_norm True of [True, False])
+        return dict(
+            common,
+            gru_type="AUGRU",
+            attention_type="din_attention",
+            attention_hidden_units=[256, 128],
+            attention_activation="ReLU",
+            attention_dropout=0.1,
+            use_attention_softmax=True,
+            enable_sum_pooling=True,
+        )
+    if name == "MIRRN":  # MIRRN_..._tuner_config_01_1000 (expid 001: hash_bits 4 of [4, 8, 16, 32], topk 50)
+        return dict(search, topk=args.k, hash_bits=4, reuse_hash=False, use_scale=True, max_len=args.max_len)
+    tower = {k: v for k, v in common.items() if k not in ("dnn_hidden_units", "dnn_activations")}
+    if name == "DCNv2":  # DCNv2_..._tuner_config_07_1000 (expid 002)
+        return dict(
+            tower,
+            model_structure="parallel",
+            use_low_rank_mixture=False,
+            parallel_dnn_hidden_units=[1024, 512, 256],
+            dnn_activations="ReLU",
+            num_cross_layers=3,
+        )
+    if name == "TransAct":  # TransAct_..._tuner_config_06_1000_2 (expid 007: num_heads 2 of [1, 2],
+        # transformer_layers 1 of [1, 2]; learning rate 5e-4 there, --learning-rate here)
+        return dict(
+            tower,
+            hidden_activations="ReLU",
+            dcn_cross_layers=4,
+            dcn_hidden_units=[1024, 512, 256],
+            mlp_hidden_units=[],
+            num_heads=2,
+            transformer_layers=1,
+            transformer_dropout=0.1,
+            dim_feedforward=512,
+            first_k_cols=1,
+            use_time_window_mask=False,
+            concat_max_pool=False,
+        )
+    if name == "FinalMLP":  # FinalMLP_..._tuner_config_05_1000_2 (expid 014: mlp2 [256, 256] of 4 choices,
+        # mlp2_dropout 0.3 of [0.3, 0.2], num_heads 2 of [2, 4, 8])
+        finalmlp = {k: v for k, v in tower.items() if k not in ("net_dropout", "batch_norm")}
+        return dict(
+            finalmlp,
+            mlp1_hidden_units=[1024, 512, 256],
+            mlp1_hidden_activations="ReLU",
+            mlp1_dropout=0.2,
+            mlp1_batch_norm=True,
+            mlp2_hidden_units=[256, 256],
+            mlp2_hidden_activations="ReLU",
+            mlp2_dropout=0.3,
+            mlp2_batch_norm=True,
+            use_fs=False,
+            num_heads=2,
+        )
+    raise ValueError(
+        "FuxiCTR's LongCTR zoo here: DIN, SIM, ETA, SDIM, TWIN, DIEN, TransAct, MIRRN, DCNv2, FinalMLP."
+        f" Received: {name!r}"
+    )
 
 
 def main() -> None:
@@ -148,15 +208,28 @@ def main() -> None:
 
     logging.basicConfig(level=logging.INFO, format="  fuxictr: %(message)s", stream=sys.stdout)
     from fuxictr.pytorch.torch_utils import seed_everything
-    from model_zoo.LongCTR import DIN, ETA, SDIM, SIM, TWIN  # the classes, from the wheel's model zoo
+    from model_zoo.LongCTR import (  # the classes, from the wheel's model zoo
+        DIEN,
+        DIN,
+        ETA,
+        MIRRN,
+        SDIM,
+        SIM,
+        TWIN,
+        DCNv2,
+        FinalMLP,
+        TransAct,
+    )
     from model_zoo.LongCTR.longctr_dataloader import LongCTRDataLoader
 
-    classes = {"DIN": DIN, "SIM": SIM, "ETA": ETA, "SDIM": SDIM, "TWIN": TWIN}
-    name = args.model.upper()
+    classes = {"DIN": DIN, "SIM": SIM, "ETA": ETA, "SDIM": SDIM, "TWIN": TWIN, "DIEN": DIEN}
+    classes.update(TRANSACT=TransAct, MIRRN=MIRRN, DCNV2=DCNv2, FINALMLP=FinalMLP)
+    name = {key: cls.__name__ for key, cls in classes.items()}.get(args.model.upper(), args.model)
+    options = settings(name, args)  # refuses a model outside the zoo
     seed_everything(seed=args.seed)
     fmap = feature_map(args.data, args.embedding_dim, args.root)
     os.makedirs(os.path.join(args.root, fmap.dataset_id), exist_ok=True)
-    model = classes[name](
+    model = classes[name.upper()](
         fmap,
         gpu=-1,
         optimizer="adam",
@@ -167,7 +240,7 @@ def main() -> None:
         early_stop_patience=2,
         verbose=1,
         model_root=args.root,
-        **settings(name, args),
+        **options,
     )
 
     def loader(split: str, shuffle: bool) -> LongCTRDataLoader:

@@ -28,9 +28,15 @@ Variants of ours (`--variants`): `defaults` (each model's own defaults at
 embedding 64) and `fuxictr` (the settings FuxiCTR's LongCTR configs use
 where a constructor argument allows it: tower 1024-512-256 ReLU with
 dropout 0.1; DIN's attention MLP 512-256 ReLU; SIM's soft search, TWIN's,
-ETA's top-k 50; SDIM's 32 hashes of 4 bits).
+ETA's top-k 50; SDIM's 32 hashes of 4 bits; DIEN's attention MLP 256-128
+ReLU with softmax scores and no auxiliary loss; TransAct's DCNv2 tower, one
+2-head layer, feed-forward 512, no max pooling, dropout 0.1; MIRRN's top-k
+50 with 4-bit hashes; DCNv2's 3 parallel full-rank cross layers; FinalMLP's
+second stream 256-256, 2 heads, dropout 0.2). Where LongCTR's configs give
+a grid, the point of the run LongCTR published at length 1000.
 
-`--peer`: FuxiCTR 2.3.10's own LongCTR DIN, SIM, ETA, SDIM, TWIN
+`--peer`: FuxiCTR 2.3.10's own LongCTR DIN, SIM, ETA, SDIM, TWIN, DIEN,
+TransAct, MIRRN, DCNv2, FinalMLP
 (bench/fuxictr_longctr_driver.py, in the virtual environment of
 bench/run.py) on the same files with the same protocol; its test
 predictions are scored by the same `keras_lsrec.metrics` code.
@@ -60,7 +66,7 @@ import common  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = 20242025
-MODELS = ("din", "sim", "eta", "sdim", "twin")
+MODELS = ("din", "sim", "eta", "sdim", "twin", "dien", "transact", "mirrn", "dcnv2", "finalmlp")
 LENGTHS = (50, 100, 200, 500, 1000)
 VARIANTS = ("defaults", "fuxictr")
 
@@ -134,6 +140,29 @@ def model_kwargs(name: str, variant: str, embedding_dim: int) -> dict[str, Any]:
         kwargs.update(k=50)
     elif name == "sdim":
         kwargs.update(num_hashes=32, num_bits=4)
+    elif name == "dien":  # AUGRU with DIN attention, softmax scores; FuxiCTR's has no auxiliary loss
+        kwargs.update(
+            attention_units=(256, 128),
+            attention_activation="relu",
+            normalizer="softmax",
+            auxiliary_loss_weight=0.0,
+        )
+    elif name == "transact":  # DCNv2 tower (FuxiCTR's has 4 cross layers; ours is fixed at 3)
+        kwargs.update(
+            tower="dcnv2",
+            num_layers=1,
+            num_heads=2,
+            feedforward_dim=512,
+            recent_k=1,
+            max_pool=False,
+            transformer_dropout=0.1,
+        )
+    elif name == "mirrn":
+        kwargs.update(k=50, num_bits=4, num_heads=1, short_window=50)
+    elif name == "dcnv2":
+        kwargs.update(num_cross_layers=3, structure="parallel", low_rank=None)
+    elif name == "finalmlp":  # one dropout for both streams: stream 1's 0.2 (FuxiCTR's stream 2 has 0.3)
+        kwargs.update(stream2_units=(256, 256), num_heads=2, dropout=0.2)
     return kwargs
 
 
