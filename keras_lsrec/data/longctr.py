@@ -34,7 +34,7 @@ import numpy as np
 
 from keras_lsrec.data.dataset import SequenceDataset
 from keras_lsrec.data.features import Categorical, Dense
-from keras_lsrec.validation import check_choice, check_finite, check_integer
+from keras_lsrec.validation import check_choice, check_finite, check_flag, check_integer
 
 SPLITS = (("train", "train.parquet"), ("validation", "valid.parquet"), ("test", "test.parquet"))
 META = ("user_index", "item_index", "seq_len")
@@ -131,9 +131,18 @@ def load_longctr(
     directory = os.fspath(directory)
     if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 1:
         raise ValueError(f"`max_len` must be a positive integer. Received: max_len={max_len!r}")
+    # The arguments the datasets take, checked before any file is read.
+    check_integer("batch_size", batch_size, 1, requirement="a positive integer")
+    check_integer("seed", seed, 0)
+    check_flag("shuffle", shuffle)
+    check_flag("time", time)
+    for name, columns in (("features", features), ("item_columns", item_columns)):
+        if columns is not None and (isinstance(columns, str) or not all(isinstance(c, str) for c in columns)):
+            raise ValueError(f"`{name}` must be a list of column names. Received: {name}={columns!r}")
     spec = _read_config(config)
     sizes: dict[str, int] = {c: int(v) for c, v in spec["vocab"].items()}
-    sizes.update({str(c): int(v) for c, v in (vocab_sizes or {}).items()})
+    for column, size in (vocab_sizes or {}).items():
+        sizes[str(column)] = check_integer(f"vocab_sizes[{column!r}]", size, 1)
     widths: dict[str, int] = spec["widths"]
 
     def path(name: str) -> str:

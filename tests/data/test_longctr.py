@@ -232,6 +232,24 @@ def test_bad_files_are_refused_by_name(tmp_path):
         load_longctr(tmp_path, max_len=4)
 
 
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(batch_size=0), "batch_size"),
+        (dict(seed=-1), "seed"),
+        (dict(shuffle="no"), "shuffle"),
+        (dict(time=1), "time"),
+        (dict(features="topics"), "features"),
+        (dict(item_columns=[3]), "item_columns"),
+        (dict(vocab_sizes={"cate_id": 0}), r"vocab_sizes\['cate_id'\]"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_file_is_read(kwargs, match, tmp_path):
+    # An empty directory: an argument error must come first, not "a file is missing".
+    with pytest.raises(ValueError, match=match):
+        load_longctr(tmp_path, max_len=4, **kwargs)
+
+
 def test_id_beyond_a_given_vocabulary(tmp_path):
     make_files(tmp_path)
     with pytest.raises(
