@@ -346,7 +346,8 @@ def main() -> None:
     parser.add_argument("--peer", action="store_true", help="also FuxiCTR 2.3.10's models (torch)")
     parser.add_argument("--no-ours", action="store_true", help="only the peer")
     parser.add_argument("--backend", default="jax", help="ours: tensorflow, jax or torch")
-    parser.add_argument("--seeds", type=int, default=1, help=f"seeds {SEED}, {SEED} + 1, ...")
+    parser.add_argument("--seeds", type=int, default=1, help="how many seeds: --first-seed, + 1, ...")
+    parser.add_argument("--first-seed", type=int, default=SEED, help=f"the first seed (LongCTR's: {SEED})")
     parser.add_argument("--epochs", type=int, default=100, help="at most (early stopping ends runs first)")
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--accumulation-steps", type=int, default=1)
@@ -401,7 +402,7 @@ def main() -> None:
     runs: list[tuple[str, str, int, int]] = []
     for length in lengths:
         for model in models:
-            for seed in range(SEED, SEED + args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 if not args.no_ours:
                     runs += [(model, variant, length, seed) for variant in variants]
                 if args.peer:
