@@ -5,10 +5,12 @@ import subprocess
 import sys
 
 import keras
+from test_case import only_under
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@only_under("torch", why="the script's table; each backend's models train in their own lanes")
 def test_quick_benchmark_runs_without_the_peer():
     backend = keras.backend.backend()
     proc = subprocess.run(

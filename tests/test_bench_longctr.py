@@ -6,7 +6,7 @@ import os
 import sys
 
 import keras
-import pytest
+from test_case import only_under
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -19,7 +19,7 @@ def load_script(monkeypatch):
     return module
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="CI time: one backend path is enough")
+@only_under("tensorflow", why="the protocol's script; one backend path is enough")
 def test_longctr_protocol_runs_on_generated_files(tmp_path, monkeypatch, capsys):
     backend = keras.backend.backend()
     save = tmp_path / "results.jsonl"

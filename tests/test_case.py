@@ -34,8 +34,39 @@ BASE_CONFIG_KEYS = frozenset({"name", "trainable", "dtype"})
 
 
 # ---------------------------------------------------------------- helpers
+def only_under(*backends: str, why: str) -> Any:
+    """Marks a test whose check does not depend on the backend (a script, a loop, a property of
+    the data), or whose backend-dependent part another test covers on the others, to run in
+    these backends' CI lanes only: the suite runs once per backend (CI time)."""
+    import pytest
+
+    return pytest.mark.skipif(
+        BACKEND not in backends, reason=f"CI time: {why}; checked under {' and '.join(backends)}"
+    )
+
+
 def to_numpy(x: Any) -> Any:
     return keras.tree.map_structure(keras.ops.convert_to_numpy, x)
+
+
+def forward(model: keras.Model, x: Mapping[str, np.ndarray]) -> np.ndarray:
+    """`model`'s inference output as numpy, the cheapest way on this backend: `predict` (one
+    compilation) under jax, whose direct calls dispatch and compile op by op; a direct call under
+    tensorflow and torch, where `predict` would trace a graph for one batch."""
+    if BACKEND == "jax":
+        return model.predict(x, verbose=0)
+    return to_numpy(model(x, training=False))
+
+
+def set_batch_norm_statistics(model: keras.Model, seed: int = 0) -> None:
+    """Moves every BatchNormalization's moving mean and variance well off their start (0 and 1),
+    so that a check of the inference path sees them, without training."""
+    rng = np.random.default_rng(seed)
+    for variable in model.non_trainable_variables:
+        name = variable.path.rsplit("/", 1)[-1]
+        if name in ("moving_mean", "moving_variance"):
+            low = 0.5 if name == "moving_variance" else -1.0
+            variable.assign(rng.uniform(low, 2.0, variable.shape).astype(variable.dtype))
 
 
 def assert_close(actual: Any, expected: Any, atol: float = 1e-5, rtol: float = 1e-5) -> None:

@@ -5,6 +5,7 @@ import re
 import keras
 import numpy as np
 import pytest
+from test_case import only_under
 
 from keras_lsrec.data import synthetic
 
@@ -59,6 +60,7 @@ def test_synthetic_rejects_bad_arguments():
         synthetic.generate(splits=(0.5, 0.5, 0.5))
 
 
+@only_under("jax", why="a property of the generated data")
 def test_long_range_signal_needs_the_whole_sequence():
     """DIN@50 reads only the last 50 events and must clearly lose to a model
     that reads everything, here DARE (both trained the same way)."""

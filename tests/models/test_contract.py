@@ -6,7 +6,7 @@ import inspect
 import keras
 import numpy as np
 import pytest
-from test_case import TestCase, small_batch, to_numpy
+from test_case import TestCase, forward, set_batch_norm_statistics, small_batch, to_numpy
 
 import keras_lsrec
 from keras_lsrec.data import SequenceSchema
@@ -123,15 +123,14 @@ class TestRequestForm:
             pytest.skip(f"{cls.__name__} takes candidate sets only")
         assert base.CANDIDATES in cls.INPUT_FORMS, "a single-target model must also take candidate sets"
         model = cls(row_data.schema, mlp_units=(8,))
-        model.compile("adam", "binary_crossentropy")
-        model.fit(*small_batch(row_data, 32), batch_size=16, verbose=0)  # moving BatchNorm statistics
+        set_batch_norm_statistics(model)  # the inference path reads them
         x, y = small_batch(candidate_data)
         present = y >= 0
         assert (~present).any() and present.all(axis=1).any()  # missing candidates, and full sets
         rows = {
             k: (v[present] if k.startswith("target_") else v[np.nonzero(present)[0]]) for k, v in x.items()
         }
-        expected = model.predict(rows, verbose=0)
+        expected = forward(model, rows)
         request = model.request_form()  # "variable": any C per batch, as served
         assert request.schema.candidates == "variable" and type(request) is cls
         scores = request.predict(x, verbose=0)
@@ -142,7 +141,7 @@ class TestRequestForm:
         # The documented equivalent: the class on the candidate schema takes the row model's weights.
         same = cls(row_data.schema.replace(candidates="variable"), mlp_units=(8,))
         same.set_weights(model.get_weights())
-        np.testing.assert_allclose(same.predict(x, verbose=0), scores, atol=1e-6)
+        np.testing.assert_allclose(forward(same, x), scores, atol=1e-6)
 
     def test_trains_on_candidate_sets_and_round_trips(self, name, row_data, candidate_data, tmp_path):
         cls = keras_lsrec.models.get(name)
@@ -160,7 +159,7 @@ class TestRequestForm:
         path = str(tmp_path / "request.keras")
         model.save(path)
         reloaded = keras.saving.load_model(path)
-        np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+        np.testing.assert_allclose(forward(reloaded, x), forward(model, x), atol=1e-6)
 
 
 def test_names_lists_every_model():

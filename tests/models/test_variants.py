@@ -78,6 +78,7 @@ class TestVariants(TestCase):
             x,
             y,
             run_mixed_precision=False,
+            run_saved_model=False,  # the SavedModel of every model's graph: tests/models/test_contract.py
             right_padding="history_window" not in kwargs,  # the window relies on left padding (documented)
         )
 
@@ -92,6 +93,7 @@ class TestVariants(TestCase):
             y,
             loss=CandidateSetLoss(),
             run_mixed_precision=False,
+            run_saved_model=False,
         )
 
     @pytest.mark.parametrize(

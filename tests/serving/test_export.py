@@ -1,5 +1,6 @@
 """keras_lsrec.serving.export: SavedModel parity from the current backend, versions, warm-up, model config."""
 
+import functools
 import importlib
 import os
 import subprocess
@@ -16,9 +17,15 @@ from keras_lsrec import serving
 export_module = importlib.import_module("keras_lsrec.serving.export")
 
 
+@functools.lru_cache(maxsize=2)
+def load(path):
+    """A SavedModel loaded once per path (each test exports to its own directory): the object
+    is kept, as it owns the variables its signatures read."""
+    return tf.saved_model.load(path)
+
+
 def served(path, batch, signature="serving_default"):
-    loaded = tf.saved_model.load(path)
-    function = loaded.signatures[signature]
+    function = load(path).signatures[signature]
     dtype = function.structured_input_signature[1]["history_item"].dtype
     return function(**{k: tf.constant(v, dtype) for k, v in batch.items()})["probability"].numpy()
 

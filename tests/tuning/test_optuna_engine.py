@@ -24,6 +24,7 @@ from optuna.distributions import (
 )
 from optuna.pruners import BasePruner
 from optuna.trial import TrialState
+from test_case import only_under
 
 from keras_lsrec import models, tuning
 from keras_lsrec.data import synthetic
@@ -143,9 +144,9 @@ class PruneTrialOne(BasePruner):
         return trial.number == 1
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "torch",
-    reason="CI time: the tuner's loop and its `.keras` reload are backend-independent; "
+@only_under(
+    "torch",
+    why="the tuner's loop and its `.keras` reload are backend-independent; "
     "the hypermodels build and train on every backend in test_tuning.py",
 )
 def test_pruning_per_epoch_and_the_best_model(data, tmp_path):

@@ -8,6 +8,8 @@ import pytest
 
 keras_tuner = pytest.importorskip("keras_tuner")
 
+from test_case import only_under  # noqa: E402
+
 from keras_lsrec import metrics, models, tuning  # noqa: E402
 from keras_lsrec.data import synthetic  # noqa: E402
 
@@ -103,10 +105,7 @@ def test_unknown_fixed_knob_is_rejected(data):
         tuning.hypermodel("dare", data.schema, attention_size=4)
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "torch",
-    reason="CI time: keras-tuner's loop is backend-independent; the hypermodel builds on every backend above",
-)
+@only_under("torch", why="keras-tuner's loop is backend-independent; the hypermodel builds on every backend")
 def test_random_search_runs_and_returns_a_model(data, tmp_path):
     hypermodel = tuning.hypermodel(
         "dare", data.schema, mlp_units=(8,), attention_dim=4, representation_dim=4, batch_size=64
