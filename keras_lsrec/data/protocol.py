@@ -1,4 +1,5 @@
-"""Evaluation protocols on real event tables: DARE's, and a plain leave-last-out."""
+"""Evaluation protocols on real event tables: DARE's, a plain leave-last-out, and dlrm_v3's
+candidate windows (KuaiRand)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import numpy as np
 
 from keras_lsrec.data.cache import CACHE_FORMAT, file_sha256, prepare
 from keras_lsrec.data.dataset import SequenceDataset, concatenate_users
-from keras_lsrec.data.schema import target_key
-from keras_lsrec.validation import check_flag, check_integer
+from keras_lsrec.data.readers.kuairand import ACTION_BITS
+from keras_lsrec.data.schema import SequenceSchema, target_key
+from keras_lsrec.validation import check_choice, check_flag, check_integer
 
-__all__ = ["CACHE_FORMAT", "dare_protocol", "file_sha256", "leave_last_out", "prepare"]
+__all__ = ["CACHE_FORMAT", "candidate_windows", "dare_protocol", "file_sha256", "leave_last_out", "prepare"]
 
 SPLITS = ("train", "validation", "test")
 
@@ -118,6 +120,212 @@ def leave_last_out(
         time,
         item_features,
     )
+
+
+def candidate_windows(
+    events: Any,
+    *,
+    num_candidates: int = 10,
+    max_len: int = 200,
+    window_ms: int | None = None,
+    label: str = "is_click",
+    split: str = "user",
+    fractions: Sequence[float] = (0.75, 0.125),
+    fields: Sequence[str] = ("item",),
+    batch_size: int = 256,
+    seed: int = 0,
+    time: bool = True,
+    item_features: bool = True,
+) -> dict[str, SequenceDataset]:
+    """Candidate-set requests as dlrm_v3 builds them from KuaiRand: one per user time window.
+
+    Each user's events (`load_kuairand`'s table: sorted by user and time, an
+    `action` bitmask) are cut into time windows: the whole sequence when
+    `window_ms` is None (dlrm_v3: one sample per user), otherwise windows
+    `[k * window_ms, (k + 1) * window_ms)` of `timestamp` (milliseconds;
+    `86_400_000` = one UTC day). A window's last `num_candidates` events are
+    the request's candidates, each labelled by its `label` bit of `action`
+    (default `"is_click"`: bit 1, dlrm_v3's first task; any key of
+    `ACTION_BITS`); its history is the at most `max_len` events of the user
+    before the first candidate (earlier windows included), most recent last,
+    with `history_time` = reverse position when `time=True` (the
+    `SequenceDataset` mechanism). A window with fewer than `num_candidates`
+    events, or whose candidates would have no history (the user's first
+    events), gives no request (dlrm_v3 skips a user with at most
+    `num_candidates` events). dlrm_v3 truncates a long history to its OLDEST
+    events; here, as in every protocol of this library, the most recent are kept.
+
+    Splits: `split="user"` (dlrm_v3's rule): users with a request, in id
+    order; the first `fractions[0]` of them (rounded) give the training
+    requests, the next `fractions[1]` validation, the rest test (dlrm_v3 has
+    no validation split: `fractions=(0.75, 0.0)` is its train/test
+    split). `split="time"`: requests ordered by the time of their last
+    candidate (ties: by user), cut by the same fractions, so no training
+    request is later than a validation or test one.
+
+    Args:
+        events: an events table with `user`, `timestamp`, `action` and `fields`
+            (`keras_lsrec.data.load_kuairand`).
+        num_candidates: C, the candidates per request (dlrm_v3: 10).
+        max_len: the history window.
+        window_ms: the window length in milliseconds, or None (the whole sequence).
+        label: the `action` bit that labels a candidate (a key of `ACTION_BITS`).
+        split: `"user"` or `"time"` (above).
+        fractions: `(train, validation)`, each in [0, 1], their sum at most 1;
+            test is the rest.
+        fields: the id fields (KuaiRand has `item` only).
+        batch_size, seed, time, item_features: as in `dare_protocol`.
+
+    Returns:
+        `{"train", "validation", "test"}`: `SequenceDataset`s (training
+        shuffled) of requests, `(batch_dict, labels)` with `target_<f>` and
+        labels `(B, C)`; their `schema` has `candidates=C`, so
+        `keras_lsrec.models.HSTU(splits["train"].schema)` trains on them. The
+        candidates are gathered from the stored sequences (the events from each
+        request's `end` on), never copied. They cannot be `save`d yet.
+    """
+    num_candidates = check_integer("num_candidates", num_candidates, 1, requirement="a positive integer")
+    max_len = check_integer("max_len", max_len, 1, requirement="a positive integer")
+    if window_ms is not None:
+        window_ms = check_integer("window_ms", window_ms, 1, requirement="None or a positive integer")
+    check_choice("label", label, tuple(ACTION_BITS))
+    check_choice("split", split, ("user", "time"))
+    shares = _check_fractions(fractions)
+    if isinstance(fields, str) or not isinstance(fields, Sequence) or not fields:
+        raise ValueError(f"`fields` must be a list of column names. Received: `fields={fields!r}`")
+    check_integer("batch_size", batch_size, 1, requirement="a positive integer")
+    check_integer("seed", seed, 0)
+    check_flag("time", time)
+    check_flag("item_features", item_features)
+    fields = list(fields)
+    missing = [f for f in ["user", "timestamp", "action"] + fields if f not in events]
+    if missing:
+        raise ValueError(f"`events` lacks column(s) {missing}; it has {list(events.columns)}")
+    sequences, offsets, _ = concatenate_users(events, fields)
+    times = events["timestamp"].to_numpy().astype("int64")
+    bit = ACTION_BITS[label]
+    event_labels = ((events["action"].to_numpy().astype("int64") & bit) != 0).astype("float32")
+    user_of_event = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    # Windows: runs of one user's events in one window; a request needs C events and a history.
+    window = np.zeros(len(times), "int64") if window_ms is None else times // window_ms
+    change = np.flatnonzero((user_of_event[1:] != user_of_event[:-1]) | (window[1:] != window[:-1])) + 1
+    stops = np.concatenate([change, [len(times)]]).astype("int64") if len(times) else np.zeros(0, "int64")
+    ends = stops - num_candidates
+    starts = np.concatenate([[0], change]).astype("int64") if len(times) else stops
+    users = user_of_event[stops - 1] if len(times) else stops
+    kept = (ends >= starts) & (ends > offsets[users])
+    ends, users = ends[kept], users[kept]
+    if not len(ends):
+        raise ValueError(
+            f"No request: no window has num_candidates={num_candidates} events after the user's first "
+            f"(window_ms={window_ms}, longest user: {np.diff(offsets).max(initial=0)} events)."
+        )
+    if split == "user":
+        rank = np.searchsorted(np.unique(users), users)  # users with a request, in id order
+        owners = len(np.unique(users))
+        cut = [int(round(shares[0] * owners)), int(round((shares[0] + shares[1]) * owners))]
+        part = np.searchsorted(cut, rank, side="right")
+    else:
+        order = np.lexsort((users, times[ends + num_candidates - 1]))
+        cut = [int(round(shares[0] * len(ends))), int(round((shares[0] + shares[1]) * len(ends)))]
+        part = np.empty(len(ends), "int64")
+        part[order] = np.searchsorted(cut, np.arange(len(ends)), side="right")
+    vocab = {f: _vocab_size(events, f) for f in fields}
+    tables = events.attrs.get("item_features") if item_features else None
+    out = {}
+    for index, name in enumerate(SPLITS):
+        rows = np.sort(np.flatnonzero(part == index))
+        first = ends[rows]
+        examples = {"user": users[rows], "end": first, "label": event_labels[first]}
+        examples.update({target_key(f): sequences[f][first] for f in fields})
+        out[name] = _CandidateSets(
+            sequences,
+            offsets,
+            examples,
+            candidates=num_candidates,
+            event_labels=event_labels,
+            max_len=max_len,
+            vocab_sizes=vocab,
+            batch_size=batch_size,
+            shuffle=name == "train",
+            seed=seed,
+            time=time,
+            item_features=tables,
+        )
+    return out
+
+
+def _check_fractions(fractions: Any) -> tuple[float, float]:
+    ok = isinstance(fractions, Sequence) and not isinstance(fractions, str) and len(fractions) == 2
+    values = list(fractions) if ok else []
+    ok = ok and all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and 0 <= v <= 1
+        for v in values
+    )
+    if not ok or sum(values) > 1:
+        raise ValueError(
+            "`fractions` must be (train, validation): two numbers in [0, 1] whose sum is at most 1 "
+            f"(test is the rest). Received: `fractions={fractions!r}`"
+        )
+    return float(values[0]), float(values[1])
+
+
+class _CandidateSets(SequenceDataset):
+    """A `SequenceDataset` of candidate-set requests: the targets of an example are the
+    `candidates` events of its user from `end` on, labelled by `event_labels` (one per stored
+    event), both gathered at batch time; its history, the events before `end`. `examples` holds,
+    as for the base class, the first candidate's ids and label."""
+
+    def __init__(
+        self,
+        sequences: Any,
+        offsets: Any,
+        examples: Any,
+        *,
+        candidates: int,
+        event_labels: np.ndarray,
+        **kwargs: Any,
+    ) -> None:
+        self.candidates = int(candidates)
+        self.event_labels = np.asarray(event_labels)
+        super().__init__(sequences, offsets, examples, **kwargs)
+        events = len(self.sequences["item"])
+        if self.event_labels.shape != (events,):
+            raise ValueError(
+                f"`event_labels` must hold one label per stored event ({events}). "
+                f"Received shape {self.event_labels.shape}."
+            )
+        self.schema.validate_labels(self.sequences["item"], self.event_labels)
+        users, ends = self.examples["user"], self.examples["end"]
+        beyond = ends + self.candidates > self.offsets[users + 1]
+        if beyond.any():
+            i = int(np.argmax(beyond))
+            raise ValueError(
+                f"`examples['end'][{i}]` = {ends[i]}: its {self.candidates} candidates run past the "
+                f"events of user {users[i]} (which end at {self.offsets[users[i] + 1]})."
+            )
+
+    @property
+    def schema(self) -> SequenceSchema:
+        return super().schema.replace(candidates=self.candidates)
+
+    def rows(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The requests at `rows`: histories as the base class, `(B, C)` targets and labels."""
+        batch, _ = super().rows(rows)
+        ends = self.examples["end"][rows].astype("int64")
+        index = ends[:, None] + np.arange(self.candidates)[None, :]
+        for field, flat in self.sequences.items():
+            batch[target_key(field)] = np.asarray(flat[index]).astype("int32")
+        for name, feature in self.item_features.items():
+            table = self.item_tables[name]
+            batch[target_key(name)] = np.asarray(table[batch[target_key("item")]]).astype(feature.dtype)
+        return batch, np.asarray(self.event_labels[index]).astype("float32")
+
+    def save(self, directory: str, sequences_dir: str | None = None) -> None:
+        raise NotImplementedError(
+            "Candidate-set datasets (`candidate_windows`) cannot be saved yet: build them again from "
+            "the events table (or save that table)."
+        )
 
 
 def _is_int(value: Any) -> bool:

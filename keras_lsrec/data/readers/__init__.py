@@ -1,10 +1,11 @@
 """Readers for the public long-sequence datasets, in their original file formats.
 
-One module per format (`taobao`, `tmall`, `amazon`, `movielens`), all built on
+One module per format (`taobao`, `tmall`, `amazon`, `movielens`, `kuairand`), all built on
 one chunked reader (`table`). Every loader returns one `pandas.DataFrame` of
 events, sorted by user then time, with integer ids remapped to `1..N` per
 field (0 is padding), plus the columns the format has (`behavior`, `action`,
-`rating`, `seller`, `brand`).
+`rating`, `seller`, `brand`; KuaiRand: `action`, its feedback bitmask, and
+`play_time_ms`, `duration_ms`, with `timestamp` in milliseconds).
 
 Id policy: every id that occurs in the file gets a new id `1..N` in the
 order of the original ids (numbers sorted numerically, strings
@@ -46,6 +47,7 @@ the events (a few bytes per row and column), never one Python object per row.
 """
 
 from keras_lsrec.data.readers.amazon import load_amazon
+from keras_lsrec.data.readers.kuairand import load_kuairand
 from keras_lsrec.data.readers.movielens import load_movielens
 from keras_lsrec.data.readers.table import LoadReport, encode_ids, vocab_sizes
 from keras_lsrec.data.readers.taobao import load_taobao
@@ -55,6 +57,7 @@ __all__ = [
     "LoadReport",
     "encode_ids",
     "load_amazon",
+    "load_kuairand",
     "load_movielens",
     "load_taobao",
     "load_tmall",
