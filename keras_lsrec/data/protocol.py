@@ -191,16 +191,7 @@ def candidate_windows(
     check_choice("label", label, tuple(ACTION_BITS))
     check_choice("split", split, ("user", "time"))
     shares = _check_fractions(fractions)
-    if isinstance(fields, str) or not isinstance(fields, Sequence) or not fields:
-        raise ValueError(f"`fields` must be a list of column names. Received: `fields={fields!r}`")
-    check_integer("batch_size", batch_size, 1, requirement="a positive integer")
-    check_integer("seed", seed, 0)
-    check_flag("time", time)
-    check_flag("item_features", item_features)
-    fields = list(fields)
-    missing = [f for f in ["user", "timestamp", "action"] + fields if f not in events]
-    if missing:
-        raise ValueError(f"`events` lacks column(s) {missing}; it has {list(events.columns)}")
+    fields = _check_dataset_arguments(events, fields, batch_size, seed, time, item_features, ("action",))
     sequences, offsets, _ = concatenate_users(events, fields)
     times = events["timestamp"].to_numpy().astype("int64")
     bit = ACTION_BITS[label]
@@ -338,8 +329,17 @@ def _check_int(name: str, value: Any, low: int, requirement: str | None = None) 
         raise ValueError(f"`{name}` must be {requirement}. Received: `{name}={value!r}`")
 
 
-def _build(events, offsets, min_events, max_len, negatives, fields, batch_size, seed, time, item_features):
-    # Every argument before the work: the datasets are built last.
+def _check_dataset_arguments(
+    events: Any,
+    fields: Any,
+    batch_size: Any,
+    seed: Any,
+    time: Any,
+    item_features: Any,
+    columns: Sequence[str] = (),
+) -> list[str]:
+    """The protocols' shared arguments checked, naming the first bad one; `fields` as a list.
+    `events` must hold `user`, `timestamp`, `columns` and the fields."""
     if isinstance(fields, str) or not isinstance(fields, Sequence) or not fields:
         raise ValueError(f"`fields` must be a list of column names. Received: `fields={fields!r}`")
     check_integer("batch_size", batch_size, 1, requirement="a positive integer")
@@ -347,9 +347,15 @@ def _build(events, offsets, min_events, max_len, negatives, fields, batch_size, 
     check_flag("time", time)
     check_flag("item_features", item_features)
     fields = list(fields)
-    missing = [f for f in ["user", "timestamp"] + fields if f not in events]
+    missing = [f for f in ["user", "timestamp", *columns, *fields] if f not in events]
     if missing:
         raise ValueError(f"`events` lacks column(s) {missing}; it has {list(events.columns)}")
+    return fields
+
+
+def _build(events, offsets, min_events, max_len, negatives, fields, batch_size, seed, time, item_features):
+    # Every argument before the work: the datasets are built last.
+    fields = _check_dataset_arguments(events, fields, batch_size, seed, time, item_features)
     _check_int("negatives", negatives, 0)
     _check_int("max_len", max_len, 1)
     sequences, all_offsets, _ = concatenate_users(events, fields)
