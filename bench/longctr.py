@@ -339,6 +339,11 @@ def main() -> None:
     parser.add_argument(
         "--columns", default="microvideo", help="with --generate: microvideo, kuaivideo, ebnerd"
     )
+    parser.add_argument(
+        "--drop-item-columns",
+        default="",
+        help="with --generate: item_info.parquet columns to leave out of the files, e.g. image_emb_dim64",
+    )
     parser.add_argument("--dataset", help="the dataset's name in the tables (default: the directory's)")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--max-len", default="100", help="history lengths, e.g. 50,100,200,500,1000")
@@ -386,6 +391,12 @@ def main() -> None:
             scratch = tempfile.TemporaryDirectory()
             data = scratch.name
         write_longctr_files(data, args.generate, columns=args.columns)
+        dropped = [c.strip() for c in args.drop_item_columns.split(",") if c.strip()]
+        if dropped:  # both libraries then read the same files without them
+            import pyarrow.parquet as pq
+
+            items = os.path.join(data, "item_info.parquet")
+            pq.write_table(pq.read_table(items).drop_columns(dropped), items)
         dataset = args.dataset or f"generated-{args.columns}-{args.generate}"
         print(f"Generated {args.generate:,} impressions ({args.columns} columns) in {data}", flush=True)
     else:
