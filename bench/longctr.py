@@ -132,8 +132,8 @@ def model_kwargs(name: str, variant: str, embedding_dim: int) -> dict[str, Any]:
     if variant == "defaults":
         return kwargs
     kwargs.update(mlp_units=(1024, 512, 256), mlp_activation="relu", dropout=0.1)
-    if name == "din":
-        kwargs.update(attention_units=(512, 256), attention_activation="relu")
+    if name == "din":  # din_use_softmax: False, the activation unit's raw outputs
+        kwargs.update(attention_units=(512, 256), attention_activation="relu", normalizer="none")
     elif name == "sim":
         kwargs.update(search="soft", k=50)
     elif name in ("twin", "eta"):

@@ -19,9 +19,12 @@ def np_sigmoid(x):
 
 
 def np_normalize(logits, mask, normalizer):
-    """Attention weights over the last axis: softmax over valid positions, or sigmoid; padding 0."""
+    """Attention weights over the last axis: softmax over valid positions, sigmoid, or the raw
+    logits ("none"); padding 0."""
     if normalizer == "sigmoid":
         return np_sigmoid(logits) * mask
+    if normalizer == "none":
+        return logits * mask
     weights = np.zeros_like(logits)
     for index in np.ndindex(*logits.shape[:-1]):
         valid = mask[index] if mask.ndim == logits.ndim else mask[index[0]]

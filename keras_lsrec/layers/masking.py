@@ -28,20 +28,24 @@ def masked_logits(logits, mask):
     return ops.where(mask, logits, fill)
 
 
-NORMALIZERS = ("softmax", "sigmoid")  # the `normalizer` choices of `normalize`
+NORMALIZERS = ("softmax", "sigmoid", "none")  # the `normalizer` choices of `normalize`
 
 
 def normalize(logits, mask, normalizer: str):
     """Attention weights over the last axis.
 
     `"softmax"`: softmax over valid positions; `"sigmoid"`: independent
-    `sigmoid(logit)` per position (not summing to 1). Padding weighs exactly 0
-    in both, so an all-padding row gives all-zero weights.
+    `sigmoid(logit)` per position (not summing to 1); `"none"`: the logits
+    themselves, unbounded (the DIN paper's choice, FuxiCTR's
+    `din_use_softmax=False`). Padding weighs exactly 0 in all three, so an
+    all-padding row gives all-zero weights.
     """
     if normalizer == "softmax":
         weights = ops.softmax(masked_logits(logits, mask), axis=-1)
-    else:
+    elif normalizer == "sigmoid":
         weights = ops.sigmoid(logits)
+    else:
+        weights = logits
     if mask is not None:
         weights = weights * ops.cast(mask, weights.dtype)
     return weights

@@ -105,7 +105,7 @@ class SparseAttentiveMemory(keras.layers.Layer):
     ) -> None:
         super().__init__(**kwargs)
         check_positive(num_passes=num_passes)
-        check_choice("normalizer", normalizer, NORMALIZERS)
+        check_choice("normalizer", normalizer, NORMALIZERS[:2])  # raw weights would compound over hops
         check_non_negative(enhance_steps=enhance_steps)
         hidden_units = check_units("hidden_units", hidden_units, allow_empty=False)
         self.num_passes = num_passes

@@ -35,8 +35,10 @@ class TargetAttention(keras.layers.Layer):
       default. With `num_heads > 1`, q, k and v are split into heads that
       attend independently, and the head outputs are concatenated.
 
-    and weights from the normaliser: `"softmax"` over the valid events, or
-    `"sigmoid"`, `w_i = sigmoid(a_i)`, point-wise and not summing to 1.
+    and weights from the normaliser: `"softmax"` over the valid events,
+    `"sigmoid"`, `w_i = sigmoid(a_i)`, point-wise and not summing to 1, or
+    `"none"`, `w_i = a_i` (the DIN paper's unnormalised weights, which keep
+    the intensity of the user's interest in the pooled vector).
 
     Candidate sets: a query `(B, C, Dq)` (C candidates of one user) attends
     over the same keys `(B, L, Dk)`, giving `(B, C, Dv)`: the per-event work
@@ -52,7 +54,7 @@ class TargetAttention(keras.layers.Layer):
 
     Args:
         scorer: `"mlp"` or `"dot"`.
-        normalizer: `"softmax"` or `"sigmoid"`.
+        normalizer: `"softmax"`, `"sigmoid"` or `"none"`.
         hidden_units: hidden sizes of the `"mlp"` scorer.
         activation: activation of the `"mlp"` scorer's hidden layers.
         num_heads: heads of the `"dot"` scorer (must divide `Dk` and `Dv`).

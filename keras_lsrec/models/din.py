@@ -46,7 +46,9 @@ class DIN(SequenceModel):
             (scaled dot product `<q, k_i> / sqrt(d)`: full-sequence softmax
             attention, the quadratic form that IFA's linear attention
             approximates, and TWIN's second stage without the search).
-        normalizer: `"softmax"` or `"sigmoid"` attention weights.
+        normalizer: `"softmax"`, `"sigmoid"` or `"none"` (the paper's raw
+            activation-unit outputs, FuxiCTR's `din_use_softmax=False`)
+            attention weights.
         mlp_units: hidden sizes of the tower.
         mlp_activation: `"prelu"`, `"dice"` or any Keras activation.
         input_batch_norm: batch-normalise the tower input (off by default:
@@ -77,7 +79,7 @@ class DIN(SequenceModel):
         **SequenceModel.SEARCH_SPACE,
         "embedding_dim": ("choice", [8, 16, 32]),
         "attention_units": ("choice", [(80, 40), (64,), (32, 16)]),
-        "normalizer": ("choice", ["softmax", "sigmoid"]),
+        "normalizer": ("choice", ["softmax", "sigmoid", "none"]),
         "mlp_activation": ("choice", ["prelu", "dice"]),
     }
 

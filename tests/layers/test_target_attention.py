@@ -45,11 +45,12 @@ def inputs(seed):
 CASES: list[dict[str, Any]] = [
     dict(scorer="mlp", normalizer="softmax", hidden_units=(6, 3)),
     dict(scorer="mlp", normalizer="sigmoid", hidden_units=(5,)),
+    dict(scorer="mlp", normalizer="none", hidden_units=(4,)),
     dict(scorer="dot", normalizer="softmax"),
     dict(scorer="dot", normalizer="sigmoid", num_heads=2),
     dict(scorer="dot", normalizer="softmax", num_heads=4, scale=0.7),
 ]
-NUM_WEIGHTS = [6, 4, 0, 0, 0]
+NUM_WEIGHTS = [6, 4, 4, 0, 0, 0]
 IDS = ["-".join(map(str, k.values())) for k in CASES]
 
 
@@ -135,7 +136,7 @@ class TestTargetAttention(TestCase):
         "kwargs, match",
         [
             (dict(scorer="cosine"), "scorer"),
-            (dict(normalizer="none"), "normalizer"),
+            (dict(normalizer="linear"), "normalizer"),
             (dict(num_heads=0), "num_heads"),
             (dict(scorer="mlp", num_heads=2), "num_heads"),
             (dict(hidden_units=(0,)), "hidden_units"),

@@ -15,7 +15,10 @@ from keras_lsrec.models.wiring import most_recent
 SMALL = dict(mlp_units=(8,))
 ROW_CASES = {
     "din_dot": (DIN, dict(embedding_dim=4, scorer="dot", **SMALL)),
-    "din_window": (DIN, dict(embedding_dim=4, history_window=20, attention_units=(6,), **SMALL)),
+    "din_window_raw_weights": (
+        DIN,
+        dict(embedding_dim=4, history_window=20, attention_units=(6,), normalizer="none", **SMALL),
+    ),
     "din_dice_sigmoid": (
         DIN,
         dict(
