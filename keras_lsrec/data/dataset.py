@@ -18,8 +18,10 @@ import numpy as np
 
 from keras_lsrec.data.features import Categorical, Dense, feature_from_config
 from keras_lsrec.data.schema import (
+    ACTION,
     CLUSTER_SIZE,
     HISTORY_PREFIX,
+    MAX_ACTIONS,
     TARGET_PREFIX,
     TIME,
     SequenceSchema,
@@ -235,6 +237,10 @@ class SequenceDataset(ShuffledBatches):
     padding), gathered for the targets and the events of every batch: a
     history of L events never costs L copies of a vector.
 
+    Actions (`SequenceSchema(actions=K)`): `actions=(K, flat)` stores one
+    bitmask per event beside the sequences, gathered into `history_action`
+    for the events of a history only (a target's action is never in a batch).
+
     `__getitem__(i)` gathers batch `i`'s histories, left-padded to `max_len`
     (most recent last), plus `history_time` (reverse position: most recent =
     1) when `time=True`, and its item features (zeros at padding), and
@@ -256,6 +262,8 @@ class SequenceDataset(ShuffledBatches):
             in `examples[name]`.
         item_features: `{name: (Categorical(V, max_values=M) | Dense(D), table)}`,
             `table[i]` the feature of item `i`.
+        actions: `(K, flat)`: the number of action kinds and one bitmask in
+            `[0, 2^K)` per stored event (aligned with `sequences`), or `None`.
         **kwargs: `keras.utils.PyDataset` options (`workers`,
             `use_multiprocessing`, `max_queue_size`).
     """
@@ -273,6 +281,7 @@ class SequenceDataset(ShuffledBatches):
         time: bool = True,
         features: Mapping[str, Any] | None = None,
         item_features: Mapping[str, tuple[Any, np.ndarray]] | None = None,
+        actions: tuple[int, np.ndarray] | None = None,
         **kwargs: Any,
     ) -> None:
         if "item" not in sequences:
@@ -287,6 +296,13 @@ class SequenceDataset(ShuffledBatches):
         self.features = {n: feature_from_config(f) for n, f in (features or {}).items()}
         self.item_features = {n: feature_from_config(f) for n, (f, _) in (item_features or {}).items()}
         self.item_tables = {n: _array(t) for n, (_, t) in (item_features or {}).items()}
+        if actions is not None and (not isinstance(actions, tuple) or len(actions) != 2):
+            raise ValueError(
+                "`actions` must be a pair (number of action kinds, one bitmask per stored event). "
+                f"Received: {type(actions).__name__}"
+            )
+        self.action_kinds = None if actions is None else actions[0]
+        self.event_actions = None if actions is None else _array(actions[1])
         needed = ["user", "end", "label"] + [target_key(f) for f in fields] + list(self.features)
         missing = [k for k in needed if k not in examples]
         if missing:
@@ -327,6 +343,13 @@ class SequenceDataset(ShuffledBatches):
                     f"({events} events). Received shape {flat.shape}."
                 )
             schema.validate_ids(history_key(field), flat, name=name)
+        if self.event_actions is not None:
+            if self.event_actions.shape != (events,):
+                raise ValueError(
+                    f"`actions` must hold one bitmask per stored event ({events}). "
+                    f"Received shape {self.event_actions.shape}."
+                )
+            schema.validate_actions(self.event_actions, name="actions[1]")
         offsets = self.offsets
         if offsets.ndim != 1 or len(offsets) < 1 or not np.issubdtype(offsets.dtype, np.integer):
             raise ValueError(
@@ -414,6 +437,7 @@ class SequenceDataset(ShuffledBatches):
             time_vocab_size=self.max_len + 1 if self.time else None,
             features=self.features,
             item_features=self.item_features,
+            actions=self.action_kinds,
         )
 
     @property
@@ -470,6 +494,8 @@ class SequenceDataset(ShuffledBatches):
         if self.time:
             reverse = np.arange(self.max_len, 0, -1, dtype="int32")[None, :]
             batch[history_key(TIME)] = np.where(valid, reverse, 0).astype("int32")
+        if self.event_actions is not None:
+            batch[history_key(ACTION)] = np.where(valid, self.event_actions[index], 0).astype("int32")
         for name, feature in self.features.items():
             batch[name] = np.asarray(self.examples[name][rows]).astype(feature.dtype)
         for name, feature in self.item_features.items():
@@ -538,6 +564,8 @@ class SequenceDataset(ShuffledBatches):
             np.save(os.path.join(sequences_dir, "offsets.npy"), self.offsets)
             for name, table in self.item_tables.items():
                 np.save(os.path.join(sequences_dir, f"item_{name}.npy"), table)
+            if self.event_actions is not None:
+                np.save(os.path.join(sequences_dir, "actions.npy"), self.event_actions)
         for key, values in self.examples.items():
             np.save(os.path.join(directory, f"example_{key}.npy"), values)
         config = dict(
@@ -553,6 +581,8 @@ class SequenceDataset(ShuffledBatches):
             features={n: f.get_config() for n, f in self.features.items()},
             item_features={n: f.get_config() for n, f in self.item_features.items()},
         )
+        if self.action_kinds is not None:
+            config["actions"] = self.action_kinds
         with open(os.path.join(directory, "dataset.json"), "w") as f:
             json.dump(config, f, indent=1)
 
@@ -573,6 +603,7 @@ class SequenceDataset(ShuffledBatches):
             shared = os.path.join(directory, config.pop("sequences"))
             fields, names = config.pop("fields"), config.pop("examples")
             specs = config.pop("item_features", {})
+            action_kinds = config.pop("actions", None)
         except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSONDecodeError is a ValueError
             raise ValueError(
                 f"{description} is not a description written by SequenceDataset.save: {error!r}"
@@ -591,6 +622,8 @@ class SequenceDataset(ShuffledBatches):
         sequences = {f: read(f"sequence_{f}", shared) for f in fields}
         examples = {k: read(f"example_{k}") for k in names}
         config["item_features"] = {n: (spec, read(f"item_{n}", shared)) for n, spec in specs.items()}
+        if action_kinds is not None:
+            config["actions"] = (action_kinds, read("actions", shared))
         offsets = read("offsets", shared)
         try:
             return cls(sequences, offsets, examples, **{**config, **overrides})
@@ -663,7 +696,7 @@ def _loosest_schema(x: Mapping[str, np.ndarray]) -> SequenceSchema:
             if (
                 key.startswith(prefix)
                 and field.isidentifier()
-                and field not in (TIME, CLUSTER_SIZE)
+                and field not in (TIME, CLUSTER_SIZE, ACTION)
                 and field not in item_features
             ):
                 sizes[field] = max(sizes.get(field, 2), largest(value) + 1)
@@ -688,7 +721,17 @@ def _loosest_schema(x: Mapping[str, np.ndarray]) -> SequenceSchema:
         cluster_sizes=history_key(CLUSTER_SIZE) in x,
         features=features,
         item_features=item_features,
+        actions=_action_kinds(x.get(history_key(ACTION))),
     )
+
+
+def _action_kinds(actions: np.ndarray | None) -> int | None:
+    """The fewest action kinds whose bitmasks hold every value of `actions` (at least 1, at most
+    `MAX_ACTIONS`: a larger value is left for `validate` to name)."""
+    if actions is None:
+        return None
+    largest = int(actions.max()) if actions.size and np.issubdtype(actions.dtype, np.integer) else 0
+    return min(max(largest.bit_length(), 1), MAX_ACTIONS)
 
 
 def schema_covers(wanted: SequenceSchema, checked: SequenceSchema) -> str | None:

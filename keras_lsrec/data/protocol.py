@@ -136,6 +136,7 @@ def candidate_windows(
     seed: int = 0,
     time: bool = True,
     item_features: bool = True,
+    actions: bool = True,
 ) -> dict[str, SequenceDataset]:
     """Candidate-set requests as dlrm_v3 builds them from KuaiRand: one per user time window.
 
@@ -149,7 +150,10 @@ def candidate_windows(
     `ACTION_BITS`); its history is the at most `max_len` events of the user
     before the first candidate (earlier windows included), most recent last,
     with `history_time` = reverse position when `time=True` (the
-    `SequenceDataset` mechanism). A window with fewer than `num_candidates`
+    `SequenceDataset` mechanism) and, when `actions=True`, `history_action`:
+    each history event's `action` bitmask (all 8 kinds of `ACTION_BITS`, as
+    dlrm_v3's action encoder reads them). The candidates' actions never
+    reach a batch: they are the labels. A window with fewer than `num_candidates`
     events, or whose candidates would have no history (the user's first
     events), gives no request (dlrm_v3 skips a user with at most
     `num_candidates` events). dlrm_v3 truncates a long history to its OLDEST
@@ -175,6 +179,7 @@ def candidate_windows(
             test is the rest.
         fields: the id fields (KuaiRand has `item` only).
         batch_size, seed, time, item_features: as in `dare_protocol`.
+        actions: add `history_action` (the schema then has `actions=8`).
 
     Returns:
         `{"train", "validation", "test"}`: `SequenceDataset`s (training
@@ -191,11 +196,13 @@ def candidate_windows(
     check_choice("label", label, tuple(ACTION_BITS))
     check_choice("split", split, ("user", "time"))
     shares = _check_fractions(fractions)
+    check_flag("actions", actions)
     fields = _check_dataset_arguments(events, fields, batch_size, seed, time, item_features, ("action",))
     sequences, offsets, _ = concatenate_users(events, fields)
     times = events["timestamp"].to_numpy().astype("int64")
     bit = ACTION_BITS[label]
-    event_labels = ((events["action"].to_numpy().astype("int64") & bit) != 0).astype("float32")
+    event_actions = events["action"].to_numpy().astype("int64")
+    event_labels = ((event_actions & bit) != 0).astype("float32")
     user_of_event = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     # Windows: runs of one user's events in one window; a request needs C events and a history.
     window = np.zeros(len(times), "int64") if window_ms is None else times // window_ms
@@ -242,6 +249,7 @@ def candidate_windows(
             seed=seed,
             time=time,
             item_features=tables,
+            actions=(len(ACTION_BITS), event_actions.astype("int32")) if actions else None,
         )
     return out
 

@@ -17,6 +17,8 @@ TARGET_PREFIX = "target_"
 """Prefix of a target key: `target_<f>` `(B,)` or `(B, C)` is field `f` of the item(s) to score."""
 TIME = "time"
 CLUSTER_SIZE = "cluster_size"  # `history_cluster_size`: behaviours an event stands for (TWIN-V2)
+ACTION = "action"  # `history_action`: what the user did with each event, a bitmask (HSTU)
+MAX_ACTIONS = 30  # action kinds a schema may declare: bitmasks below 2^30 fit int32
 VARIABLE = "variable"  # `candidates=VARIABLE`: a candidate axis of any size
 
 
@@ -50,6 +52,13 @@ class SequenceSchema:
     `history_cluster_size` `(B, L)` holds how many behaviours it stands for
     (>= 1 at every event, 0 at padding; `keras_lsrec.data.cluster_histories`
     writes it).
+    With `actions=K`, `history_action` `(B, L)` says what the user did with
+    each event: a bitmask of K action kinds in `[0, 2^K)` (bit k set: action
+    k, e.g. KuaiRand's click 1, like 2, follow 4, ...; 0: none, e.g. an
+    impression without a click). It exists for the history only: a
+    candidate's action is what the model predicts, so the batch never
+    carries it (`HSTU` reads it; the other models ignore it). Data with one
+    action id `a` per event maps it to the bitmask `1 << (a - 1)`.
     Id 0 is padding in every field; the mask is `history_item != 0`. Ids of a
     field lie in `[0, vocab_sizes[f])`.
 
@@ -70,6 +79,8 @@ class SequenceSchema:
         time_vocab_size: vocabulary size of `history_time`, or `None` when the
             batch has no time feature.
         cluster_sizes: whether the batch carries `history_cluster_size`.
+        actions: the number of action kinds `K` (1 to 30) of
+            `history_action`, or `None` when the batch has no actions.
         features: per-row features, `{name: Categorical(...) | Dense(...)}`
             (`keras_lsrec.data.features`): user profile and request context,
             one value per row (per request in a candidate set), batch key
@@ -102,6 +113,7 @@ class SequenceSchema:
         cluster_sizes: bool = False,
         features: Mapping[str, Any] | None = None,
         item_features: Mapping[str, Any] | None = None,
+        actions: int | None = None,
     ) -> None:
         if not isinstance(vocab_sizes, Mapping) or "item" not in vocab_sizes:
             raise ValueError(
@@ -111,9 +123,10 @@ class SequenceSchema:
         for field, size in vocab_sizes.items():
             if not isinstance(field, str) or not field.isidentifier():
                 raise ValueError(f"Field names must be identifiers. Received: field={field!r}")
-            if field == TIME:
+            if field in (TIME, ACTION):
+                option = "time_vocab_size" if field == TIME else "actions"
                 raise ValueError(
-                    "The field name 'time' is reserved for `history_time`; use `time_vocab_size` instead."
+                    f"The field name {field!r} is reserved for `history_{field}`; use `{option}` instead."
                 )
             if not _is_int(size) or size < 2:
                 raise ValueError(
@@ -133,6 +146,11 @@ class SequenceSchema:
             )
         if not isinstance(cluster_sizes, (bool, np.bool_)):
             raise ValueError(f"`cluster_sizes` must be True or False. Received: {cluster_sizes!r}")
+        if actions is not None and (not _is_int(actions) or not 1 <= actions <= MAX_ACTIONS):
+            raise ValueError(
+                f"`actions` must be None or the number of action kinds, an integer in [1, {MAX_ACTIONS}] "
+                f"(`history_action` is a bitmask of them). Received: {actions!r}"
+            )
         self.vocab_sizes = {str(k): int(v) for k, v in vocab_sizes.items()}
         self.max_len = int(max_len)
         self.candidates: int | str | None = (
@@ -140,6 +158,7 @@ class SequenceSchema:
         )
         self.time_vocab_size = None if time_vocab_size is None else int(time_vocab_size)
         self.cluster_sizes = bool(cluster_sizes)
+        self.actions = None if actions is None else int(actions)
         self.features: dict[str, Feature] = self._check_features(features or {})
         self.item_features: dict[str, Feature] = self._check_item_features(item_features or {})
 
@@ -147,12 +166,12 @@ class SequenceSchema:
         if not isinstance(features, Mapping):
             raise ValueError(f"`features` must be a mapping name -> feature. Received: features={features!r}")
         checked = {}
-        sequence_keys = {history_key(f) for f in (*self.vocab_sizes, TIME, CLUSTER_SIZE)}
+        sequence_keys = {history_key(f) for f in (*self.vocab_sizes, TIME, CLUSTER_SIZE, ACTION)}
         sequence_keys |= {target_key(f) for f in self.vocab_sizes}
         for name, spec in features.items():
             if not isinstance(name, str) or not name.isidentifier():
                 raise ValueError(f"Feature names must be identifiers. Received: {name!r}")
-            if name in self.vocab_sizes or name in (TIME, CLUSTER_SIZE):
+            if name in self.vocab_sizes or name in (TIME, CLUSTER_SIZE, ACTION):
                 raise ValueError(
                     f"Feature name {name!r} is an id field of the sequences; give the per-row feature "
                     "another name."
@@ -179,10 +198,10 @@ class SequenceSchema:
             where = f"item_features[{name!r}]"
             if not isinstance(name, str) or not name.isidentifier():
                 raise ValueError(f"Item feature names must be identifiers. Received: {name!r}")
-            if name in self.vocab_sizes or name in (TIME, CLUSTER_SIZE) or name in self.features:
+            if name in self.vocab_sizes or name in (TIME, CLUSTER_SIZE, ACTION) or name in self.features:
                 raise ValueError(
-                    f"Item feature name {name!r} is already taken (an id field, `time`, `cluster_size` "
-                    "or a per-row feature); give it another name."
+                    f"Item feature name {name!r} is already taken (an id field, `time`, `cluster_size`, "
+                    "`action` or a per-row feature); give it another name."
                 )
             try:
                 feature = feature_from_config(spec)
@@ -213,6 +232,11 @@ class SequenceSchema:
         return self.time_vocab_size is not None
 
     @property
+    def has_actions(self) -> bool:
+        """Whether the batch carries `history_action`."""
+        return self.actions is not None
+
+    @property
     def has_candidates(self) -> bool:
         """Whether a row is a request with a candidate set `(B, C)`."""
         return self.candidates is not None
@@ -235,6 +259,8 @@ class SequenceSchema:
             shapes[history_key(TIME)] = (None,)
         if self.cluster_sizes:
             shapes[history_key(CLUSTER_SIZE)] = (None,)
+        if self.actions is not None:
+            shapes[history_key(ACTION)] = (None,)
         for name, feature in self.item_features.items():
             shapes[target_key(name)] = self.target_shape + feature.shape
         for name, feature in self.item_features.items():
@@ -272,6 +298,9 @@ class SequenceSchema:
         if field == TIME:
             assert self.time_vocab_size is not None
             return self.time_vocab_size
+        if field == ACTION:  # every bitmask of the action kinds
+            assert self.actions is not None
+            return 1 << self.actions
         return self.vocab_sizes[field]
 
     # -- validation --------------------------------------------------------
@@ -289,7 +318,8 @@ class SequenceSchema:
         Histories have `length` events (default `max_len`), left-padded to a
         random number of valid events per row when `padded`, full otherwise;
         `history_time` is the reverse position (capped to its vocabulary);
-        `history_cluster_size` a size in 1..20 at every event.
+        `history_cluster_size` a size in 1..20 at every event;
+        `history_action` any bitmask at every event.
         Candidate sets have the schema's C (`candidates` when it is
         `"variable"`); when `padded`, each request keeps a random number >= 1
         of them, the rest marked missing (id 0) at the end.
@@ -315,7 +345,8 @@ class SequenceSchema:
             elif key == history_key(CLUSTER_SIZE):
                 batch[key] = np.where(mask, rng.integers(1, 21, (rows, length)), 0)
             elif key.startswith(HISTORY_PREFIX):
-                ids = rng.integers(1, self.vocab_size(key), (rows, length))
+                low = 0 if key == history_key(ACTION) else 1  # no action is an action value
+                ids = rng.integers(low, self.vocab_size(key), (rows, length))
                 batch[key] = np.where(mask, ids, 0)
             else:
                 ids = rng.integers(1, self.vocab_size(key), (rows,) + ((width,) if shape else ()))
@@ -399,6 +430,8 @@ class SequenceSchema:
                 )
             if key == history_key(CLUSTER_SIZE):
                 self.validate_cluster_sizes(value, batch[history_key("item")])
+            elif key == history_key(ACTION):
+                self.validate_actions(value)
             else:
                 self.validate_ids(key, value)
         for name in self.item_features:
@@ -494,6 +527,21 @@ class SequenceSchema:
                 "(history_item != 0) stands for 1 to 2^31 - 1 behaviours, padding for 0."
             )
 
+    def validate_actions(self, actions: Any, name: str | None = None) -> None:
+        """Raise a `ValueError` naming the first bad entry unless `actions` are
+        integer bitmasks of the schema's `actions` kinds, in `[0, 2^actions)`."""
+        name = history_key(ACTION) if name is None else name
+        value = np.asarray(actions)
+        self._check_integer(name, value, name)
+        limit = self.vocab_size(history_key(ACTION))
+        bad = (value < 0) | (value >= limit)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"`{name}` holds {value[where].item()} at {_index(name, where)}: an event's actions are "
+                f"a bitmask of the schema's actions={self.actions} kinds, in [0, {limit}) (0: no action)."
+            )
+
     @staticmethod
     def _check_integer(key: str, value: np.ndarray, name: str) -> None:
         if np.issubdtype(value.dtype, np.integer):
@@ -558,6 +606,8 @@ class SequenceSchema:
             config["features"] = {name: f.get_config() for name, f in self.features.items()}
         if self.item_features:
             config["item_features"] = {name: f.get_config() for name, f in self.item_features.items()}
+        if self.actions is not None:
+            config["actions"] = self.actions
         return config
 
     @classmethod

@@ -1,5 +1,6 @@
 """Reusable layers of long-sequence CTR models (keras + keras.ops only)."""
 
+from keras_lsrec.layers.action_encoding import ActionEncoding
 from keras_lsrec.layers.augru import AUGRU
 from keras_lsrec.layers.bag_pooling import BagPooling
 from keras_lsrec.layers.candidate_set_attention import CandidateSetAttention
@@ -30,6 +31,7 @@ from keras_lsrec.layers.transact_encoder import TransActEncoder
 __all__ = [
     "AUGRU",
     "MLP",
+    "ActionEncoding",
     "BagPooling",
     "CandidateSetAttention",
     "CollisionPooling",

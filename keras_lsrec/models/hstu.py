@@ -9,7 +9,8 @@ import keras
 from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
-from keras_lsrec.data.schema import SequenceSchema, history_key, target_key
+from keras_lsrec.data.schema import ACTION, SequenceSchema, history_key, target_key
+from keras_lsrec.layers.action_encoding import ActionEncoding
 from keras_lsrec.layers.hstu_block import HSTUBlock
 from keras_lsrec.layers.mfalcon_mask import mfalcon_positions
 from keras_lsrec.layers.row_features import RowFeatures
@@ -31,7 +32,11 @@ class HSTU(SequenceModel):
 
     Tokens: the item-side embeddings of the history events and of the C
     candidates (one table per field, as every model; the `time` embedding
-    too when the schema has times), preceded, when the schema has per-row
+    too when the schema has times), plus, when the schema has `actions`, an
+    `ActionEncoding` of what the user did with each event (`history_action`,
+    one vector per action kind summed over the set bits) and, on every
+    candidate, one more learned vector, "action unknown" (a candidate's
+    action is what is predicted: no input carries it); preceded, when the schema has per-row
     features, by one contextual token (the features' `RowFeatures`
     projected to the token width). `num_blocks` `HSTUBlock`s transform the
     sequence `[context | history | candidates]` under the M-FALCON pattern:
@@ -132,6 +137,11 @@ class HSTU(SequenceModel):
         candidates = target if schema.has_candidates else ops.expand_dims(target, 1)
         present = ops.not_equal(inputs[target_key("item")], 0)
         present = present if schema.has_candidates else ops.expand_dims(present, 1)
+        if schema.actions is not None:  # the extra kind `schema.actions`: a candidate's unknown action
+            actions = ActionEncoding(schema.actions + 1, width, name="action_encoding")
+            history = history + actions(inputs[history_key(ACTION)])
+            unknown = ops.full_like(ops.cast(present, "int32"), 1 << schema.actions)
+            candidates = candidates + actions(unknown)
 
         tokens, num_context = [history, candidates], 0
         if schema.features:

@@ -217,7 +217,8 @@ class Client:
 
         Args:
             history: `{field: (L,) ids}` of the user's events, oldest first
-                (`time` too when the model uses it), and each item feature's
+                (`time` too when the model uses it, `action` when its schema has
+                actions), and each item feature's
                 `(L, M|D)` values (but those of `held_item_features`).
             candidates: `{field: (C,) ids}` of the candidates, and each item
                 feature's `(C, M|D)` values (but those of `held_item_features`).

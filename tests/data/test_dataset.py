@@ -306,3 +306,32 @@ def test_a_damaged_saved_dataset_is_refused_naming_the_file(tmp_path, make_event
         SequenceDataset.load(str(tmp_path / "short"))
     with pytest.raises(ValueError, match=re.escape("`batch_size` must be a positive integer")):
         SequenceDataset.load(str(tmp_path / "good"), batch_size=0)  # the caller's override, named as such
+
+
+def test_sequence_dataset_actions_gather_the_history_only_and_round_trip(tmp_path):
+    """`actions=(K, flat)`: `history_action` holds the bitmasks of each history's own events, left-
+    padded like the ids; saved and loaded with the sequences; a bad bitmask is named at construction."""
+    sequences, offsets, examples, vocab = sequence_parts()
+    flat = np.array([1, 0, 3, 2, 1])
+    data = SequenceDataset(sequences, offsets, examples, max_len=3, vocab_sizes=vocab, actions=(2, flat))
+    assert data.schema.actions == 2
+    x, _ = data[0]
+    # Histories: user 0 before event 2 -> events 0, 1; before 3 -> 0, 1, 2; user 1 before 4 -> event 3.
+    np.testing.assert_array_equal(x["history_item"], [[0, 1, 2], [1, 2, 3], [0, 0, 4]])
+    np.testing.assert_array_equal(x["history_action"], [[0, 1, 0], [1, 0, 3], [0, 0, 2]])
+    assert "target_action" not in x
+    data.save(str(tmp_path / "d"))
+    loaded = SequenceDataset.load(str(tmp_path / "d"))
+    assert loaded.schema == data.schema
+    np.testing.assert_array_equal(loaded[0][0]["history_action"], x["history_action"])
+    with pytest.raises(ValueError, match=r"`actions\[1\]` holds 4 at actions\[1\]\[2\]"):
+        SequenceDataset(
+            sequences,
+            offsets,
+            examples,
+            max_len=3,
+            vocab_sizes=vocab,
+            actions=(2, with_entry({"a": flat}, "a", 2, 4)["a"]),
+        )
+    with pytest.raises(ValueError, match=r"one bitmask per stored event \(5\)"):
+        SequenceDataset(sequences, offsets, examples, max_len=3, vocab_sizes=vocab, actions=(2, flat[:4]))

@@ -164,7 +164,8 @@ def test_loader_arguments_are_checked_before_reading(tmp_path, kwargs, message):
 
 
 def expected_requests(events, num_candidates, max_len, window_ms):
-    """Every request by a direct loop: (user, history left-padded, candidates, labels)."""
+    """Every request by a direct loop: (user, history left-padded, candidates, labels, time of the
+    last candidate, the history's actions left-padded)."""
     out = []
     for user, group in events.groupby("user", sort=True):
         items, actions, times = (group[c].to_numpy() for c in ("item", "action", "timestamp"))
@@ -176,9 +177,17 @@ def expected_requests(events, num_candidates, max_len, window_ms):
                 continue
             history = items[max(0, end - max_len) : end]
             padded = np.concatenate([np.zeros(max_len - len(history), int), history])
+            done = actions[max(0, end - max_len) : end]
             labels = (actions[end : end + num_candidates] & 1) > 0
             out.append(
-                (user, padded, items[end : end + num_candidates], labels, times[end + num_candidates - 1])
+                (
+                    user,
+                    padded,
+                    items[end : end + num_candidates],
+                    labels,
+                    times[end + num_candidates - 1],
+                    np.concatenate([np.zeros(max_len - len(done), int), done]),
+                )
             )
     return out
 
@@ -188,9 +197,8 @@ def all_requests(splits):
     for name in ("train", "validation", "test"):
         x, y = splits[name].arrays()
         for i in range(len(y)):
-            rows.append(
-                (name, int(splits[name].users[i]) + 1, x["history_item"][i], x["target_item"][i], y[i])
-            )
+            user = int(splits[name].users[i]) + 1
+            rows.append((name, user, x["history_item"][i], x["target_item"][i], y[i], x["history_action"][i]))
     return rows
 
 
@@ -206,11 +214,17 @@ def test_candidate_windows_against_a_direct_construction(tmp_path, window_ms):
     assert len(got) == len(expected) > 0
     assert 2 not in {r[1] for r in got}  # the user with 3 events has no history before its last 3
     by_user = {}
-    for (name, user, history, targets, labels), (user_, history_, targets_, labels_, _) in zip(
-        got, expected, strict=True
-    ):
+    for (name, user, history, targets, labels, actions), (
+        user_,
+        history_,
+        targets_,
+        labels_,
+        _,
+        actions_,
+    ) in zip(got, expected, strict=True):
         assert user == user_
         np.testing.assert_array_equal(history, history_)
+        np.testing.assert_array_equal(actions, actions_)  # the history's only: never a candidate's
         np.testing.assert_array_equal(targets, targets_)
         np.testing.assert_array_equal(labels, labels_.astype("float32"))
         by_user.setdefault(user, set()).add(name)
@@ -220,8 +234,10 @@ def test_candidate_windows_against_a_direct_construction(tmp_path, window_ms):
     names = ["train"] * cut[0] + ["validation"] * (cut[1] - cut[0]) + ["test"] * (len(owners) - cut[1])
     assert [by_user[u] for u in owners] == [{n} for n in names]
     schema = splits["train"].schema
-    assert schema.candidates == C and schema.max_len == L and schema.has_time
+    assert schema.candidates == C and schema.max_len == L and schema.has_time and schema.actions == 8
     x, y = splits["train"][0]
+    assert "target_action" not in x  # a candidate's action is its label
+    assert "history_action" not in candidate_windows(events, num_candidates=C, actions=False)["train"][0][0]
     assert x["target_item"].shape == y.shape == (len(y), C)
     assert x["history_time"][0].tolist() == [(L - i) * (h != 0) for i, h in enumerate(x["history_item"][0])]
 
@@ -258,6 +274,7 @@ def test_windows_shorter_than_the_candidates_and_the_time_split(tmp_path):
         (dict(split="random"), "`split` must be one of"),
         (dict(fractions=(0.9, 0.2)), "`fractions` must be"),
         (dict(max_len=-1), "`max_len` must be a positive integer"),
+        (dict(actions=1), "`actions` must be True or False"),
     ],
 )
 def test_candidate_windows_arguments(kwargs, message):

@@ -35,6 +35,11 @@ def test_schema_inputs_and_config():
         (dict(vocab_sizes={"item": 5}, max_len=0), "max_len"),
         (dict(vocab_sizes={"item": 5}, max_len=5, candidates=0), "candidates"),
         (dict(vocab_sizes={"item": 5, "bad name": 3}, max_len=5), "identifier"),
+        (dict(vocab_sizes={"item": 5, "action": 3}, max_len=5), "actions"),
+        (dict(vocab_sizes={"item": 5}, max_len=5, actions=0), "actions"),
+        (dict(vocab_sizes={"item": 5}, max_len=5, actions=31), "actions"),
+        (dict(vocab_sizes={"item": 5}, max_len=5, actions=True), "actions"),
+        (dict(vocab_sizes={"item": 5}, max_len=5, features={"action": "categorical:4"}), "action"),
     ],
 )
 def test_schema_rejects_bad_arguments(kwargs, match):
@@ -144,3 +149,26 @@ def test_pad_histories_of_new_users_and_zero_length():
         pad_histories([[1]], 2, dtype="not a dtype")
     with pytest.raises(ValueError, match="`sequences` must be a list of id sequences"):
         pad_histories("123", 2)
+
+
+def test_actions_are_a_history_only_bitmask():
+    """`history_action` (B, L): bitmasks of `actions` kinds; no target key; round-trips; validated."""
+    schema = SequenceSchema({"item": 10}, max_len=4, candidates=3, actions=3)
+    assert sorted(schema.inputs()) == ["history_action", "history_item", "target_item"]
+    assert schema.has_actions and schema.vocab_size("history_action") == 8
+    assert SequenceSchema.from_config(schema.get_config()) == schema
+    assert "actions" not in SequenceSchema({"item": 10}, max_len=4).get_config()  # old configs unchanged
+    batch = schema.random_batch(6, seed=1)
+    schema.validate(batch)
+    assert (
+        batch["history_action"].max() < 8 and (batch["history_action"][batch["history_item"] == 0] == 0).all()
+    )
+    for value, where in ((8, "[1, 2]"), (-1, "[1, 2]")):
+        bad = {**batch, "history_action": batch["history_action"].copy()}
+        bad["history_action"][1, 2] = value
+        with pytest.raises(
+            ValueError, match=rf"`history_action` holds {value} at history_action\{where[:-1]}\]"
+        ):
+            schema.validate(bad)
+    with pytest.raises(ValueError, match="history_action.*integer"):
+        schema.validate({**batch, "history_action": batch["history_action"] + 0.5})

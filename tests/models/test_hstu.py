@@ -1,10 +1,10 @@
 """HSTU's own properties: M-FALCON scores equal single-candidate passes, query
-blocks change no number, contextual tokens, positions alone without times."""
+blocks change no number, contextual tokens, action encoding, positions alone without times."""
 
 import keras
 import numpy as np
 import pytest
-from test_case import small_batch, to_numpy
+from test_case import TestCase, only_under, small_batch, to_numpy
 
 from keras_lsrec.data import synthetic
 from keras_lsrec.models import HSTU
@@ -117,3 +117,35 @@ def test_rematerialised_blocks_train_as_kept_ones(row_data):
         weights.append([to_numpy(v) for v in model.weights])
     for a, b in zip(*weights, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def with_actions(data, kinds=3, seed=0):
+    """`data`'s schema with `actions=kinds` and a batch of it with random actions at the events."""
+    schema = data.schema.replace(candidates="variable" if data.schema.has_candidates else None, actions=kinds)
+    x, y = small_batch(data, 8)
+    actions = np.random.default_rng(seed).integers(0, 1 << kinds, x["history_item"].shape)
+    x["history_action"] = np.where(x["history_item"] != 0, actions, 0).astype("int32")
+    return schema, x, y
+
+
+def test_actions_reach_the_history_and_candidates_carry_an_unknown_action(candidate_data):
+    schema, x, _ = with_actions(candidate_data)
+    model = HSTU(schema, **SMALL)
+    encoding = model.get_layer("action_encoding")
+    assert encoding.num_actions == schema.actions + 1  # the kinds, then "unknown" on the candidates
+    encoding.embeddings.assign(
+        np.random.default_rng(3).normal(size=encoding.embeddings.shape).astype("float32")
+    )
+    assert_one_pass_equals_single_passes(model, x)
+    flipped = {**x, "history_action": np.where(x["history_item"] != 0, 7 - x["history_action"], 0)}
+    assert not np.allclose(scores(model, flipped), scores(model, x))  # what the user did matters
+    # No action and an action of kind 0 only differ; padding's action value changes nothing.
+    padded = {**x, "history_action": np.where(x["history_item"] != 0, x["history_action"], 5)}
+    np.testing.assert_allclose(scores(model, padded), scores(model, x), atol=1e-6)
+
+
+@only_under("tensorflow", why="the whole model contract (SavedModel included) once, on one backend")
+class TestHSTUWithActions(TestCase):
+    def test_contract_with_actions(self, row_data):
+        schema, x, y = with_actions(row_data)
+        self.run_model_test(HSTU, SMALL, schema, x, y)

@@ -75,3 +75,33 @@ def test_features_are_served_as_the_model_scores_them(data, tmp_path):
             client.close()
     finally:
         server.stop()
+
+
+def test_hstu_actions_are_served_with_the_history(data, tmp_path):
+    """`history_action` travels with the history: the batch and request signatures score as the
+    model, the server refuses a bitmask outside the schema's kinds, `Client.score` takes it."""
+    from keras_lsrec.models import HSTU
+
+    schema = data.schema.replace(actions=3)
+    model = HSTU(schema, embedding_dim=4, key_dim=4, mlp_units=(8,))
+    base = str(tmp_path / "hstu")
+    loaded = tf.saved_model.load(serving.export(model, base))
+    batch = schema.random_batch(5, seed=1)
+    np.testing.assert_allclose(serve(loaded, "serving_default", schema, batch), call(model, batch), atol=1e-5)
+    request = model.request_form()
+    rx = request.schema.random_batch(2, candidates=4, seed=2)
+    assert "history_action" in rx and "target_action" not in rx
+    np.testing.assert_allclose(serve(loaded, "serving_request", schema, rx), call(request, rx), atol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="history_action"):
+        serve(loaded, "serving_request", schema, dict(rx, history_action=rx["history_action"] + 8))
+    server = ModelServer(base).start()
+    try:
+        client = serving.Client(server.rest_url, "hstu", schema=schema, timeout=30)
+        history = {k.removeprefix("history_"): v[0] for k, v in rx.items() if k.startswith("history_")}
+        candidates = {k.removeprefix("target_"): v[0] for k, v in rx.items() if k.startswith("target_")}
+        np.testing.assert_allclose(client.score(history, candidates), call(request, rx)[0], atol=1e-5)
+        with pytest.raises(ValueError, match="history_action"):
+            client.score({**history, "action": history["action"] + 8}, candidates)
+        client.close()
+    finally:
+        server.stop()
