@@ -558,18 +558,21 @@ class SequenceDataset(ShuffledBatches):
         os.makedirs(directory, exist_ok=True)
         sequences_dir = sequences_dir or directory
         os.makedirs(sequences_dir, exist_ok=True)
+        config, arrays = self._stored()
         if not os.path.isfile(os.path.join(sequences_dir, "offsets.npy")):
-            for field, flat in self.sequences.items():
-                np.save(os.path.join(sequences_dir, f"sequence_{field}.npy"), flat)
+            for name, values in arrays.items():
+                np.save(os.path.join(sequences_dir, f"{name}.npy"), values)
             np.save(os.path.join(sequences_dir, "offsets.npy"), self.offsets)
-            for name, table in self.item_tables.items():
-                np.save(os.path.join(sequences_dir, f"item_{name}.npy"), table)
-            if self.event_actions is not None:
-                np.save(os.path.join(sequences_dir, "actions.npy"), self.event_actions)
         for key, values in self.examples.items():
             np.save(os.path.join(directory, f"example_{key}.npy"), values)
-        config = dict(
-            sequences=os.path.relpath(sequences_dir, directory),
+        config["sequences"] = os.path.relpath(sequences_dir, directory)
+        with open(os.path.join(directory, "dataset.json"), "w") as f:
+            json.dump(config, f, indent=1)
+
+    def _stored(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """What `save` writes: the description, and the per-event and per-item arrays by file
+        name (stored once for datasets that share their sequences)."""
+        config: dict[str, Any] = dict(
             fields=list(self.sequences),
             examples=list(self.examples),
             max_len=self.max_len,
@@ -581,10 +584,12 @@ class SequenceDataset(ShuffledBatches):
             features={n: f.get_config() for n, f in self.features.items()},
             item_features={n: f.get_config() for n, f in self.item_features.items()},
         )
-        if self.action_kinds is not None:
+        arrays = {f"sequence_{field}": flat for field, flat in self.sequences.items()}
+        arrays.update({f"item_{name}": table for name, table in self.item_tables.items()})
+        if self.event_actions is not None:
             config["actions"] = self.action_kinds
-        with open(os.path.join(directory, "dataset.json"), "w") as f:
-            json.dump(config, f, indent=1)
+            arrays["actions"] = self.event_actions
+        return config, arrays
 
     @classmethod
     def load(cls, directory: str, mmap: bool = True, **overrides: Any) -> SequenceDataset:
@@ -604,6 +609,7 @@ class SequenceDataset(ShuffledBatches):
             fields, names = config.pop("fields"), config.pop("examples")
             specs = config.pop("item_features", {})
             action_kinds = config.pop("actions", None)
+            candidates = config.pop("candidates", None)
         except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSONDecodeError is a ValueError
             raise ValueError(
                 f"{description} is not a description written by SequenceDataset.save: {error!r}"
@@ -625,8 +631,12 @@ class SequenceDataset(ShuffledBatches):
         if action_kinds is not None:
             config["actions"] = (action_kinds, read("actions", shared))
         offsets = read("offsets", shared)
+        kind: type[SequenceDataset] = cls
+        if candidates is not None:  # candidate-set requests (`candidate_windows`)
+            kind = CandidateSets
+            config.update(candidates=candidates, event_labels=read("event_labels", shared))
         try:
-            return cls(sequences, offsets, examples, **{**config, **overrides})
+            return kind(sequences, offsets, examples, **{**config, **overrides})
         except ValueError as error:
             if any(f"`{name}" in str(error) for name in overrides):
                 raise  # an override of the caller's, named by the message
@@ -637,6 +647,64 @@ class SequenceDataset(ShuffledBatches):
             f"SequenceDataset({self.num_examples:,} examples of {len(self.offsets) - 1:,} users, "
             f"max_len={self.max_len}, batch_size={self.batch_size}, shuffle={self.shuffle})"
         )
+
+
+class CandidateSets(SequenceDataset):
+    """A `SequenceDataset` of candidate-set requests (`candidate_windows`): the targets of an example are the
+    `candidates` events of its user from `end` on, labelled by `event_labels` (one per stored
+    event), both gathered at batch time; its history, the events before `end`. `examples` holds,
+    as for the base class, the first candidate's ids and label."""
+
+    def __init__(
+        self,
+        sequences: Any,
+        offsets: Any,
+        examples: Any,
+        *,
+        candidates: int,
+        event_labels: np.ndarray,
+        **kwargs: Any,
+    ) -> None:
+        self.candidates = int(candidates)
+        self.event_labels = np.asarray(event_labels)
+        super().__init__(sequences, offsets, examples, **kwargs)
+        events = len(self.sequences["item"])
+        if self.event_labels.shape != (events,):
+            raise ValueError(
+                f"`event_labels` must hold one label per stored event ({events}). "
+                f"Received shape {self.event_labels.shape}."
+            )
+        self.schema.validate_labels(self.sequences["item"], self.event_labels)
+        users, ends = self.examples["user"], self.examples["end"]
+        beyond = ends + self.candidates > self.offsets[users + 1]
+        if beyond.any():
+            i = int(np.argmax(beyond))
+            raise ValueError(
+                f"`examples['end'][{i}]` = {ends[i]}: its {self.candidates} candidates run past the "
+                f"events of user {users[i]} (which end at {self.offsets[users[i] + 1]})."
+            )
+
+    @property
+    def schema(self) -> SequenceSchema:
+        return super().schema.replace(candidates=self.candidates)
+
+    def rows(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The requests at `rows`: histories as the base class, `(B, C)` targets and labels."""
+        batch, _ = super().rows(rows)
+        ends = self.examples["end"][rows].astype("int64")
+        index = ends[:, None] + np.arange(self.candidates)[None, :]
+        for field, flat in self.sequences.items():
+            batch[target_key(field)] = np.asarray(flat[index]).astype("int32")
+        for name, feature in self.item_features.items():
+            table = self.item_tables[name]
+            batch[target_key(name)] = np.asarray(table[batch[target_key("item")]]).astype(feature.dtype)
+        return batch, np.asarray(self.event_labels[index]).astype("float32")
+
+    def _stored(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        config, arrays = super()._stored()
+        config["candidates"] = self.candidates
+        arrays["event_labels"] = self.event_labels
+        return config, arrays
 
 
 def concatenate_users(

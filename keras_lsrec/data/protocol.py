@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from keras_lsrec.data.cache import CACHE_FORMAT, file_sha256, prepare
-from keras_lsrec.data.dataset import SequenceDataset, concatenate_users
+from keras_lsrec.data.dataset import CandidateSets, SequenceDataset, concatenate_users
 from keras_lsrec.data.readers.kuairand import ACTION_BITS
-from keras_lsrec.data.schema import SequenceSchema, target_key
+from keras_lsrec.data.schema import target_key
 from keras_lsrec.validation import check_choice, check_flag, check_integer
 
 __all__ = ["CACHE_FORMAT", "candidate_windows", "dare_protocol", "file_sha256", "leave_last_out", "prepare"]
@@ -187,7 +187,8 @@ def candidate_windows(
         labels `(B, C)`; their `schema` has `candidates=C`, so
         `keras_lsrec.models.HSTU(splits["train"].schema)` trains on them. The
         candidates are gathered from the stored sequences (the events from each
-        request's `end` on), never copied. They cannot be `save`d yet.
+        request's `end` on), never copied. `save` / `SequenceDataset.load` keep
+        them so.
     """
     num_candidates = check_integer("num_candidates", num_candidates, 1, requirement="a positive integer")
     max_len = check_integer("max_len", max_len, 1, requirement="a positive integer")
@@ -236,7 +237,7 @@ def candidate_windows(
         first = ends[rows]
         examples = {"user": users[rows], "end": first, "label": event_labels[first]}
         examples.update({target_key(f): sequences[f][first] for f in fields})
-        out[name] = _CandidateSets(
+        out[name] = CandidateSets(
             sequences,
             offsets,
             examples,
@@ -267,64 +268,6 @@ def _check_fractions(fractions: Any) -> tuple[float, float]:
             f"(test is the rest). Received: `fractions={fractions!r}`"
         )
     return float(values[0]), float(values[1])
-
-
-class _CandidateSets(SequenceDataset):
-    """A `SequenceDataset` of candidate-set requests: the targets of an example are the
-    `candidates` events of its user from `end` on, labelled by `event_labels` (one per stored
-    event), both gathered at batch time; its history, the events before `end`. `examples` holds,
-    as for the base class, the first candidate's ids and label."""
-
-    def __init__(
-        self,
-        sequences: Any,
-        offsets: Any,
-        examples: Any,
-        *,
-        candidates: int,
-        event_labels: np.ndarray,
-        **kwargs: Any,
-    ) -> None:
-        self.candidates = int(candidates)
-        self.event_labels = np.asarray(event_labels)
-        super().__init__(sequences, offsets, examples, **kwargs)
-        events = len(self.sequences["item"])
-        if self.event_labels.shape != (events,):
-            raise ValueError(
-                f"`event_labels` must hold one label per stored event ({events}). "
-                f"Received shape {self.event_labels.shape}."
-            )
-        self.schema.validate_labels(self.sequences["item"], self.event_labels)
-        users, ends = self.examples["user"], self.examples["end"]
-        beyond = ends + self.candidates > self.offsets[users + 1]
-        if beyond.any():
-            i = int(np.argmax(beyond))
-            raise ValueError(
-                f"`examples['end'][{i}]` = {ends[i]}: its {self.candidates} candidates run past the "
-                f"events of user {users[i]} (which end at {self.offsets[users[i] + 1]})."
-            )
-
-    @property
-    def schema(self) -> SequenceSchema:
-        return super().schema.replace(candidates=self.candidates)
-
-    def rows(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """The requests at `rows`: histories as the base class, `(B, C)` targets and labels."""
-        batch, _ = super().rows(rows)
-        ends = self.examples["end"][rows].astype("int64")
-        index = ends[:, None] + np.arange(self.candidates)[None, :]
-        for field, flat in self.sequences.items():
-            batch[target_key(field)] = np.asarray(flat[index]).astype("int32")
-        for name, feature in self.item_features.items():
-            table = self.item_tables[name]
-            batch[target_key(name)] = np.asarray(table[batch[target_key("item")]]).astype(feature.dtype)
-        return batch, np.asarray(self.event_labels[index]).astype("float32")
-
-    def save(self, directory: str, sequences_dir: str | None = None) -> None:
-        raise NotImplementedError(
-            "Candidate-set datasets (`candidate_windows`) cannot be saved yet: build them again from "
-            "the events table (or save that table)."
-        )
 
 
 def _is_int(value: Any) -> bool:

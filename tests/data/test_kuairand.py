@@ -292,8 +292,6 @@ def test_hstu_trains_on_the_requests(tmp_path):
 
     events = load_kuairand(write_log(tmp_path / "log.csv", sorted_rows()), progress=False)
     splits = candidate_windows(events, num_candidates=2, max_len=6, batch_size=4, fractions=(0.75, 0.0))
-    with pytest.raises(NotImplementedError):
-        splits["train"].save(str(tmp_path / "train"))
     model = HSTU(splits["train"].schema, embedding_dim=4, key_dim=4, mlp_units=(8,))
     model.compile(optimizer="adam", loss="binary_crossentropy")
     history = model.fit(splits["train"], epochs=1, steps_per_epoch=1, shuffle=False, verbose=0)
@@ -301,3 +299,22 @@ def test_hstu_trains_on_the_requests(tmp_path):
     scores = model.predict(splits["test"], verbose=0)
     assert scores.shape == (splits["test"].num_examples, 2)
     assert np.isfinite(keras.ops.convert_to_numpy(scores)).all()
+
+
+def test_candidate_sets_save_and_load_sharing_their_sequences(tmp_path):
+    from keras_lsrec.data import SequenceDataset
+
+    events = load_kuairand(write_log(tmp_path / "log.csv", sorted_rows()), progress=False)
+    splits = candidate_windows(events, num_candidates=2, max_len=6, batch_size=4, fractions=(0.5, 0.25))
+    for name, split in splits.items():
+        split.save(str(tmp_path / name), sequences_dir=str(tmp_path / "events"))
+    for name, split in splits.items():
+        loaded = SequenceDataset.load(str(tmp_path / name))
+        assert type(loaded) is type(split) and loaded.schema == split.schema
+        assert loaded.schema.candidates == 2 and loaded.schema.actions == 8
+        (x, y), (x_, y_) = split.arrays(), loaded.arrays()
+        assert x.keys() == x_.keys()
+        for key in x:
+            np.testing.assert_array_equal(x_[key], x[key], err_msg=key)
+        np.testing.assert_array_equal(y_, y)
+    assert len(list((tmp_path / "events").glob("event_labels.npy"))) == 1  # stored once for the splits
