@@ -650,10 +650,11 @@ class SequenceDataset(ShuffledBatches):
 
 
 class CandidateSets(SequenceDataset):
-    """A `SequenceDataset` of candidate-set requests (`candidate_windows`): the targets of an example are the
-    `candidates` events of its user from `end` on, labelled by `event_labels` (one per stored
-    event), both gathered at batch time; its history, the events before `end`. `examples` holds,
-    as for the base class, the first candidate's ids and label."""
+    """A `SequenceDataset` of candidate-set requests (`candidate_windows`): the targets of an
+    example are the `candidates` events of its user from `end` on, labelled by `event_labels`
+    (one per stored event), both gathered at batch time; its history, the events before `end`.
+    `examples` holds, as for the base class, the first candidate's ids and label. `save` adds
+    `candidates` and the event labels; `SequenceDataset.load` returns this class for them."""
 
     def __init__(
         self,
