@@ -322,9 +322,36 @@ def summarise(records: list[dict[str, Any]]) -> str:
                 rows.append(row + [f"{gauc:.4f}", f"{auc:.4f}", "", "", ""])
         out.append(f"\n#### {dataset}\n")
         out.append(common.markdown_table(header, rows))
+        parity = parity_rows({k: v for k, v in groups.items() if k[0] == dataset})
+        if parity:
+            out.append(
+                "\nOurs against FuxiCTR on these files (test AUC, mean over seeds; "
+                "the bar: within 0.005 or better)\n"
+            )
+            out.append(
+                common.markdown_table(["model", "L", "ours", "seeds (ours / FuxiCTR)", "gap", "bar"], parity)
+            )
     if any(published(d, "din", 100) for d in (k[0] for k in groups)):
         out.append(f"\nPublished numbers: {PUBLISHED_SOURCE}")
     return "\n".join(out)
+
+
+def parity_rows(groups: dict[tuple, list[dict[str, Any]]]) -> list[list[Any]]:
+    """Per model and L run by both libraries: each variant of ours against FuxiCTR, the AUC gap
+    (ours - FuxiCTR) and whether it meets issue 29's bar (within 0.005 or better)."""
+    rows = []
+    for key, peer in sorted(groups.items()):
+        if key[3] != "fuxictr":
+            continue
+        reference = statistics.mean(r["auc"] for r in peer)
+        for other, runs in sorted(groups.items()):
+            if other[1:3] == key[1:3] and other[3] != "fuxictr":
+                gap = statistics.mean(r["auc"] for r in runs) - reference
+                verdict = "met" if gap >= -0.005 else "not met"
+                rows.append(
+                    [key[2].upper(), key[1], other[5], f"{len(runs)} / {len(peer)}", f"{gap:+.4f}", verdict]
+                )
+    return rows
 
 
 def main() -> None:

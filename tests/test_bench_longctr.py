@@ -38,3 +38,28 @@ def test_longctr_protocol_runs_on_generated_files(tmp_path, monkeypatch, capsys)
     assert 0.0 <= record["auc"] <= 1.0 and 0.0 <= record["gauc"] <= 1.0 and record["logloss"] > 0
     assert "| DIN | 20 | keras_lsrec |" in out
     assert "| fuxictr |" not in out
+
+
+@only_under("tensorflow", why="a table of the script; backend-independent")
+def test_parity_table_states_the_gap_and_the_bar(monkeypatch):
+    script = load_script(monkeypatch)
+
+    def run(library, variant, auc):
+        return dict(
+            dataset="d", length=100, model="din", library=library, backend="b", variant=variant, auc=auc
+        )
+
+    groups = {}
+    for record in [run("fuxictr", "fuxictr", 0.77), run("fuxictr", "fuxictr", 0.78)] + [
+        run("keras_lsrec", "fuxictr", 0.7690),
+        run("keras_lsrec", "defaults", 0.7640),
+    ]:
+        key = tuple(record[k] for k in ("dataset", "length", "model", "library", "backend", "variant"))
+        groups.setdefault(key, []).append(record)
+    rows = script.parity_rows(groups)
+    assert rows == [
+        ["DIN", 100, "defaults", "1 / 2", "-0.0110", "not met"],
+        ["DIN", 100, "fuxictr", "1 / 2", "-0.0060", "not met"],
+    ]
+    groups[("d", 100, "din", "keras_lsrec", "b", "fuxictr")][0]["auc"] = 0.7705
+    assert script.parity_rows(groups)[1][4:] == ["-0.0045", "met"]
