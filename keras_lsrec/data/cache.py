@@ -456,10 +456,11 @@ def _temporary(cache_dir: str, kind: str) -> str:
 
 
 def _same_sequences(a: SequenceDataset, b: SequenceDataset) -> bool:
+    arrays_a, arrays_b = a._stored()[1], b._stored()[1]  # sequences, item tables, actions, labels
     return (
         a.offsets is b.offsets
-        and a.sequences.keys() == b.sequences.keys()
-        and all(a.sequences[f] is b.sequences[f] for f in a.sequences)
+        and arrays_a.keys() == arrays_b.keys()
+        and all(arrays_a[name] is arrays_b[name] for name in arrays_a)
     )
 
 

@@ -301,7 +301,8 @@ class SequenceDataset(ShuffledBatches):
                 "`actions` must be a pair (number of action kinds, one bitmask per stored event). "
                 f"Received: {type(actions).__name__}"
             )
-        self.action_kinds = None if actions is None else actions[0]
+        kinds = None if actions is None else check_integer("actions[0]", actions[0], 1, MAX_ACTIONS)
+        self.action_kinds = kinds
         self.event_actions = None if actions is None else _array(actions[1])
         needed = ["user", "end", "label"] + [target_key(f) for f in fields] + list(self.features)
         missing = [k for k in needed if k not in examples]
@@ -457,6 +458,10 @@ class SequenceDataset(ShuffledBatches):
         for name, feature in self.features.items():
             if isinstance(feature, Categorical) and feature.vocab_size > schema.vocab_size(name):
                 schema.validate_ids(name, self.examples[name], name=f"examples[{name!r}]")
+        kinds = self.action_kinds
+        if self.event_actions is not None and kinds is not None and schema.actions is not None:
+            if kinds > schema.actions:  # bitmasks of more kinds than the model encodes
+                schema.validate_actions(self.event_actions, name="actions[1]")
         for name, feature in self.item_features.items():
             key = history_key(name)
             if isinstance(feature, Categorical) and feature.vocab_size > schema.vocab_size(key):
@@ -551,18 +556,26 @@ class SequenceDataset(ShuffledBatches):
     def save(self, directory: str, sequences_dir: str | None = None) -> None:
         """Writes the arrays (`.npy`, memory-mappable) and a `dataset.json`.
 
-        `sequences_dir` (default: `directory`) is where the sequences and
-        offsets go; datasets over the same users (the splits of a protocol)
-        can share one copy. If it already holds them, they are not rewritten.
+        `sequences_dir` (default: `directory`) is where the per-event arrays
+        (sequences, offsets, actions, a candidate set's labels) and the item
+        tables go; datasets over the same users (the splits of a protocol)
+        can share one copy. An array it already holds is not rewritten; one
+        that differs from this dataset's is refused (`ValueError` naming the file).
         """
         os.makedirs(directory, exist_ok=True)
         sequences_dir = sequences_dir or directory
         os.makedirs(sequences_dir, exist_ok=True)
         config, arrays = self._stored()
-        if not os.path.isfile(os.path.join(sequences_dir, "offsets.npy")):
-            for name, values in arrays.items():
-                np.save(os.path.join(sequences_dir, f"{name}.npy"), values)
-            np.save(os.path.join(sequences_dir, "offsets.npy"), self.offsets)
+        for name, values in {**arrays, "offsets": self.offsets}.items():
+            path = os.path.join(sequences_dir, f"{name}.npy")
+            if not os.path.isfile(path):
+                np.save(path, values)
+            elif not np.array_equal(np.load(path, mmap_mode="r"), values):
+                raise ValueError(
+                    f"{path} already holds other values: `sequences_dir` is shared only by datasets "
+                    "over the same events (and, for candidate sets, the same labels); save this one "
+                    "to another folder."
+                )
         for key, values in self.examples.items():
             np.save(os.path.join(directory, f"example_{key}.npy"), values)
         config["sequences"] = os.path.relpath(sequences_dir, directory)
@@ -644,7 +657,7 @@ class SequenceDataset(ShuffledBatches):
 
     def __repr__(self) -> str:
         return (
-            f"SequenceDataset({self.num_examples:,} examples of {len(self.offsets) - 1:,} users, "
+            f"{type(self).__name__}({self.num_examples:,} examples of {len(self.offsets) - 1:,} users, "
             f"max_len={self.max_len}, batch_size={self.batch_size}, shuffle={self.shuffle})"
         )
 

@@ -202,7 +202,7 @@ def candidate_windows(
     sequences, offsets, _ = concatenate_users(events, fields)
     times = events["timestamp"].to_numpy().astype("int64")
     bit = ACTION_BITS[label]
-    event_actions = events["action"].to_numpy().astype("int64")
+    event_actions = _action_bitmasks(events)
     event_labels = ((event_actions & bit) != 0).astype("float32")
     user_of_event = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     # Windows: runs of one user's events in one window; a request needs C events and a history.
@@ -253,6 +253,26 @@ def candidate_windows(
             actions=(len(ACTION_BITS), event_actions.astype("int32")) if actions else None,
         )
     return out
+
+
+def _action_bitmasks(events: Any) -> np.ndarray:
+    """`events["action"]` as int64, or a `ValueError` naming the first value that is not a bitmask of
+    KuaiRand's actions (`ACTION_BITS`), its row and its index."""
+    values = events["action"].to_numpy()
+    limit = 1 << len(ACTION_BITS)
+    if not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(
+            "`events['action']` must hold integer bitmasks (`load_kuairand`'s). "
+            f"Received dtype {values.dtype}."
+        )
+    bad = (values < 0) | (values >= limit)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(
+            f"`events['action']` holds {values[row]} at row {row} (index {events.index[row]!r}): a bitmask "
+            f"of KuaiRand's {len(ACTION_BITS)} actions ({', '.join(ACTION_BITS)}) lies in [0, {limit})."
+        )
+    return values.astype("int64")
 
 
 def _check_fractions(fractions: Any) -> tuple[float, float]:

@@ -58,7 +58,8 @@ class SequenceSchema:
     impression without a click). It exists for the history only: a
     candidate's action is what the model predicts, so the batch never
     carries it (`HSTU` reads it; the other models ignore it). Data with one
-    action id `a` per event maps it to the bitmask `1 << (a - 1)`.
+    action id per event maps it to a bitmask with one bit: `1 << (a - 1)` for
+    ids from 1 (0 = no action), `1 << a` for ids from 0.
     Id 0 is padding in every field; the mask is `history_item != 0`. Ids of a
     field lie in `[0, vocab_sizes[f])`.
 

@@ -44,8 +44,10 @@ def normalize(logits, mask, normalizer: str):
         weights = ops.softmax(masked_logits(logits, mask), axis=-1)
     elif normalizer == "sigmoid":
         weights = ops.sigmoid(logits)
+    elif mask is not None:  # `where`, not a product: an overflowed padding logit is not inf * 0
+        return ops.where(mask, logits, ops.zeros_like(logits))
     else:
-        weights = logits
+        return logits
     if mask is not None:
         weights = weights * ops.cast(mask, weights.dtype)
     return weights

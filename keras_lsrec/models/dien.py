@@ -9,6 +9,7 @@ from typing import Any
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.data.schema import SequenceSchema
 from keras_lsrec.layers.augru import AUGRU
+from keras_lsrec.layers.masking import NORMALIZERS
 from keras_lsrec.layers.next_event_loss import NextEventLoss
 from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
@@ -20,7 +21,7 @@ from keras_lsrec.models.wiring import (
     split_inputs,
     tower_input,
 )
-from keras_lsrec.validation import check_positive, check_range
+from keras_lsrec.validation import check_choice, check_positive, check_range
 
 
 @keras_lsrec_export
@@ -102,6 +103,8 @@ class DIEN(SequenceModel):
         **kwargs: Any,
     ) -> None:
         check_positive(embedding_dim=embedding_dim)
+        # Raw weights ("none") would scale AUGRU's update gate without bound, compounding over L steps.
+        check_choice("normalizer", normalizer, NORMALIZERS[:2])
         check_range("auxiliary_loss_weight", auxiliary_loss_weight, 0.0, math.inf, high_inclusive=False)
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema)

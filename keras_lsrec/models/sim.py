@@ -9,6 +9,7 @@ from keras import ops
 
 from keras_lsrec.api_export import keras_lsrec_export
 from keras_lsrec.data.schema import SequenceSchema, history_key, target_key
+from keras_lsrec.layers.masking import NORMALIZERS
 from keras_lsrec.layers.target_attention import TargetAttention
 from keras_lsrec.layers.top_k_retrieval import TopKRetrieval
 from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
@@ -108,6 +109,7 @@ class SIM(SequenceModel):
     ) -> None:
         check_positive(embedding_dim=embedding_dim, k=k, num_heads=num_heads)
         check_choice("search", search, SEARCHES)
+        check_choice("normalizer", normalizer, NORMALIZERS[:2])  # raw dot products: DIN's "none" only
         if search == "hard":
             check_choice("search_field", search_field, tuple(schema.fields))
         inputs = schema.inputs()

@@ -335,3 +335,52 @@ def test_sequence_dataset_actions_gather_the_history_only_and_round_trip(tmp_pat
         )
     with pytest.raises(ValueError, match=r"one bitmask per stored event \(5\)"):
         SequenceDataset(sequences, offsets, examples, max_len=3, vocab_sizes=vocab, actions=(2, flat[:4]))
+
+
+def test_actions_against_a_model_of_fewer_kinds_and_a_shared_folder(tmp_path):
+    """A model encoding fewer action kinds than the dataset stores: its bitmasks are checked, the
+    first one out of range named. A shared `sequences_dir` refuses arrays that differ from its own."""
+    sequences, offsets, examples, vocab = sequence_parts()
+    data = SequenceDataset(
+        sequences, offsets, examples, max_len=3, vocab_sizes=vocab, actions=(3, np.array([1, 0, 3, 2, 1]))
+    )
+    assert data.check_schema(data.schema.replace(actions=2))  # every stored bitmask fits 2 kinds
+    wide = SequenceDataset(
+        sequences, offsets, examples, max_len=3, vocab_sizes=vocab, actions=(3, np.array([1, 0, 4, 2, 1]))
+    )
+    with pytest.raises(ValueError, match=r"`actions\[1\]` holds 4 at actions\[1\]\[2\].*actions=2 kinds"):
+        wide.check_schema(wide.schema.replace(actions=2))
+    data.save(str(tmp_path / "a"), sequences_dir=str(tmp_path / "events"))
+    with pytest.raises(ValueError, match=r"actions\.npy already holds other values"):
+        wide.save(str(tmp_path / "b"), sequences_dir=str(tmp_path / "events"))
+    plain = SequenceDataset(sequences, offsets, examples, max_len=3, vocab_sizes=vocab)
+    plain.save(str(tmp_path / "c"), sequences_dir=str(tmp_path / "events"))  # the same events: shared
+    assert SequenceDataset.load(str(tmp_path / "c")).schema == plain.schema
+    for bad in (0, 31, np.int64(4) + 0.5, "3"):
+        with pytest.raises(ValueError, match=r"`actions\[0\]` must be an integer in \[1, 30\]"):
+            SequenceDataset(
+                sequences, offsets, examples, max_len=3, vocab_sizes=vocab, actions=(bad, np.zeros(5, int))
+            )
+    assert (
+        SequenceDataset(
+            sequences,
+            offsets,
+            examples,
+            max_len=3,
+            vocab_sizes=vocab,
+            actions=(np.int64(2), np.zeros(5, int)),
+        ).action_kinds
+        == 2
+    )
+
+
+def test_array_dataset_infers_and_checks_actions():
+    schema = SequenceSchema({"item": 10}, max_len=5, actions=3)
+    x = schema.random_batch(6, seed=2)
+    assert (
+        ArrayDataset(x, np.ones(6, "float32")).checked_schema.actions
+        == int(x["history_action"].max()).bit_length()
+    )
+    x["history_action"][2, 4] = 8
+    with pytest.raises(ValueError, match=r"`history_action` holds 8 at history_action\[2, 4\]"):
+        ArrayDataset(x, np.ones(6, "float32"), schema=schema)

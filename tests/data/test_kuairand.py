@@ -283,6 +283,10 @@ def test_candidate_windows_arguments(kwargs, message):
         candidate_windows(events, **kwargs)
     with pytest.raises(ValueError, match="lacks column"):
         candidate_windows(events.drop(columns="action"))
+    with pytest.raises(ValueError, match=r"`events\['action'\]` holds 256 at row 1 \(index 1\)"):
+        candidate_windows(events.assign(action=[1, 256]), num_candidates=1)
+    with pytest.raises(ValueError, match=r"`events\['action'\]` must hold integer bitmasks"):
+        candidate_windows(events.assign(action=[1.0, 0.5]), num_candidates=1)
 
 
 def test_hstu_trains_on_the_requests(tmp_path):

@@ -139,7 +139,7 @@ def test_actions_reach_the_history_and_candidates_carry_an_unknown_action(candid
     assert_one_pass_equals_single_passes(model, x)
     flipped = {**x, "history_action": np.where(x["history_item"] != 0, 7 - x["history_action"], 0)}
     assert not np.allclose(scores(model, flipped), scores(model, x))  # what the user did matters
-    # No action and an action of kind 0 only differ; padding's action value changes nothing.
+    # What padding carries as its action changes nothing (padded tokens are masked).
     padded = {**x, "history_action": np.where(x["history_item"] != 0, x["history_action"], 5)}
     np.testing.assert_allclose(scores(model, padded), scores(model, x), atol=1e-6)
 

@@ -9,16 +9,14 @@ import pytest
 from test_case import TestCase, small_batch, to_numpy
 
 from keras_lsrec.losses import CandidateSetLoss
-from keras_lsrec.models import DARE, DIN, IFA, SAM, TWIN
+from keras_lsrec.models import DARE, DIEN, DIN, IFA, SAM, SIM, TWIN
 from keras_lsrec.models.wiring import most_recent
 
 SMALL = dict(mlp_units=(8,))
 ROW_CASES = {
     "din_dot": (DIN, dict(embedding_dim=4, scorer="dot", **SMALL)),
-    "din_window_raw_weights": (
-        DIN,
-        dict(embedding_dim=4, history_window=20, attention_units=(6,), normalizer="none", **SMALL),
-    ),
+    "din_window": (DIN, dict(embedding_dim=4, history_window=20, attention_units=(6,), **SMALL)),
+    "din_raw_weights": (DIN, dict(embedding_dim=4, attention_units=(6,), normalizer="none", **SMALL)),
     "din_dice_sigmoid": (
         DIN,
         dict(
@@ -108,6 +106,9 @@ class TestVariants(TestCase):
             (lambda s: DARE(s, auxiliary_loss_weight=-1), "auxiliary_loss_weight"),
             (lambda s: DIN(s, history_window=0), "history_window"),
             (lambda s: DIN(s, scorer="cosine"), "scorer"),
+            (lambda s: SAM(s, normalizer="none"), "normalizer"),  # raw weights: DIN's only
+            (lambda s: DIEN(s, normalizer="none"), "normalizer"),
+            (lambda s: SIM(s, normalizer="none"), "normalizer"),
             (lambda s: TWIN(s, num_heads=0), "num_heads"),
             (lambda s: SAM(s, num_passes=0), "num_passes"),
             (lambda s: SAM(s, enhance_steps=-2), "enhance_steps"),
