@@ -231,6 +231,8 @@ def candidate_windows(
         part[order] = np.searchsorted(cut, np.arange(len(ends)), side="right")
     vocab = {f: _vocab_size(events, f) for f in fields}
     tables = events.attrs.get("item_features") if item_features else None
+    # One copy of the per-event arrays for the three splits (stored once, saved once).
+    stored_actions = (len(ACTION_BITS), event_actions.astype("int32")) if actions else None
     out = {}
     for index, name in enumerate(SPLITS):
         rows = np.sort(np.flatnonzero(part == index))
@@ -250,7 +252,7 @@ def candidate_windows(
             seed=seed,
             time=time,
             item_features=tables,
-            actions=(len(ACTION_BITS), event_actions.astype("int32")) if actions else None,
+            actions=stored_actions,
         )
     return out
 

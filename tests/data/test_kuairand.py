@@ -310,6 +310,7 @@ def test_candidate_sets_save_and_load_sharing_their_sequences(tmp_path):
 
     events = load_kuairand(write_log(tmp_path / "log.csv", sorted_rows()), progress=False)
     splits = candidate_windows(events, num_candidates=2, max_len=6, batch_size=4, fractions=(0.5, 0.25))
+    assert splits["train"].event_actions is splits["test"].event_actions  # one copy for the splits
     for name, split in splits.items():
         split.save(str(tmp_path / name), sequences_dir=str(tmp_path / "events"))
     for name, split in splits.items():
