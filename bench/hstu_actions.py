@@ -7,14 +7,16 @@ The events are generated in `load_kuairand`'s table form (user, item, action
 bitmask, millisecond timestamp) with a signal that only the actions carry, as
 in KuaiRand, whose logs hold every impression, clicked or not: the items of a
 history say little about the user, what the user did with them says a lot.
-Each item belongs to one of `--categories` categories; each user likes
-`--liked` of them. Every event is an impression of a uniformly drawn item,
+Each item belongs to one of `--categories` categories (an id field of the
+events beside the item, as KuaiRand's video tags could be); each user likes
+`--liked` of them. Every event, one a minute, is an impression of a uniformly drawn item,
 clicked (bit 1) with probability 0.8 when the user likes its category and 0.1
 otherwise; a click on a liked category is also a like (bit 2) with
-probability 0.5. `candidate_windows` (one request per user, its last 10
-events the candidates, labelled by their click bit, dlrm_v3's user split) then
-builds the requests with `actions=True` (the history's bitmasks in
-`history_action`) or `actions=False`.
+probability 0.5. `candidate_windows` (10-minute windows: each window's last
+`CANDIDATES` events are a request's candidates, labelled by their click bit,
+the events before them its history; dlrm_v3's user split) then builds the
+requests with `actions=True` (the history's bitmasks in `history_action`) or
+`actions=False`.
 
 Each run trains `HSTU` (defaults, `embedding_dim=16`; Adam `--learning-rate`,
 batch 128) for `--epochs` epochs, keeps the epoch of the best validation AUC
@@ -36,6 +38,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 CLICK, LIKE = 1, 2
+CANDIDATES = 5
+WINDOW_MS = 600_000  # 10 events a window
 
 
 def generate(users: int, items: int, categories: int, liked: int, seed: int):
@@ -56,7 +60,9 @@ def generate(users: int, items: int, categories: int, liked: int, seed: int):
     action = CLICK * clicked + LIKE * liked_it
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     timestamp = 1_650_000_000_000 + 60_000 * (np.arange(len(user)) - np.repeat(offsets[:-1], lengths))
-    events = pd.DataFrame({"user": user, "item": item, "action": action, "timestamp": timestamp})
+    events = pd.DataFrame(
+        {"user": user, "item": item, "category": category[item] + 1, "action": action, "timestamp": timestamp}
+    )
     return events, probability
 
 
@@ -70,7 +76,14 @@ def worker(args: argparse.Namespace) -> None:
 
     events, probability = generate(args.users, args.items, args.categories, args.liked, args.data_seed)
     splits = candidate_windows(
-        events, num_candidates=10, max_len=args.max_len, batch_size=128, seed=args.seed, actions=args.actions
+        events,
+        num_candidates=CANDIDATES,
+        max_len=args.max_len,
+        window_ms=WINDOW_MS,
+        fields=("item", "category"),
+        batch_size=128,
+        seed=args.seed,
+        actions=args.actions,
     )
     keras.utils.set_random_seed(args.seed)
     model = HSTU(splits["train"].schema, embedding_dim=16)
@@ -86,9 +99,9 @@ def worker(args: argparse.Namespace) -> None:
             scores = metrics.evaluate(model, x_test, y_test, tests.users)
             best = (epoch, valid, scores)
     assert best is not None
-    # The generator's probabilities of the test candidates: each request's last 10 events.
+    # The generator's probabilities of the test candidates: the CANDIDATES events from each request's end.
     ends = tests.examples["end"].astype("int64")
-    bayes = probability[ends[:, None] + np.arange(10)[None, :]]
+    bayes = probability[ends[:, None] + np.arange(CANDIDATES)[None, :]]
     epoch, _, scores = best
     common.emit(
         actions=args.actions,
@@ -117,12 +130,12 @@ def main() -> None:
     )
     parser.add_argument("--backend", default="jax")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--users", type=int, default=3000)
+    parser.add_argument("--users", type=int, default=1500)
     parser.add_argument("--items", type=int, default=300)
     parser.add_argument("--categories", type=int, default=12)
     parser.add_argument("--liked", type=int, default=3)
     parser.add_argument("--max-len", type=int, default=60)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--learning-rate", type=float, default=0.005)
     parser.add_argument(
         "--save", default=os.path.join(os.path.dirname(__file__), "results", "hstu_actions.jsonl")
