@@ -570,6 +570,8 @@ class SequenceDataset(ShuffledBatches):
             path = os.path.join(sequences_dir, f"{name}.npy")
             if not os.path.isfile(path):
                 np.save(path, values)
+            elif _maps_file(values, path):
+                continue  # loaded from this very file: nothing to write or compare
             elif not np.array_equal(np.load(path, mmap_mode="r"), values):
                 raise ValueError(
                     f"{path} already holds other values: `sequences_dir` is shared only by datasets "
@@ -851,3 +853,14 @@ def schema_covers(wanted: SequenceSchema, checked: SequenceSchema) -> str | None
 
 def _array(values: Any) -> np.ndarray:
     return values if isinstance(values, np.ndarray) else np.asarray(values)
+
+
+def _maps_file(values: Any, path: str) -> bool:
+    """Whether `values` is the whole array of the `.npy` file at `path`, memory-mapped
+    (a loaded dataset saved again): a C-contiguous map of that file with its shape
+    can only be all of it, in order."""
+    if not (isinstance(values, np.memmap) and values.filename and values.flags.c_contiguous):
+        return False
+    stored = np.load(path, mmap_mode="r")
+    same = values.shape == stored.shape and values.dtype == stored.dtype
+    return same and os.path.samefile(values.filename, path)

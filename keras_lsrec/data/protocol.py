@@ -232,7 +232,7 @@ def candidate_windows(
     vocab = {f: _vocab_size(events, f) for f in fields}
     tables = events.attrs.get("item_features") if item_features else None
     # One copy of the per-event arrays for the three splits (stored once, saved once).
-    stored_actions = (len(ACTION_BITS), event_actions.astype("int32")) if actions else None
+    stored_actions = (len(ACTION_BITS), event_actions) if actions else None
     out = {}
     for index, name in enumerate(SPLITS):
         rows = np.sort(np.flatnonzero(part == index))
@@ -258,8 +258,8 @@ def candidate_windows(
 
 
 def _action_bitmasks(events: Any) -> np.ndarray:
-    """`events["action"]` as int64, or a `ValueError` naming the first value that is not a bitmask of
-    KuaiRand's actions (`ACTION_BITS`), its row and its index."""
+    """`events["action"]` as int32 (once checked, every value fits), or a `ValueError` naming the
+    first value that is not a bitmask of KuaiRand's actions (`ACTION_BITS`), its row and its index."""
     values = events["action"].to_numpy()
     limit = 1 << len(ACTION_BITS)
     if not np.issubdtype(values.dtype, np.integer):
@@ -274,7 +274,7 @@ def _action_bitmasks(events: Any) -> np.ndarray:
             f"`events['action']` holds {values[row]} at row {row} (index {events.index[row]!r}): a bitmask "
             f"of KuaiRand's {len(ACTION_BITS)} actions ({', '.join(ACTION_BITS)}) lies in [0, {limit})."
         )
-    return values.astype("int64")
+    return values.astype("int32")
 
 
 def _check_fractions(fractions: Any) -> tuple[float, float]:

@@ -1,5 +1,6 @@
 """ArrayDataset and SequenceDataset: seeded order, batches in the library's format, save/load, fit."""
 
+import os
 import re
 
 import keras
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from keras_lsrec.data import ArrayDataset, SequenceDataset, SequenceSchema, dare_protocol, leave_last_out
+from keras_lsrec.data.dataset import _maps_file
 
 
 def test_array_dataset_seeded_order_covers_every_row_once_per_epoch():
@@ -308,12 +310,17 @@ def test_a_damaged_saved_dataset_is_refused_naming_the_file(tmp_path, make_event
         SequenceDataset.load(str(tmp_path / "good"), batch_size=0)  # the caller's override, named as such
 
 
+def actions_dataset(actions=None):
+    """`sequence_parts()` (5 events of 2 users) as a dataset, with `actions=(K, flat)` if given."""
+    sequences, offsets, examples, vocab = sequence_parts()
+    return SequenceDataset(sequences, offsets, examples, max_len=3, vocab_sizes=vocab, actions=actions)
+
+
 def test_sequence_dataset_actions_gather_the_history_only_and_round_trip(tmp_path):
     """`actions=(K, flat)`: `history_action` holds the bitmasks of each history's own events, left-
     padded like the ids; saved and loaded with the sequences; a bad bitmask is named at construction."""
-    sequences, offsets, examples, vocab = sequence_parts()
     flat = np.array([1, 0, 3, 2, 1])
-    data = SequenceDataset(sequences, offsets, examples, max_len=3, vocab_sizes=vocab, actions=(2, flat))
+    data = actions_dataset((2, flat))
     assert data.schema.actions == 2
     x, _ = data[0]
     # Histories: user 0 before event 2 -> events 0, 1; before 3 -> 0, 1, 2; user 1 before 4 -> event 3.
@@ -325,53 +332,38 @@ def test_sequence_dataset_actions_gather_the_history_only_and_round_trip(tmp_pat
     assert loaded.schema == data.schema
     np.testing.assert_array_equal(loaded[0][0]["history_action"], x["history_action"])
     with pytest.raises(ValueError, match=r"`actions\[1\]` holds 4 at actions\[1\]\[2\]"):
-        SequenceDataset(
-            sequences,
-            offsets,
-            examples,
-            max_len=3,
-            vocab_sizes=vocab,
-            actions=(2, with_entry({"a": flat}, "a", 2, 4)["a"]),
-        )
+        actions_dataset((2, with_entry({"a": flat}, "a", 2, 4)["a"]))
     with pytest.raises(ValueError, match=r"one bitmask per stored event \(5\)"):
-        SequenceDataset(sequences, offsets, examples, max_len=3, vocab_sizes=vocab, actions=(2, flat[:4]))
+        actions_dataset((2, flat[:4]))
 
 
 def test_actions_against_a_model_of_fewer_kinds_and_a_shared_folder(tmp_path):
     """A model encoding fewer action kinds than the dataset stores: its bitmasks are checked, the
-    first one out of range named. A shared `sequences_dir` refuses arrays that differ from its own."""
-    sequences, offsets, examples, vocab = sequence_parts()
-    data = SequenceDataset(
-        sequences, offsets, examples, max_len=3, vocab_sizes=vocab, actions=(3, np.array([1, 0, 3, 2, 1]))
-    )
+    first one out of range named. A shared `sequences_dir` refuses arrays that differ from its own,
+    and takes a loaded dataset's own memory-mapped arrays back without comparing them."""
+    data = actions_dataset((3, np.array([1, 0, 3, 2, 1])))
     assert data.check_schema(data.schema.replace(actions=2))  # every stored bitmask fits 2 kinds
-    wide = SequenceDataset(
-        sequences, offsets, examples, max_len=3, vocab_sizes=vocab, actions=(3, np.array([1, 0, 4, 2, 1]))
-    )
+    wide = actions_dataset((3, np.array([1, 0, 4, 2, 1])))
     with pytest.raises(ValueError, match=r"`actions\[1\]` holds 4 at actions\[1\]\[2\].*actions=2 kinds"):
         wide.check_schema(wide.schema.replace(actions=2))
-    data.save(str(tmp_path / "a"), sequences_dir=str(tmp_path / "events"))
+    events = str(tmp_path / "events")
+    data.save(str(tmp_path / "a"), sequences_dir=events)
     with pytest.raises(ValueError, match=r"actions\.npy already holds other values"):
-        wide.save(str(tmp_path / "b"), sequences_dir=str(tmp_path / "events"))
-    plain = SequenceDataset(sequences, offsets, examples, max_len=3, vocab_sizes=vocab)
-    plain.save(str(tmp_path / "c"), sequences_dir=str(tmp_path / "events"))  # the same events: shared
+        wide.save(str(tmp_path / "b"), sequences_dir=events)
+    plain = actions_dataset()
+    plain.save(str(tmp_path / "c"), sequences_dir=events)  # the same events: shared
     assert SequenceDataset.load(str(tmp_path / "c")).schema == plain.schema
+    loaded = SequenceDataset.load(str(tmp_path / "a"))
+    stored = loaded.event_actions
+    path = os.path.join(events, "actions.npy")
+    assert _maps_file(stored, path)
+    assert not any(_maps_file(view, path) for view in (stored[1:], stored[::-1], np.array(stored)))
+    loaded.save(str(tmp_path / "a2"), sequences_dir=events)
+    assert SequenceDataset.load(str(tmp_path / "a2")).schema == data.schema
     for bad in (0, 31, np.int64(4) + 0.5, "3"):
         with pytest.raises(ValueError, match=r"`actions\[0\]` must be an integer in \[1, 30\]"):
-            SequenceDataset(
-                sequences, offsets, examples, max_len=3, vocab_sizes=vocab, actions=(bad, np.zeros(5, int))
-            )
-    assert (
-        SequenceDataset(
-            sequences,
-            offsets,
-            examples,
-            max_len=3,
-            vocab_sizes=vocab,
-            actions=(np.int64(2), np.zeros(5, int)),
-        ).action_kinds
-        == 2
-    )
+            actions_dataset((bad, np.zeros(5, int)))
+    assert actions_dataset((np.int64(2), np.zeros(5, int))).action_kinds == 2
 
 
 def test_array_dataset_infers_and_checks_actions():
