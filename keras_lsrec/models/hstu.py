@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from keras_lsrec.data.schema import ACTION, SequenceSchema, history_key, target_
 from keras_lsrec.layers.action_encoding import ActionEncoding
 from keras_lsrec.layers.hstu_block import HSTUBlock
 from keras_lsrec.layers.mfalcon_mask import mfalcon_positions
+from keras_lsrec.layers.next_event_loss import NextEventLoss
 from keras_lsrec.layers.row_features import RowFeatures
 from keras_lsrec.models.base import CANDIDATES, ROW, SequenceModel
 from keras_lsrec.models.wiring import (
@@ -52,6 +54,14 @@ class HSTU(SequenceModel):
     schema has `history_time`, of log buckets of the time differences (the
     candidates' time is 0, "now"); without times it runs on positions alone.
 
+    In training, `auxiliary_loss_weight > 0` adds a next-event loss over the
+    history (`NextEventLoss`, as DIEN's): each history token's output, which
+    has seen the events up to its own (causal), scores the embedding of the
+    event that follows above an in-batch negative. It is a share of the
+    paper's generative training, which supervises every position of the
+    sequence rather than the candidates' labels alone; scores and serving do
+    not change.
+
     Each candidate's output token `h` goes to the tower as `[e_t, h, e_t * h]`
     with `e_t` the candidate's embedding (plus the per-row features, as for
     every model). Cost O((K + L + C)^2 d) per block, against O(L d) for DIN
@@ -77,6 +87,8 @@ class HSTU(SequenceModel):
         query_block_size: queries per attention block (memory), or `None`.
         remat: recompute each block's scores in the backward pass (training
             memory bounded by one query block, for one more attention forward).
+        auxiliary_loss_weight: weight of the next-event loss over the
+            history in training; 0 disables it.
         mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower: the
             tower (see `DIN`); `l2` also applies to the blocks' kernels.
 
@@ -101,6 +113,7 @@ class HSTU(SequenceModel):
         "num_heads": ("choice", [1, 2, 4]),
         "key_dim": ("choice", [8, 16, 32]),
         "block_dropout": ("choice", [0.0, 0.1, 0.2]),
+        "auxiliary_loss_weight": ("choice", [0.0, 0.5, 1.0]),
     }
 
     def __init__(
@@ -117,6 +130,7 @@ class HSTU(SequenceModel):
         block_dropout: float = 0.0,
         query_block_size: int | None = 512,
         remat: bool = True,
+        auxiliary_loss_weight: float = 0.0,
         mlp_units: Sequence[int] = (200, 80),
         mlp_activation: str = "prelu",
         input_batch_norm: bool = False,
@@ -128,6 +142,7 @@ class HSTU(SequenceModel):
         check_positive(embedding_dim=embedding_dim, num_blocks=num_blocks)
         check_positive(allow_none=True, max_distance=max_distance)
         check_range("block_dropout", block_dropout, 0.0, 1.0, high_inclusive=False)
+        check_range("auxiliary_loss_weight", auxiliary_loss_weight, 0.0, math.inf, high_inclusive=False)
         inputs = schema.inputs()
         target_ids, history_ids, mask = split_inputs(inputs, schema)
         embedding = item_embedding(schema, embedding_dim)
@@ -137,6 +152,7 @@ class HSTU(SequenceModel):
         candidates = target if schema.has_candidates else ops.expand_dims(target, 1)
         present = ops.not_equal(inputs[target_key("item")], 0)
         present = present if schema.has_candidates else ops.expand_dims(present, 1)
+        events = [history, candidates]  # what each token is (no action), for the next-event loss
         if schema.actions is not None:  # the extra kind `schema.actions`: a candidate's unknown action
             actions = ActionEncoding(schema.actions + 1, width, name="action_encoding")
             history = history + actions(inputs[history_key(ACTION)])
@@ -152,6 +168,7 @@ class HSTU(SequenceModel):
                 width, kernel_regularizer=kernel_regularizer(l2), name="context_projection"
             )(row)
             tokens.insert(0, ops.expand_dims(ops.cast(context, history.dtype), 1))
+            events.insert(0, tokens[0])
             num_context = 1
         sequence = ops.concatenate(tokens, axis=1)
         positions, valid = mfalcon_positions(mask, present, num_context)
@@ -179,6 +196,12 @@ class HSTU(SequenceModel):
                 name=f"hstu_block_{index}",
             )(sequence, positions, mask=valid, times=times)
         output = keras.layers.LayerNormalization(epsilon=1e-6, name="output_norm")(sequence)
+        if auxiliary_loss_weight:  # each history token's output scores the event after it
+            nothing = ops.zeros_like(present)
+            history_only = ops.concatenate([nothing[:, :num_context], mask, nothing], axis=1)
+            output = NextEventLoss(auxiliary_loss_weight, name="auxiliary_loss")(
+                output, ops.concatenate(events, axis=1), mask=history_only
+            )
         interest = LastTokens(name="candidate_tokens")(output, candidates)
         if not schema.has_candidates:
             interest = ops.squeeze(interest, 1)

@@ -7,7 +7,9 @@ import pytest
 from test_case import TestCase, only_under, small_batch, to_numpy
 
 from keras_lsrec.data import synthetic
+from keras_lsrec.layers import NextEventLoss
 from keras_lsrec.models import HSTU
+from keras_lsrec.models.wiring import split_inputs
 
 SMALL = dict(embedding_dim=4, key_dim=4, mlp_units=(8,))
 
@@ -97,6 +99,7 @@ def test_runs_on_positions_alone_without_times(row_data):
         (dict(max_distance=0), "max_distance"),
         (dict(query_block_size=0), "query_block_size"),
         (dict(num_heads=0), "num_heads"),
+        (dict(auxiliary_loss_weight=-1.0), "auxiliary_loss_weight"),
     ],
 )
 def test_rejects_bad_arguments(row_data, kwargs, match):
@@ -117,6 +120,30 @@ def test_rematerialised_blocks_train_as_kept_ones(row_data):
         weights.append([to_numpy(v) for v in model.weights])
     for a, b in zip(*weights, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_next_event_loss_over_the_history_in_training_only(row_data):
+    """`auxiliary_loss_weight=w` adds w x `NextEventLoss` of the history tokens' outputs against the
+    next events' embeddings (the candidates and padding make no pair), through the row-sparse step
+    as DIEN's; the scores and inference do not change."""
+    x, y = small_batch(row_data, 8)
+    losses, weights = [], None
+    for weight in (0.0, 2.0):
+        keras.utils.set_random_seed(0)
+        model = HSTU(row_data.schema, auxiliary_loss_weight=weight, **SMALL)
+        weights = model.get_weights() if weights is None else weights
+        model.set_weights(weights)
+        model.compile(keras.optimizers.SGD(0.0), "binary_crossentropy", table_min_rows=0)
+        assert model.table_training is not None and model.table_training.active
+        losses.append(float(model.train_on_batch(x, y)))
+    states = to_numpy(keras.Model(model.inputs, model.get_layer("output_norm").output)(x))
+    history = to_numpy(model.get_layer("embedding")(split_inputs(x, row_data.schema)[1]))
+    events = np.concatenate([history, np.zeros_like(history[:, :1])], axis=1)  # history, candidate
+    mask = np.concatenate([x["history_item"] != 0, np.zeros((8, 1), bool)], axis=1)
+    expected = 2.0 * to_numpy(NextEventLoss(1.0).loss(states, events, mask))
+    assert expected > 0.2
+    np.testing.assert_allclose(losses[1] - losses[0], expected, rtol=1e-4)
+    np.testing.assert_allclose(float(model.evaluate(x, y, verbose=0)), losses[0], rtol=1e-5)
 
 
 def with_actions(data, kinds=3, seed=0):
