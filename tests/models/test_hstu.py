@@ -144,6 +144,10 @@ def test_next_event_loss_over_the_history_in_training_only(row_data):
     assert expected > 0.2
     np.testing.assert_allclose(losses[1] - losses[0], expected, rtol=1e-4)
     np.testing.assert_allclose(float(model.evaluate(x, y, verbose=0)), losses[0], rtol=1e-5)
+    # The default is 1; a `.keras` config from before the argument existed trains without it.
+    config = HSTU(row_data.schema, **SMALL).get_config()
+    assert config.pop("auxiliary_loss_weight") == 1.0
+    assert HSTU.from_config(config).hyperparameters["auxiliary_loss_weight"] == 0.0
 
 
 def with_actions(data, kinds=3, seed=0):
