@@ -103,6 +103,11 @@ class SequenceModel(Trainer):
     # (`keras_lsrec.data.cluster_histories`, `SequenceSchema(cluster_sizes=True)`):
     # the quickstart and the benchmarks cluster its data.
     READS_CLUSTERS: ClassVar[bool] = False
+    # Constructor arguments added after a model was first saved, each with the
+    # value a `.keras` file saved before it was trained with: `from_config` fills
+    # them in where a config lacks them. Read from the class itself, never
+    # inherited: a subclass's config records its own arguments.
+    SAVED_BEFORE: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -182,7 +187,7 @@ class SequenceModel(Trainer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]):
-        config = dict(config)
+        config = {**cls.__dict__.get("SAVED_BEFORE", {}), **config}
         schema = config.pop("schema")
         if not isinstance(schema, SequenceSchema):
             schema = SequenceSchema.from_config(schema)

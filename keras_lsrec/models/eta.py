@@ -64,6 +64,8 @@ class ETA(SequenceModel):
 
     # One target per row, or a candidate set per row (the request form: `request_form`).
     INPUT_FORMS = (ROW, CANDIDATES)
+    # Saved before `hash_position` existed: the hashes read the whole embedding.
+    SAVED_BEFORE = {"hash_position": True}
 
     SEARCH_SPACE = {
         **SequenceModel.SEARCH_SPACE,
@@ -108,8 +110,3 @@ class ETA(SequenceModel):
         tower_args = (mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower)
         outputs = predict_clicks(make_tower(*tower_args), tower_input(target, interest, True), inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]):
-        # Saved before `hash_position` existed: the hashes read the whole embedding.
-        return super().from_config({"hash_position": True, **config} if cls is ETA else config)

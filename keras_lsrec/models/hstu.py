@@ -107,6 +107,8 @@ class HSTU(SequenceModel):
 
     # One target per row (C = 1), or a candidate set per row (M-FALCON).
     INPUT_FORMS = (ROW, CANDIDATES)
+    # Saved before `auxiliary_loss_weight` existed: trained without the next-event loss.
+    SAVED_BEFORE = {"auxiliary_loss_weight": 0.0}
 
     SEARCH_SPACE = {
         **SequenceModel.SEARCH_SPACE,
@@ -210,11 +212,6 @@ class HSTU(SequenceModel):
         tower_args = (mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower)
         outputs = predict_clicks(make_tower(*tower_args), tower_input(target, interest, True), inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]):
-        # Saved before `auxiliary_loss_weight` existed: trained without the next-event loss.
-        return super().from_config({"auxiliary_loss_weight": 0.0, **config} if cls is HSTU else config)
 
 
 @keras_lsrec_export

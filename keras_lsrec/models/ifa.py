@@ -95,6 +95,8 @@ class IFA(SequenceModel):
         "candidate_attention": ("bool",),
     }
     INPUT_FORMS = (CANDIDATES,)
+    # Saved before the match reads existed: no `match_fields`.
+    SAVED_BEFORE = {"match_fields": ()}
 
     def __init__(
         self,
@@ -159,8 +161,3 @@ class IFA(SequenceModel):
         tower_args = (mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower)
         outputs = predict_clicks(make_tower(*tower_args), features, inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]):
-        # Files saved before the match reads existed hold no `match_fields`: they had none.
-        return super().from_config({"match_fields": (), **config})

@@ -78,6 +78,8 @@ class TWIN(SequenceModel):
 
     # One target per row, or a candidate set per row (the request form: `request_form`).
     INPUT_FORMS = (ROW, CANDIDATES)
+    # Saved before `short_window` existed: the search-only form.
+    SAVED_BEFORE = {"short_window": None}
 
     SEARCH_SPACE = {
         **SequenceModel.SEARCH_SPACE,
@@ -127,14 +129,6 @@ class TWIN(SequenceModel):
         tower_args = (mlp_units, mlp_activation, input_batch_norm, dropout, l2, tower)
         outputs = predict_clicks(make_tower(*tower_args), features, inputs, schema)
         super().__init__(schema=schema, inputs=inputs, outputs=outputs, **kwargs)
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]):
-        # A TWIN saved before `short_window` existed is the search-only form.
-        # (A subclass's config holds its own arguments: it is left as it is.)
-        if cls is TWIN:
-            config = {"short_window": None, **config}
-        return super().from_config(config)
 
 
 def cluster_log_sizes(inputs, dtype: str):
